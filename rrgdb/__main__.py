@@ -1,0 +1,5 @@
+"""`python -m rrgdb` runs the command-line interface."""
+
+from rrgdb.cli import main
+
+raise SystemExit(main())
