@@ -1,1 +1,195 @@
-"""rrgdb.native"""
+"""The native layer: ptrace, waitpid, tracee memory access and the spawn helper.
+
+cffi objects never leave this package: callers see ints, bytes and OSError.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rrgdb.native._rrgdb_native import ffi, lib
+
+# ptrace requests (x86-64 Linux ABI)
+PTRACE_PEEKUSER = 3
+PTRACE_POKEUSER = 6
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_SINGLESTEP = 9
+PTRACE_GETFPREGS = 14
+PTRACE_SYSCALL = 24
+PTRACE_SYSEMU = 31
+PTRACE_SYSEMU_SINGLESTEP = 32
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_SETSIGINFO = 0x4203
+PTRACE_INTERRUPT = 0x4207
+PTRACE_GET_SYSCALL_INFO = 0x420E
+
+PTRACE_O_TRACESYSGOOD = 0x01
+PTRACE_O_TRACEFORK = 0x02
+PTRACE_O_TRACEVFORK = 0x04
+PTRACE_O_TRACECLONE = 0x08
+PTRACE_O_TRACEEXEC = 0x10
+PTRACE_O_TRACEEXIT = 0x40
+PTRACE_O_TRACESECCOMP = 0x80
+PTRACE_O_EXITKILL = 0x100000
+
+PTRACE_EVENT_FORK = 1
+PTRACE_EVENT_VFORK = 2
+PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_EXEC = 4
+PTRACE_EVENT_EXIT = 6
+PTRACE_EVENT_SECCOMP = 7
+
+SYSCALL_INFO_NONE = 0
+SYSCALL_INFO_ENTRY = 1
+SYSCALL_INFO_EXIT = 2
+SYSCALL_INFO_SECCOMP = 3
+
+NT_PRFPREG = 2
+NT_X86_XSTATE = 0x202
+
+WALL = 0x40000000
+WNOHANG = 1
+
+USER_REGS_SIZE = lib.rr_user_regs_size()
+SIGINFO_SIZE = 128
+XSTATE_MAX = 4096
+
+
+def _check(result: int, what: str, pid: int = 0) -> int:
+    if result < 0:
+        err = ffi.errno
+        raise OSError(err, f"{what} (pid {pid}): {os.strerror(err)}")
+    return result
+
+
+def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
+    """Raw ptrace; raises OSError on failure (PEEK* results are returned as-is)."""
+    result = lib.rr_ptrace(request, pid, addr, data)
+    if result == -1 and ffi.errno != 0:
+        _check(-1, f"ptrace({request:#x})", pid)
+    return result
+
+
+def waitpid(pid: int, options: int = WALL) -> tuple[int, int]:
+    """waitpid with __WALL by default; returns (pid, raw status); (0, 0) for WNOHANG."""
+    status = ffi.new("int *")
+    got = _check(lib.rr_waitpid(pid, status, options), "waitpid", pid)
+    return got, status[0]
+
+
+def get_regs(pid: int) -> bytes:
+    """The raw 216-byte user_regs_struct of a stopped tracee."""
+    buf = ffi.new("char[]", USER_REGS_SIZE)
+    _check(lib.rr_getregs(pid, buf), "PTRACE_GETREGS", pid)
+    return ffi.buffer(buf)[:]
+
+
+def set_regs(pid: int, regs: bytes) -> None:
+    """Writes a raw user_regs_struct into a stopped tracee."""
+    _check(lib.rr_setregs(pid, regs), "PTRACE_SETREGS", pid)
+
+
+def get_regset(pid: int, note_type: int, size: int = XSTATE_MAX) -> bytes:
+    """PTRACE_GETREGSET (NT_PRFPREG: FXSAVE area; NT_X86_XSTATE: XSAVE area)."""
+    buf = ffi.new("char[]", size)
+    got = _check(lib.rr_getregset(pid, note_type, buf, size), "PTRACE_GETREGSET", pid)
+    return ffi.buffer(buf, got)[:]
+
+
+def set_regset(pid: int, note_type: int, data: bytes) -> None:
+    """PTRACE_SETREGSET with the given area."""
+    _check(lib.rr_setregset(pid, note_type, data, len(data)), "PTRACE_SETREGSET", pid)
+
+
+def syscall_info(pid: int) -> tuple[int, ...]:
+    """PTRACE_GET_SYSCALL_INFO as (op, nr, a0..a5, rval, is_error, ip, sp)."""
+    out = ffi.new("uint64_t[12]")
+    _check(lib.rr_syscall_info(pid, out), "PTRACE_GET_SYSCALL_INFO", pid)
+    return tuple(out)
+
+
+def get_siginfo(pid: int) -> bytes:
+    """The 128-byte siginfo of the signal a tracee is stopped for."""
+    buf = ffi.new("char[]", SIGINFO_SIZE)
+    _check(lib.rr_ptrace(PTRACE_GETSIGINFO, pid, 0, int(ffi.cast("uintptr_t", buf))),
+           "PTRACE_GETSIGINFO", pid)
+    return ffi.buffer(buf)[:]
+
+
+def set_siginfo(pid: int, siginfo: bytes) -> None:
+    """Replaces the siginfo of the signal a tracee is stopped for."""
+    buf = ffi.new("char[]", siginfo)
+    _check(lib.rr_ptrace(PTRACE_SETSIGINFO, pid, 0, int(ffi.cast("uintptr_t", buf))),
+           "PTRACE_SETSIGINFO", pid)
+
+
+def get_event_msg(pid: int) -> int:
+    """PTRACE_GETEVENTMSG (new tid, exit status, ...)."""
+    out = ffi.new("unsigned long *")
+    _check(lib.rr_ptrace(PTRACE_GETEVENTMSG, pid, 0, int(ffi.cast("uintptr_t", out))),
+           "PTRACE_GETEVENTMSG", pid)
+    return out[0]
+
+
+def read_memory(pid: int, addr: int, length: int) -> bytes:
+    """Reads tracee memory with process_vm_readv; may return fewer bytes at a mapping end."""
+    if length <= 0:
+        return b""
+    buf = ffi.new("char[]", length)
+    got = lib.rr_read_mem(pid, addr, buf, length)
+    if got < 0:
+        err = ffi.errno
+        raise OSError(err, f"cannot read {length} bytes at {addr:#x} (pid {pid})")
+    return ffi.buffer(buf, got)[:]
+
+
+def write_memory_vm(pid: int, addr: int, data: bytes) -> int:
+    """process_vm_writev (writable pages only); returns the byte count written."""
+    return _check(lib.rr_write_mem(pid, addr, data, len(data)), "process_vm_writev", pid)
+
+
+def debugreg_offset(index: int) -> int:
+    """Offset of u_debugreg[index] in struct user, for PTRACE_PEEKUSER/POKEUSER."""
+    return lib.rr_debugreg_offset(index)
+
+
+def tgkill(tgid: int, tid: int, sig: int) -> None:
+    """Sends a signal to one thread."""
+    _check(lib.rr_tgkill(tgid, tid, sig), "tgkill", tid)
+
+
+def perf_event_open(type_: int, config: int, sample_period: int, pid: int) -> int:
+    """Opens a (disabled) perf event for pid on any CPU; returns the fd."""
+    return _check(lib.rr_perf_event_open(type_, config, sample_period, pid, -1, -1, 0),
+                  "perf_event_open", pid)
+
+
+def rdtsc() -> int:
+    """The tracer's own time-stamp counter."""
+    return lib.rr_rdtsc()
+
+
+def rdtscp() -> tuple[int, int]:
+    """(tsc, TSC_AUX) read with rdtscp."""
+    aux = ffi.new("uint32_t *")
+    value = lib.rr_rdtscp(aux)
+    return value, aux[0]
+
+
+def spawn(path: str, argv: list[bytes], envp: list[bytes], cwd: str | None,
+          stack_limit: tuple[int, int] | None, no_core: bool, err_fd: int) -> int:
+    """Forks a stopped tracee (SIGSTOP) that will execve path; see stubs/spawn.c."""
+    keep = [ffi.new("char[]", a) for a in argv]
+    c_argv = ffi.new("char *[]", keep + [ffi.NULL])
+    keep_env = [ffi.new("char[]", e) for e in envp]
+    c_envp = ffi.new("char *[]", keep_env + [ffi.NULL])
+    limits = ffi.NULL
+    if stack_limit is not None or no_core:
+        limits = ffi.new("struct rrgdb_spawn_limits *")
+        soft, hard = stack_limit if stack_limit is not None else (0, 0)
+        limits.stack_soft, limits.stack_hard, limits.no_core = soft, hard, int(no_core)
+    c_cwd = ffi.new("char[]", cwd.encode()) if cwd else ffi.NULL
+    return _check(lib.rrgdb_spawn(path.encode(), c_argv, c_envp, c_cwd, limits, err_fd), "fork")

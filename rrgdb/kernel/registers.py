@@ -1,0 +1,88 @@
+"""Registers: the x86-64 user_regs_struct of one thread, as ptrace reads and writes it."""
+
+from __future__ import annotations
+
+import struct
+
+_LAYOUT = struct.Struct("<27Q")
+
+NAMES = (
+    "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx",
+    "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds",
+    "es", "fs", "gs",
+)
+INDEX = {name: i for i, name in enumerate(NAMES)}
+ARG_NAMES = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+_ARG_INDEX = tuple(INDEX[n] for n in ARG_NAMES)
+# Bits of eflags that ptrace stops and single-stepping set differently (TF, RF).
+_EFLAGS_VOLATILE = 0x100 | 0x10000
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value & (1 << 63) else value
+
+
+class Registers:
+    """A mutable copy of a thread's general registers, with named access."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: list[int]) -> None:
+        self.values = values
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Registers:
+        return cls(list(_LAYOUT.unpack(raw)))
+
+    def to_bytes(self) -> bytes:
+        return _LAYOUT.pack(*self.values)
+
+    def copy(self) -> Registers:
+        return Registers(list(self.values))
+
+    def __getattr__(self, name: str) -> int:
+        try:
+            return self.values[INDEX[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: int) -> None:
+        if name == "values":
+            object.__setattr__(self, name, value)
+        else:
+            self.values[INDEX[name]] = value & 0xFFFFFFFFFFFFFFFF
+
+    @property
+    def syscallno(self) -> int:
+        """The syscall number at a syscall stop (orig_rax, signed)."""
+        return _signed(self.values[INDEX["orig_rax"]])
+
+    @property
+    def result(self) -> int:
+        """rax as a signed value (a syscall's result)."""
+        return _signed(self.values[INDEX["rax"]])
+
+    def arg(self, n: int) -> int:
+        """The n-th syscall argument (0-based)."""
+        return self.values[_ARG_INDEX[n]]
+
+    def args(self) -> tuple[int, ...]:
+        v = self.values
+        return tuple(v[i] for i in _ARG_INDEX)
+
+    def set_arg(self, n: int, value: int) -> None:
+        self.values[_ARG_INDEX[n]] = value & 0xFFFFFFFFFFFFFFFF
+
+    def differences(self, other: Registers) -> list[str]:
+        """Names of registers that differ from other, as 'name: mine != other'."""
+        out = []
+        for i, (a, b) in enumerate(zip(self.values, other.values, strict=True)):
+            if NAMES[i] == "eflags":
+                a &= ~_EFLAGS_VOLATILE
+                b &= ~_EFLAGS_VOLATILE
+            if a != b:
+                out.append(f"{NAMES[i]} {a:#x} != {b:#x}")
+        return out
+
+    def __repr__(self) -> str:
+        return "Registers(" + ", ".join(f"{n}={v:#x}" for n, v in zip(NAMES, self.values)) + ")"

@@ -1,0 +1,97 @@
+"""Remote syscalls: make a stopped tracee execute a syscall on rrgdb's behalf.
+
+rrgdb maps one scratch page at a fixed address in every tracee (in record and in replay
+alike, so address spaces stay identical). It starts with a `syscall` instruction, used as
+the injection site, and has room for path strings passed to injected syscalls.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from rrgdb import native
+from rrgdb.kernel.registers import Registers
+from rrgdb.kernel.task import StopKind, Task, TraceeGone
+from rrgdb.syscall_numbers import NUMBERS
+
+SCRATCH_ADDR = 0x70000000
+SCRATCH_SIZE = 0x1000
+SYSCALL_SITE = SCRATCH_ADDR  # `syscall` (0f 05) then int3
+SCRATCH_DATA = SCRATCH_ADDR + 0x100
+SCRATCH_CODE = b"\x0f\x05\xcc"
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x02, 0x10, 0x20
+MAP_FIXED_NOREPLACE = 0x100000
+O_RDONLY, O_CLOEXEC = 0, 0o2000000
+
+
+class InjectionError(Exception):
+    """An injected syscall did not complete as expected."""
+
+
+def run_syscall(task: Task, regs: Registers) -> Registers:
+    """Runs the syscall described by regs (rip at a syscall instruction, rax = number,
+    arguments in place) by single-stepping over it; returns the registers after it.
+
+    The task must be at a stop where new registers take effect on resume (a signal stop,
+    a PTRACE_SYSEMU entry stop, a syscall exit stop or a single-step trap).
+    """
+    site = regs.rip
+    task.set_regs(regs)
+    for _ in range(4):
+        task.resume(native.PTRACE_SINGLESTEP)
+        stop = task.wait()
+        if stop.finished:
+            raise TraceeGone(f"task {task.tid} died during an injected syscall")
+        if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP:
+            after = task.regs()
+            if after.rip == site + 2:
+                return after
+            if after.rip == site:  # a pending syscall-exit trap fired before the step
+                continue
+        raise InjectionError(
+            f"unexpected stop {stop} in task {task.tid} while injecting syscall {regs.rax}")
+    raise InjectionError(f"injected syscall {regs.rax} did not complete in task {task.tid}")
+
+
+def inject(task: Task, name: str, *args: int, site: int = SYSCALL_SITE) -> int:
+    """Executes syscall `name` in the tracee and restores its registers; returns the result."""
+    saved = task.regs()
+    regs = saved.copy()
+    regs.rip = site
+    regs.rax = regs.orig_rax = NUMBERS[name]
+    for i, value in enumerate(args):
+        regs.set_arg(i, value)
+    after = run_syscall(task, regs)
+    task.set_regs(saved)
+    return after.result
+
+
+def map_scratch_page(task: Task) -> None:
+    """Maps and fills the scratch page. Called once per address space, right after exec,
+    at a stop where the task is about to run its first instruction."""
+    regs = task.regs()
+    site = regs.rip
+    original = task.read_exact(site, 2)
+    task.write(site, b"\x0f\x05")
+    try:
+        addr = inject(task, "mmap", SCRATCH_ADDR, SCRATCH_SIZE, PROT_READ | PROT_EXEC,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, 2**64 - 1, 0, site=site)
+    finally:
+        task.write(site, original)
+    if addr != SCRATCH_ADDR:
+        raise InjectionError(f"cannot map rrgdb's scratch page at {SCRATCH_ADDR:#x}: {addr}")
+    task.write(SCRATCH_ADDR, SCRATCH_CODE)
+
+
+def open_in_tracee(task: Task, path: str) -> int:
+    """Opens path read-only inside the tracee; returns the tracee's fd."""
+    data = path.encode() + b"\0"
+    if len(data) > SCRATCH_SIZE - (SCRATCH_DATA - SCRATCH_ADDR):
+        raise InjectionError(f"path too long to inject: {path}")
+    task.write(SCRATCH_DATA, data)
+    fd = inject(task, "openat", 2**64 - 100, SCRATCH_DATA, O_RDONLY | O_CLOEXEC, 0)
+    if fd < 0:
+        raise InjectionError(f"tracee cannot open {path}: error {-fd}")
+    return fd

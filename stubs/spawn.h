@@ -1,0 +1,15 @@
+/* Interface of the spawn helper (see spawn.c). */
+#ifndef RRGDB_SPAWN_H
+#define RRGDB_SPAWN_H
+#include <stdint.h>
+
+struct rrgdb_spawn_limits {
+    uint64_t stack_soft;
+    uint64_t stack_hard;
+    int no_core;
+};
+
+int rrgdb_spawn(const char *path, char *const argv[], char *const envp[],
+                const char *cwd, const struct rrgdb_spawn_limits *limits,
+                int err_fd);
+#endif
