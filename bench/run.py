@@ -1,0 +1,136 @@
+"""Benchmark rrgdb against native execution: wall time of record and replay vs native.
+
+Compiles bench/syscall_heavy.c and bench/compute.c, runs each natively, under
+``rrgdb record`` and under ``rrgdb replay -a`` (several runs each), and prints the median
+times and the record/native and replay/native ratios. Run on demand:
+
+    python bench/run.py [--runs 3] [--syscall-iterations 200000] [--compute-iterations N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+TIMEOUT = 3600.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One benchmark program and the argument that sets its size."""
+
+    name: str
+    source: Path
+    iterations: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """Median wall times (seconds) of one workload in the three modes."""
+
+    workload: str
+    native: float
+    record: float
+    replay: float
+
+
+def rrgdb_env() -> dict[str, str]:
+    """Our environment, plus the repository on PYTHONPATH if rrgdb is not installed."""
+    probe = subprocess.run([sys.executable, "-c", "import rrgdb"], cwd="/",
+                           capture_output=True, check=False)
+    if probe.returncode == 0:
+        return dict(os.environ)
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+
+def compile_workload(source: Path, output: Path) -> None:
+    subprocess.run(["gcc", "-O2", "-o", str(output), str(source)], check=True)
+
+
+def timed(cmd: Sequence[str], env: dict[str, str]) -> float:
+    """Wall time of one run; raises if the command fails."""
+    start = time.perf_counter()
+    result = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=env, timeout=TIMEOUT, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {result.returncode}:\n"
+                           f"{result.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def measure(workload: Workload, binary: Path, scratch: Path, runs: int,
+            env: dict[str, str]) -> Result:
+    """Run the workload natively, under record and under replay -a, ``runs`` times each."""
+    program = [str(binary), str(workload.iterations)]
+    rrgdb = [sys.executable, "-m", "rrgdb"]
+    native, recorded, replayed = [], [], []
+    for run in range(runs):
+        trace = scratch / f"{workload.name}-{run}"
+        native.append(timed(program, env))
+        recorded.append(timed([*rrgdb, "record", "-o", str(trace), "--", *program], env))
+        replayed.append(timed([*rrgdb, "replay", "-a", str(trace)], env))
+        shutil.rmtree(trace, ignore_errors=True)
+        print(f"  {workload.name} run {run + 1}/{runs}: native {native[-1]:.3f}s "
+              f"record {recorded[-1]:.3f}s replay {replayed[-1]:.3f}s", file=sys.stderr)
+    return Result(workload.name, statistics.median(native), statistics.median(recorded),
+                  statistics.median(replayed))
+
+
+def report(results: Sequence[Result], runs: int) -> str:
+    """The results as a table of medians and ratios."""
+    lines = [f"medians of {runs} run(s), wall-clock seconds",
+             f"{'workload':<15} {'native':>9} {'record':>9} {'replay':>9} "
+             f"{'record/native':>14} {'replay/native':>14}"]
+    for r in results:
+        lines.append(f"{r.workload:<15} {r.native:>9.3f} {r.record:>9.3f} {r.replay:>9.3f} "
+                     f"{r.record / r.native:>13.2f}x {r.replay / r.native:>13.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per mode (default 3)")
+    parser.add_argument("--syscall-iterations", type=int, default=200_000,
+                        help="read+write pairs of syscall_heavy (default 200000)")
+    parser.add_argument("--compute-iterations", type=int, default=400_000_000,
+                        help="loop rounds of compute (default 400000000, ~1 s)")
+    parser.add_argument("--only", choices=["syscall_heavy", "compute"], action="append",
+                        help="run only this workload (repeatable)")
+    args = parser.parse_args(argv)
+
+    workloads = [
+        Workload("syscall_heavy", BENCH_DIR / "syscall_heavy.c", args.syscall_iterations),
+        Workload("compute", BENCH_DIR / "compute.c", args.compute_iterations),
+    ]
+    if args.only:
+        workloads = [w for w in workloads if w.name in args.only]
+    env = rrgdb_env()
+    with tempfile.TemporaryDirectory(prefix="rrgdb-bench-") as tmp:
+        scratch = Path(tmp)
+        results = []
+        for workload in workloads:
+            binary = scratch / workload.name
+            compile_workload(workload.source, binary)
+            try:
+                results.append(measure(workload, binary, scratch, args.runs, env))
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                print(f"bench: {workload.name}: {error}", file=sys.stderr)
+                return 1
+    print(report(results, args.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
