@@ -47,8 +47,9 @@ class Result:
 
 def rrgdb_env() -> dict[str, str]:
     """Our environment, plus the repository on PYTHONPATH if rrgdb is not installed."""
-    probe = subprocess.run([sys.executable, "-c", "import rrgdb"], cwd="/",
-                           capture_output=True, check=False)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import rrgdb"], cwd="/", capture_output=True, check=False
+    )
     if probe.returncode == 0:
         return dict(os.environ)
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
@@ -61,17 +62,27 @@ def compile_workload(source: Path, output: Path) -> None:
 def timed(cmd: Sequence[str], env: dict[str, str]) -> float:
     """Wall time of one run; raises if the command fails."""
     start = time.perf_counter()
-    result = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=env, timeout=TIMEOUT, check=False)
+    result = subprocess.run(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        timeout=TIMEOUT,
+        check=False,
+    )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited with {result.returncode}:\n"
-                           f"{result.stderr.decode(errors='replace')}")
+        raise RuntimeError(
+            f"{' '.join(cmd)} exited with {result.returncode}:\n"
+            f"{result.stderr.decode(errors='replace')}"
+        )
     return elapsed
 
 
-def measure(workload: Workload, binary: Path, scratch: Path, runs: int,
-            env: dict[str, str]) -> Result:
+def measure(
+    workload: Workload, binary: Path, scratch: Path, runs: int, env: dict[str, str]
+) -> Result:
     """Run the workload natively, under record and under replay -a, ``runs`` times each."""
     program = [str(binary), str(workload.iterations)]
     rrgdb = [sys.executable, "-m", "rrgdb"]
@@ -82,32 +93,55 @@ def measure(workload: Workload, binary: Path, scratch: Path, runs: int,
         recorded.append(timed([*rrgdb, "record", "-o", str(trace), "--", *program], env))
         replayed.append(timed([*rrgdb, "replay", "-a", str(trace)], env))
         shutil.rmtree(trace, ignore_errors=True)
-        print(f"  {workload.name} run {run + 1}/{runs}: native {native[-1]:.3f}s "
-              f"record {recorded[-1]:.3f}s replay {replayed[-1]:.3f}s", file=sys.stderr)
-    return Result(workload.name, statistics.median(native), statistics.median(recorded),
-                  statistics.median(replayed))
+        print(
+            f"  {workload.name} run {run + 1}/{runs}: native {native[-1]:.3f}s "
+            f"record {recorded[-1]:.3f}s replay {replayed[-1]:.3f}s",
+            file=sys.stderr,
+        )
+    return Result(
+        workload.name,
+        statistics.median(native),
+        statistics.median(recorded),
+        statistics.median(replayed),
+    )
 
 
 def report(results: Sequence[Result], runs: int) -> str:
     """The results as a table of medians and ratios."""
-    lines = [f"medians of {runs} run(s), wall-clock seconds",
-             f"{'workload':<15} {'native':>9} {'record':>9} {'replay':>9} "
-             f"{'record/native':>14} {'replay/native':>14}"]
+    lines = [
+        f"medians of {runs} run(s), wall-clock seconds",
+        f"{'workload':<15} {'native':>9} {'record':>9} {'replay':>9} "
+        f"{'record/native':>14} {'replay/native':>14}",
+    ]
     for r in results:
-        lines.append(f"{r.workload:<15} {r.native:>9.3f} {r.record:>9.3f} {r.replay:>9.3f} "
-                     f"{r.record / r.native:>13.2f}x {r.replay / r.native:>13.2f}x")
+        lines.append(
+            f"{r.workload:<15} {r.native:>9.3f} {r.record:>9.3f} {r.replay:>9.3f} "
+            f"{r.record / r.native:>13.2f}x {r.replay / r.native:>13.2f}x"
+        )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per mode (default 3)")
-    parser.add_argument("--syscall-iterations", type=int, default=200_000,
-                        help="read+write pairs of syscall_heavy (default 200000)")
-    parser.add_argument("--compute-iterations", type=int, default=400_000_000,
-                        help="loop rounds of compute (default 400000000, ~1 s)")
-    parser.add_argument("--only", choices=["syscall_heavy", "compute"], action="append",
-                        help="run only this workload (repeatable)")
+    parser.add_argument(
+        "--syscall-iterations",
+        type=int,
+        default=200_000,
+        help="read+write pairs of syscall_heavy (default 200000)",
+    )
+    parser.add_argument(
+        "--compute-iterations",
+        type=int,
+        default=400_000_000,
+        help="loop rounds of compute (default 400000000, ~1 s)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["syscall_heavy", "compute"],
+        action="append",
+        help="run only this workload (repeatable)",
+    )
     args = parser.parse_args(argv)
 
     workloads = [

@@ -119,8 +119,18 @@ def compile_program(source: Path, output: Path, variant: Variant, cflags: Sequen
     flags = ["-O0"] if variant == "O0" else ["-O2"]
     if variant == "static":
         flags.append("-static")
-    cmd = ["gcc", *flags, "-g", "-Wall", "-Wextra", "-Werror", *cflags, "-o", str(output),
-           str(source)]
+    cmd = [
+        "gcc",
+        *flags,
+        "-g",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        *cflags,
+        "-o",
+        str(output),
+        str(source),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr}")
@@ -143,14 +153,16 @@ def built_programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Progra
 
     def build(job: tuple[ProgramSpec, Variant]) -> None:
         spec, variant = job
-        compile_program(PROGRAMS_DIR / f"{spec.name}.c", out / f"{spec.name}-{variant}",
-                        variant, spec.cflags)
+        compile_program(
+            PROGRAMS_DIR / f"{spec.name}.c", out / f"{spec.name}-{variant}", variant, spec.cflags
+        )
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(build, jobs))
     return {
-        f"{spec.name}-{variant}": Program(spec, variant, out / f"{spec.name}-{variant}",
-                                          out / f"clocks-{variant}")
+        f"{spec.name}-{variant}": Program(
+            spec, variant, out / f"{spec.name}-{variant}", out / f"clocks-{variant}"
+        )
         for spec, variant in jobs
     }
 
@@ -163,8 +175,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not STATIC_LIBC.exists():
         marks["static"] = [pytest.mark.skip(reason=f"no static libc ({STATIC_LIBC} missing)")]
     params = [
-        pytest.param(f"{spec.name}-{variant}", id=f"{spec.name}-{variant}",
-                     marks=marks.get(variant, []))
+        pytest.param(
+            f"{spec.name}-{variant}", id=f"{spec.name}-{variant}", marks=marks.get(variant, [])
+        )
         for spec in PROGRAMS
         for variant in variants(spec)
     ]
@@ -201,9 +214,13 @@ def _rrgdb_import_env() -> dict[str, str]:
     With the package installed (``pip install -e .``) nothing is needed; from a bare
     source checkout the repository root goes on PYTHONPATH.
     """
-    probe = subprocess.run([sys.executable, "-c", "import rrgdb"], cwd="/",
-                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                           capture_output=True, timeout=TIMEOUT)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import rrgdb"],
+        cwd="/",
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
     return {} if probe.returncode == 0 else {"PYTHONPATH": str(REPO_ROOT)}
 
 
@@ -218,19 +235,22 @@ def rrgdb_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**(os.environ if env is None else env), **_IMPORT_ENV}
 
 
-def run_rrgdb(args: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None,
-              **kw: Any) -> subprocess.CompletedProcess[bytes]:
+def run_rrgdb(
+    args: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None, **kw: Any
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``python -m rrgdb ARGS`` with stdin from /dev/null, output captured, a timeout."""
     options: dict[str, Any] = {"stdin": subprocess.DEVNULL, "timeout": TIMEOUT}
     if "stdout" not in kw and "stderr" not in kw:
         options["capture_output"] = True
     options.update(kw)
-    return subprocess.run([sys.executable, "-m", "rrgdb", *map(str, args)],
-                          env=rrgdb_env(env), **options)
+    return subprocess.run(
+        [sys.executable, "-m", "rrgdb", *map(str, args)], env=rrgdb_env(env), **options
+    )
 
 
-def record(cmd: Sequence[str | os.PathLike[str]], trace_dir: Path | None,
-           **kw: Any) -> subprocess.CompletedProcess[bytes]:
+def record(
+    cmd: Sequence[str | os.PathLike[str]], trace_dir: Path | None, **kw: Any
+) -> subprocess.CompletedProcess[bytes]:
     """``rrgdb record [-o TRACE_DIR] -- CMD``."""
     out = ["-o", str(trace_dir)] if trace_dir is not None else []
     return run_rrgdb(["record", *out, "--", *cmd], **kw)
@@ -238,15 +258,18 @@ def record(cmd: Sequence[str | os.PathLike[str]], trace_dir: Path | None,
 
 def replay(trace_dir: Path | None, **kw: Any) -> subprocess.CompletedProcess[bytes]:
     """``rrgdb replay -a [TRACE_DIR]``."""
-    return run_rrgdb(["replay", "-a", *([str(trace_dir)] if trace_dir is not None else [])],
-                     **kw)
+    return run_rrgdb(["replay", "-a", *([str(trace_dir)] if trace_dir is not None else [])], **kw)
 
 
-def run_native(cmd: Sequence[str | os.PathLike[str]],
-               **kw: Any) -> subprocess.CompletedProcess[bytes]:
+def run_native(
+    cmd: Sequence[str | os.PathLike[str]], **kw: Any
+) -> subprocess.CompletedProcess[bytes]:
     """Run a command directly (no rrgdb) the same way record() runs it."""
-    options: dict[str, Any] = {"stdin": subprocess.DEVNULL, "timeout": TIMEOUT,
-                               "capture_output": True}
+    options: dict[str, Any] = {
+        "stdin": subprocess.DEVNULL,
+        "timeout": TIMEOUT,
+        "capture_output": True,
+    }
     options.update(kw)
     return subprocess.run([str(c) for c in cmd], **options)
 
@@ -258,8 +281,9 @@ def rrgdb_lines(stderr: bytes) -> list[bytes]:
 
 def program_stderr(stderr: bytes) -> bytes:
     """stderr without the lines rrgdb itself printed."""
-    return b"".join(line for line in stderr.splitlines(keepends=True)
-                    if not line.startswith(b"rrgdb:"))
+    return b"".join(
+        line for line in stderr.splitlines(keepends=True) if not line.startswith(b"rrgdb:")
+    )
 
 
 def saved_trace_dir(recorded: subprocess.CompletedProcess[bytes]) -> Path:
@@ -274,12 +298,15 @@ def saved_trace_dir(recorded: subprocess.CompletedProcess[bytes]) -> Path:
 
 def describe(result: subprocess.CompletedProcess[bytes]) -> str:
     """A readable summary of a finished process for assertion messages."""
-    return (f"command: {' '.join(map(str, result.args))}\nstatus: {result.returncode}\n"
-            f"stdout: {result.stdout!r:.2000}\nstderr: {result.stderr!r:.4000}")
+    return (
+        f"command: {' '.join(map(str, result.args))}\nstatus: {result.returncode}\n"
+        f"stdout: {result.stdout!r:.2000}\nstderr: {result.stderr!r:.4000}"
+    )
 
 
-def assert_replay_matches(recorded: subprocess.CompletedProcess[bytes],
-                          replayed: subprocess.CompletedProcess[bytes]) -> None:
+def assert_replay_matches(
+    recorded: subprocess.CompletedProcess[bytes], replayed: subprocess.CompletedProcess[bytes]
+) -> None:
     """Replay printed the recorded bytes on both streams and exited with the same status."""
     assert replayed.returncode == recorded.returncode, describe(replayed)
     assert replayed.stdout == recorded.stdout, describe(replayed)
@@ -315,16 +342,20 @@ def _read_proc(pid: int) -> ProcessInfo | None:
         raw_cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     cmdline = raw_cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
-    comm = stat[stat.index("(") + 1:stat.rindex(")")]
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
     return ProcessInfo(pid, int(fields[1]), fields[0], int(fields[19]), cmdline or f"[{comm}]")
 
 
 def descendants(root: int) -> dict[tuple[int, int], ProcessInfo]:
     """Every process below ``root``, keyed by (pid, start time) so reused pids differ."""
-    table = [info for entry in os.listdir("/proc") if entry.isdigit()
-             if (info := _read_proc(int(entry))) is not None]
+    table = [
+        info
+        for entry in os.listdir("/proc")
+        if entry.isdigit()
+        if (info := _read_proc(int(entry))) is not None
+    ]
     children: dict[int, list[ProcessInfo]] = {}
     for info in table:
         children.setdefault(info.ppid, []).append(info)
@@ -349,8 +380,11 @@ def _reap_zombie_children(known: set[tuple[int, int]]) -> None:
 
 
 def _alive_leftovers(before: set[tuple[int, int]]) -> list[ProcessInfo]:
-    return [info for key, info in descendants(os.getpid()).items()
-            if key not in before and info.state not in ("Z", "X")]
+    return [
+        info
+        for key, info in descendants(os.getpid()).items()
+        if key not in before and info.state not in ("Z", "X")
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -367,8 +401,9 @@ def no_leftover_processes() -> Iterator[None]:
         time.sleep(0.05)
     if not leftovers:
         return
-    report = "\n".join(f"  pid {p.pid} ppid {p.ppid} state {p.state}: {p.cmdline}"
-                       for p in leftovers)
+    report = "\n".join(
+        f"  pid {p.pid} ppid {p.ppid} state {p.state}: {p.cmdline}" for p in leftovers
+    )
     for info in leftovers:
         try:
             os.kill(info.pid, signal.SIGKILL)

@@ -40,8 +40,9 @@ def aslr_enabled() -> bool:
     return Path("/proc/sys/kernel/randomize_va_space").read_text().strip() != "0"
 
 
-def record_ok(cmd: list[str], trace: Path, expected_status: int = 0,
-              **kw: object) -> subprocess.CompletedProcess[bytes]:
+def record_ok(
+    cmd: list[str], trace: Path, expected_status: int = 0, **kw: object
+) -> subprocess.CompletedProcess[bytes]:
     """Record ``cmd`` into ``trace``, checking the status and the closing rrgdb line."""
     recorded = record(cmd, trace, **kw)
     assert recorded.returncode == expected_status, describe(recorded)
@@ -86,9 +87,14 @@ def test_replay_does_not_depend_on_cwd_environment_or_stdin(
     """A replay from / with a bare environment and no stdin still shows what was recorded."""
     program = built_programs["context-O2"]
     trace = tmp_path / "trace"
-    recorded = record_ok([str(program.path)], trace, cwd=tmp_path,
-                         env={**os.environ, "RRGDB_TEST_MARK": "recorded", "HOME": "/nowhere"},
-                         stdin=None, input=b"typed at record time\n")
+    recorded = record_ok(
+        [str(program.path)],
+        trace,
+        cwd=tmp_path,
+        env={**os.environ, "RRGDB_TEST_MARK": "recorded", "HOME": "/nowhere"},
+        stdin=None,
+        input=b"typed at record time\n",
+    )
     assert b"stdin typed at record time" in recorded.stdout
     assert f"cwd   {tmp_path}".encode() in recorded.stdout
 
@@ -137,8 +143,7 @@ def test_replay_keeps_the_interleaving_of_stdout_and_stderr(
     """With both streams on one pipe, replay writes the same bytes in the same order."""
     program = built_programs["interleave-O2"]
     trace = tmp_path / "trace"
-    recorded = record([str(program.path)], trace, stdout=subprocess.PIPE,
-                      stderr=subprocess.STDOUT)
+    recorded = record([str(program.path)], trace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert recorded.returncode == 0, describe(recorded)
     assert b"out 0 at " in recorded.stdout and b" | err 0\n" in recorded.stdout
 
@@ -182,9 +187,9 @@ def test_default_trace_directory_and_latest_trace(
 
 
 @pytest.fixture(scope="module")
-def pids_trace(built_programs: dict[str, Program],
-               tmp_path_factory: pytest.TempPathFactory
-               ) -> tuple[Path, subprocess.CompletedProcess[bytes]]:
+def pids_trace(
+    built_programs: dict[str, Program], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[bytes]]:
     """One recording of the pids program (-O0), shared by the tests that only read it."""
     trace = tmp_path_factory.mktemp("pids") / "trace"
     program = built_programs["pids-O0"]
@@ -200,7 +205,7 @@ def recorded_pid(recorded: subprocess.CompletedProcess[bytes]) -> int:
 
 
 def test_ps_lists_the_recorded_process(
-    pids_trace: tuple[Path, subprocess.CompletedProcess[bytes]]
+    pids_trace: tuple[Path, subprocess.CompletedProcess[bytes]],
 ) -> None:
     """ps shows the recorded pid, its exit status and its command line."""
     trace, recorded = pids_trace
@@ -214,7 +219,7 @@ def test_ps_lists_the_recorded_process(
 
 
 def test_dump_lists_one_line_per_event(
-    pids_trace: tuple[Path, subprocess.CompletedProcess[bytes]]
+    pids_trace: tuple[Path, subprocess.CompletedProcess[bytes]],
 ) -> None:
     """dump shows the getpid event with the recorded pid as its result, and the write."""
     trace, recorded = pids_trace
@@ -232,8 +237,9 @@ def test_dump_lists_one_line_per_event(
 # ------------------------------------------------------------------ divergence detection
 
 
-def rewrite_trace(source: Path, destination: Path,
-                  edit: Callable[[list[object]], list[object]]) -> None:
+def rewrite_trace(
+    source: Path, destination: Path, edit: Callable[[list[object]], list[object]]
+) -> None:
     """Copy a trace through the public trace API, passing its frames through ``edit``."""
     from rrgdb.trace import TraceReader, TraceWriter
 
@@ -244,7 +250,7 @@ def rewrite_trace(source: Path, destination: Path,
         if path.is_file() and path.name != "index":
             writer.add_file(path)
     for frame in frames:
-        writer.write_frame(frame)
+        writer.write(frame)
     writer.close()
 
 

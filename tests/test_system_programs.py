@@ -30,11 +30,13 @@ COMMANDS = {
     "ls": SystemCommand(("/bin/ls", "-la", "/usr/include"), varies=False),
     "date": SystemCommand(("/bin/date", "+%s%N")),
     "python3": SystemCommand(
-        (PYTHON3, "-c", "import os,random;print(os.urandom(8).hex(),random.random())")),
+        (PYTHON3, "-c", "import os,random;print(os.urandom(8).hex(),random.random())")
+    ),
     "od": SystemCommand(("/usr/bin/od", "-An", "-N16", "-tx1", "/dev/urandom")),
     "cat": SystemCommand(("/bin/cat", "/proc/self/status")),
-    "sh": SystemCommand(("/bin/sh", "-c", "echo hi; echo to stderr >&2; exit 7"), status=7,
-                        varies=False),
+    "sh": SystemCommand(
+        ("/bin/sh", "-c", "echo hi; echo to stderr >&2; exit 7"), status=7, varies=False
+    ),
 }
 
 

@@ -29,8 +29,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess[bytes], status: in
 
 
 @pytest.fixture(scope="module")
-def good_trace(built_programs: dict[str, Program],
-               tmp_path_factory: pytest.TempPathFactory) -> Path:
+def good_trace(
+    built_programs: dict[str, Program], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A valid trace of a program that writes nothing on stderr."""
     trace = tmp_path_factory.mktemp("good") / "trace"
     recorded = record([str(built_programs["clocks-O2"].path)], trace)
@@ -118,9 +119,14 @@ def test_a_regular_file_instead_of_a_trace(tmp_path: Path) -> None:
 
 
 def test_replay_without_a_directory_and_no_latest_trace(tmp_path: Path) -> None:
-    result = run_rrgdb(["replay", "-a"], env={"PATH": "/usr/bin:/bin",
-                                              "HOME": str(tmp_path),
-                                              "RRGDB_TRACE_DIR": str(tmp_path / "traces")})
+    result = run_rrgdb(
+        ["replay", "-a"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "RRGDB_TRACE_DIR": str(tmp_path / "traces"),
+        },
+    )
 
     assert_one_line_error(result)
 
