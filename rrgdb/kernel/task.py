@@ -175,6 +175,8 @@ class Task:
                 _, status = native.waitpid(self.tid)
                 if os.WIFEXITED(status) or os.WIFSIGNALED(status):
                     break
+                # e.g. the PTRACE_EVENT_EXIT stop that SIGKILL still produces
+                native.ptrace(native.PTRACE_CONT, self.tid, 0, 0)
         except OSError:
             pass
         self.alive = False

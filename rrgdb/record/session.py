@@ -66,6 +66,11 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+def _stack_limit() -> tuple[int, int]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    return soft & 0xFFFFFFFFFFFFFFFF, hard & 0xFFFFFFFFFFFFFFFF
+
+
 def resolve_program(program: str) -> str:
     """The absolute path execve will run, searched in PATH like a shell does."""
     if "/" in program:
@@ -115,17 +120,18 @@ class RecordSession:
         """Records the program to its end; returns the raw wait status of the program."""
         header = TraceHeader(
             program=self.program, argv=list(self.argv), cwd=os.getcwd(),
-            rlimit_stack=resource.getrlimit(resource.RLIMIT_STACK), created=time.time(),
+            rlimit_stack=_stack_limit(), created=time.time(),
             kernel=platform.release(), cpu=cpu_model())
         self.writer = TraceWriter(self.trace_dir, header)
         try:
             status = self._record()
-            self.writer.close()
-            return status
-        finally:
+        except BaseException:
             if self.task is not None:
                 self.task.kill()
-            self.writer.flush()
+            self.writer.flush()  # what was recorded stays readable; the trace stays incomplete
+            raise
+        self.writer.close()
+        return status
 
     def _record(self) -> int:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)

@@ -65,7 +65,7 @@ class ReplaySession:
     """Replays one trace, one event (frame) at a time."""
 
     def __init__(self, trace_dir: Path, echo: Echo | None = write_to_fd) -> None:
-        self.reader = TraceReader(trace_dir)
+        self.reader = TraceReader(trace_dir.resolve())
         self.echo = echo
         self.task: Task | None = None
         self._frames: Iterator[Frame] = iter(())
@@ -198,8 +198,10 @@ class ReplaySession:
                 flags |= MAP_ANONYMOUS
                 call.set_arg(4, 2**64 - 1)
             call.set_arg(3, flags | MAP_FIXED)
-        result = run_syscall(task, call).result
+        after = run_syscall(task, call)
+        regs.fs_base, regs.gs_base = after.fs_base, after.gs_base  # arch_prctl's effect
         task.set_regs(regs)
+        result = after.result
         if fd >= 0:
             inject(task, "close", fd)
         return result

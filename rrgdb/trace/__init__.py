@@ -1,1 +1,37 @@
-"""rrgdb.trace"""
+"""The on-disk trace format: a versioned directory of a header, a zstd-compressed block
+stream of frames, and content-addressed copies of the files the program used.
+
+See docs/trace-format.md for the layout; TraceWriter writes a trace, TraceReader reads one.
+"""
+
+from ._frames import (
+    ExecFrame,
+    ExitFrame,
+    Frame,
+    InstructionTrapFrame,
+    Mapping,
+    MemWrite,
+    SignalFrame,
+    SyscallFrame,
+    TraceError,
+    TraceHeader,
+)
+from ._layout import FORMAT_VERSION
+from ._reader import TraceReader
+from ._writer import TraceWriter
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ExecFrame",
+    "ExitFrame",
+    "Frame",
+    "InstructionTrapFrame",
+    "Mapping",
+    "MemWrite",
+    "SignalFrame",
+    "SyscallFrame",
+    "TraceError",
+    "TraceHeader",
+    "TraceReader",
+    "TraceWriter",
+]

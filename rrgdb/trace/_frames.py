@@ -1,0 +1,110 @@
+"""The trace's vocabulary: the header, the frames of the event stream, and the one error type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class TraceError(Exception):
+    """A trace that cannot be read: missing, truncated, corrupt, or of another version.
+
+    str(e) is one line fit for the user.
+    """
+
+
+@dataclass(frozen=True)
+class TraceHeader:
+    """What was recorded, where and on what machine; written once when the trace is created."""
+
+    program: str
+    argv: list[str]
+    cwd: str
+    rlimit_stack: tuple[int, int]
+    created: float
+    kernel: str
+    cpu: str
+    syscallbuf: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MemWrite:
+    """Bytes the kernel (or rrgdb) wrote into tracee memory at addr."""
+
+    addr: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """One mapping of the address space after exec; file_id is "" when not file-backed."""
+
+    start: int
+    end: int
+    prot: int
+    flags: int
+    offset: int
+    path: str
+    file_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecFrame:
+    """A successful execve: the new program's identity and initial state."""
+
+    tid: int
+    regs: bytes
+    exe_path: str
+    exe_file_id: str
+    argv: list[bytes]
+    envp: list[bytes]
+    mappings: list[Mapping]
+    memory: list[MemWrite]
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallFrame:
+    """A syscall: registers at entry, its result and what it wrote into memory.
+
+    stream is 0/1/2 for output echoed to none/stdout/stderr; file_id is "" unless the
+    syscall mapped a file.
+    """
+
+    tid: int
+    regs: bytes
+    result: int
+    writes: list[MemWrite]
+    stream: int
+    file_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalFrame:
+    """The delivery of signal signo with its 128-byte siginfo."""
+
+    tid: int
+    regs: bytes
+    signo: int
+    siginfo: bytes
+    deterministic: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionTrapFrame:
+    """An emulated rdtsc/rdtscp: value is the u64 counter, aux the u32 TSC_AUX."""
+
+    tid: int
+    regs: bytes
+    value: int
+    aux: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExitFrame:
+    """A thread's exit with its raw wait status (as from waitpid)."""
+
+    tid: int
+    status: int
+
+
+Frame = ExecFrame | SyscallFrame | SignalFrame | InstructionTrapFrame | ExitFrame

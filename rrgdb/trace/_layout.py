@@ -1,0 +1,152 @@
+"""The on-disk layout of a trace: file names and every binary record as a construct schema.
+
+This is the one module that knows byte layouts; docs/trace-format.md describes the same
+thing in prose. Every integer is little-endian. A "blob" is a u32 byte count followed by
+that many bytes; strings are blobs holding os.fsencode()d text.
+"""
+
+from __future__ import annotations
+
+from construct import (
+    Bytes,
+    Construct,
+    Flag,
+    Float64l,
+    Int8ul,
+    Int32sl,
+    Int32ul,
+    Int64sl,
+    Int64ul,
+    PrefixedArray,
+    Rebuild,
+    Struct,
+    Terminated,
+    len_,
+    this,
+)
+
+FORMAT_VERSION = 1
+
+HEADER_FILE = "header"
+EVENTS_FILE = "events"
+COMPLETE_FILE = "complete"
+FILES_DIR = "files"
+FILES_INDEX = "index"  # inside FILES_DIR; file ids are 64 hex digits so cannot clash
+
+HEADER_MAGIC = b"RRGDBTRC"
+BLOCK_MAGIC = b"RBLK"
+COMPLETE_MAGIC = b"RRGDBEND"
+
+REGS_SIZE = 216  # struct user_regs_struct: 27 u64
+SIGINFO_SIZE = 128
+
+# A block is flushed when it holds this many frames or this many raw bytes.
+BLOCK_MAX_FRAMES = 512
+BLOCK_MAX_BYTES = 1 << 20
+
+
+def _blob(name: str) -> tuple[Construct, Construct]:
+    """A u32 length then that many bytes, as two fields `<name>_len` and `<name>`.
+
+    Spelled with Rebuild + Bytes rather than Prefixed(GreedyBytes) because construct
+    compiles this form in both directions, which is several times faster on the hot path.
+    """
+    size = f"{name}_len"
+    return (size / Rebuild(Int32ul, len_(this[name])), name / Bytes(this[size]))
+
+
+# -- header file: preamble, then crc32 of the body, then the body --------------------------
+
+PREAMBLE = Struct("magic" / Bytes(8), "version" / Int32ul, "crc" / Int32ul).compile()
+PREAMBLE_SIZE = 16
+
+HEADER_BODY = Struct(
+    *_blob("program"),
+    "argv" / PrefixedArray(Int32ul, Struct(*_blob("item"))),
+    *_blob("cwd"),
+    "rlimit_soft" / Int64ul,
+    "rlimit_hard" / Int64ul,
+    "created" / Float64l,
+    *_blob("kernel"),
+    *_blob("cpu"),
+    "syscallbuf" / Flag,
+    "extra" / PrefixedArray(Int32ul, Struct(*_blob("key"), *_blob("value"))),
+    Terminated,
+).compile()
+
+# -- events file: a sequence of blocks ------------------------------------------------------
+
+BLOCK_HEADER = Struct(
+    "magic" / Bytes(4),
+    "first_frame" / Int64ul,
+    "frames" / Int32ul,
+    "raw_size" / Int32ul,
+    "stored_size" / Int32ul,
+    "data_crc" / Int32ul,  # crc32 of the stored (compressed) bytes
+    "header_crc" / Int32ul,  # crc32 of the 28 bytes before this field
+).compile()
+BLOCK_HEADER_SIZE = 32
+
+# -- frames: a kind byte, then the kind's fields --------------------------------------------
+
+KIND_EXEC = 1
+KIND_SYSCALL = 2
+KIND_SIGNAL = 3
+KIND_INSTRUCTION_TRAP = 4
+KIND_EXIT = 5
+
+_MEM_WRITE = Struct("addr" / Int64ul, *_blob("data"))
+
+_MAPPING = Struct(
+    "start" / Int64ul,
+    "end" / Int64ul,
+    "prot" / Int32ul,
+    "flags" / Int32ul,
+    "offset" / Int64ul,
+    *_blob("path"),
+    *_blob("file_id"),
+)
+
+EXEC = Struct(
+    "tid" / Int32sl,
+    "regs" / Bytes(REGS_SIZE),
+    *_blob("exe_path"),
+    *_blob("exe_file_id"),
+    "argv" / PrefixedArray(Int32ul, Struct(*_blob("item"))),
+    "envp" / PrefixedArray(Int32ul, Struct(*_blob("item"))),
+    "mappings" / PrefixedArray(Int32ul, _MAPPING),
+    "memory" / PrefixedArray(Int32ul, _MEM_WRITE),
+).compile()
+
+SYSCALL = Struct(
+    "tid" / Int32sl,
+    "regs" / Bytes(REGS_SIZE),
+    "result" / Int64sl,
+    "writes" / PrefixedArray(Int32ul, _MEM_WRITE),
+    "stream" / Int8ul,
+    *_blob("file_id"),
+).compile()
+
+SIGNAL = Struct(
+    "tid" / Int32sl,
+    "regs" / Bytes(REGS_SIZE),
+    "signo" / Int32sl,
+    "siginfo" / Bytes(SIGINFO_SIZE),
+    "deterministic" / Flag,
+).compile()
+
+INSTRUCTION_TRAP = Struct(
+    "tid" / Int32sl, "regs" / Bytes(REGS_SIZE), "value" / Int64ul, "aux" / Int32ul
+).compile()
+
+EXIT = Struct("tid" / Int32sl, "status" / Int32sl).compile()
+
+# -- complete file: written atomically by TraceWriter.close() -------------------------------
+
+COMPLETE = Struct(
+    "magic" / Bytes(8),
+    "frames" / Int64ul,
+    "events_size" / Int64ul,
+    "crc" / Int32ul,  # crc32 of the 24 bytes before this field
+).compile()
+COMPLETE_SIZE = 28

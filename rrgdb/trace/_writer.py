@@ -1,0 +1,200 @@
+"""TraceWriter: creates a trace directory and appends frames and file copies to it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from contextlib import suppress
+from io import BytesIO
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+import zstandard
+
+from . import _layout as L
+from ._codec import encode_complete, encode_frame, encode_header, encode_index_entry, pack_block
+from ._frames import Frame, TraceHeader
+
+_COPY_CHUNK = 1 << 20
+_ZSTD_LEVEL = 3
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _open_append(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write path so that a reader sees either no file or all of data."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_path(path.parent)
+
+
+class TraceWriter:
+    """Writes a trace directory; crash-safe: what was flushed stays readable if the process dies.
+
+    Frames are buffered into blocks of up to BLOCK_MAX_FRAMES frames or BLOCK_MAX_BYTES raw
+    bytes; each block reaches the events file in whole os.write calls. The trace reads as
+    incomplete until close() puts the completion marker in place. Used as a context manager,
+    leaving on an exception flushes but leaves the trace incomplete.
+    """
+
+    def __init__(self, directory: Path | str, header: TraceHeader) -> None:
+        header_bytes = encode_header(header)
+        self.directory = Path(directory)
+        try:
+            self.directory.mkdir(parents=True)
+        except FileExistsError:
+            if not self.directory.is_dir() or any(self.directory.iterdir()):
+                raise FileExistsError(
+                    f"{self.directory}: exists and is not an empty directory"
+                ) from None
+        self._files_dir = self.directory / L.FILES_DIR
+        self._files_dir.mkdir()
+        # The header goes last: a directory with a header always has the other files.
+        self._events_fd = _open_append(self.directory / L.EVENTS_FILE)
+        self._index_fd = _open_append(self._files_dir / L.FILES_INDEX)
+        _write_atomically(self.directory / L.HEADER_FILE, header_bytes)
+        self._compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+        self._block = BytesIO()
+        self._block_frames = 0
+        self._frames_written = 0
+        self._events_size = 0
+        self._stored: dict[str, int] = {}  # file_id -> size, as in files/index
+        self._by_stat: dict[tuple[int, int, int, int], str] = {}
+        self._closed = False
+
+    @property
+    def frames_written(self) -> int:
+        """How many frames write() has accepted (flushed or not)."""
+        return self._frames_written
+
+    def write(self, frame: Frame) -> None:
+        """Append frame; it reaches the disk with its block (see flush)."""
+        self._check_open()
+        encode_frame(frame, self._block)
+        self._frames_written += 1
+        self._block_frames += 1
+        if self._block_frames >= L.BLOCK_MAX_FRAMES or self._block.tell() >= L.BLOCK_MAX_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the frames buffered so far to the events file as one block."""
+        self._check_open()
+        if not self._block_frames:
+            return
+        first = self._frames_written - self._block_frames
+        block = pack_block(self._block.getvalue(), first, self._block_frames, self._compressor)
+        try:
+            _write_all(self._events_fd, block)
+        except BaseException:
+            # Never leave a torn block in front of the blocks that come after it.
+            os.ftruncate(self._events_fd, self._events_size)
+            raise
+        self._events_size += len(block)
+        self._block = BytesIO()
+        self._block_frames = 0
+
+    def add_file(self, path: str | os.PathLike[str]) -> str:
+        """Copy the file at path into the trace (once per content) and return its file_id.
+
+        The file_id is the sha256 of the content. The copy is read-only and keeps the
+        executable bit. A file whose (device, inode, size, mtime) was seen before is not
+        read again.
+        """
+        self._check_open()
+        with open(path, "rb") as src:
+            st = os.fstat(src.fileno())
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            file_id = self._by_stat.get(key)
+            if file_id is None:
+                file_id = self._copy(src, 0o555 if st.st_mode & 0o111 else 0o444)
+                self._by_stat[key] = file_id
+        return file_id
+
+    def _copy(self, src: BinaryIO, mode: int) -> str:
+        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=self._files_dir)
+        try:
+            digest = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb") as dst:
+                while chunk := src.read(_COPY_CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+                os.fchmod(dst.fileno(), mode)
+            file_id = digest.hexdigest()
+            if file_id in self._stored:
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, self._files_dir / file_id)
+                _write_all(self._index_fd, encode_index_entry(file_id, size))
+                self._stored[file_id] = size
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return file_id
+
+    def close(self) -> None:
+        """Flush, make everything durable, then mark the trace complete (atomically)."""
+        if self._closed:
+            return
+        self.flush()
+        os.fsync(self._events_fd)
+        os.fsync(self._index_fd)
+        for file_id in self._stored:
+            _fsync_path(self._files_dir / file_id)
+        _write_atomically(
+            self.directory / L.COMPLETE_FILE,
+            encode_complete(self._frames_written, self._events_size),
+        )
+        self._release()
+
+    def _release(self) -> None:
+        self._closed = True
+        os.close(self._events_fd)
+        os.close(self._index_fd)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"{self.directory}: trace writer is closed")
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        elif not self._closed:
+            try:
+                self.flush()
+            finally:
+                self._release()
