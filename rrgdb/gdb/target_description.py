@@ -19,8 +19,8 @@ _XSTATE_BV_OFFSET = 512
 _XSTATE_AVX_BIT = 1 << 2
 _AVX_OFFSET = 576
 
-# user_regs_struct field order (struct user_regs_struct in <sys/user.h>).
-_USER_REGS_FIELDS = (
+# The fields of struct user_regs_struct (<sys/user.h>), in order.
+USER_REGS_FIELDS = (
     "r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip "
     "cs eflags rsp ss fs_base gs_base ds es fs gs"
 ).split()
@@ -133,7 +133,7 @@ def _register_rows(avx: bool) -> list[tuple[str, int, str, _Feature, RegisterSou
     fx = RegisterSource.FXSAVE
 
     def from_user(name: str, bitsize: int, type_: str, feature: _Feature = _CORE) -> tuple:
-        return (name, bitsize, type_, feature, user, _USER_REGS_FIELDS.index(name) * 8, 8)
+        return (name, bitsize, type_, feature, user, USER_REGS_FIELDS.index(name) * 8, 8)
 
     rows = [from_user(n, 64, "int64") for n in "rax rbx rcx rdx rsi rdi".split()]
     rows += [from_user("rbp", 64, "data_ptr"), from_user("rsp", 64, "data_ptr")]
