@@ -85,4 +85,5 @@ class Registers:
         return out
 
     def __repr__(self) -> str:
-        return "Registers(" + ", ".join(f"{n}={v:#x}" for n, v in zip(NAMES, self.values)) + ")"
+        named = zip(NAMES, self.values, strict=True)
+        return "Registers(" + ", ".join(f"{n}={v:#x}" for n, v in named) + ")"

@@ -30,9 +30,10 @@ class InjectionError(Exception):
     """An injected syscall did not complete as expected."""
 
 
-def run_syscall(task: Task, regs: Registers) -> Registers:
+def run_syscall(task: Task, regs: Registers, returns: bool = True) -> Registers:
     """Runs the syscall described by regs (rip at a syscall instruction, rax = number,
     arguments in place) by single-stepping over it; returns the registers after it.
+    `returns` is False for rt_sigreturn, which resumes wherever its frame says.
 
     The task must be at a stop where new registers take effect on resume (a signal stop,
     a PTRACE_SYSEMU entry stop, a syscall exit stop or a single-step trap).
@@ -46,10 +47,10 @@ def run_syscall(task: Task, regs: Registers) -> Registers:
             raise TraceeGone(f"task {task.tid} died during an injected syscall")
         if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP:
             after = task.regs()
-            if after.rip == site + 2:
-                return after
             if after.rip == site:  # a pending syscall-exit trap fired before the step
                 continue
+            if after.rip == site + 2 or not returns:
+                return after
         raise InjectionError(
             f"unexpected stop {stop} in task {task.tid} while injecting syscall {regs.rax}")
     raise InjectionError(f"injected syscall {regs.rax} did not complete in task {task.tid}")

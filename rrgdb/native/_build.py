@@ -24,7 +24,8 @@ ffibuilder.cdef(
     long rr_debugreg_offset(int index);
     int rr_tgkill(int tgid, int tid, int sig);
     int rr_personality(unsigned long persona);
-    int rr_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
+    int rr_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
+                 unsigned long a5);
     int rr_perf_event_open(uint32_t type, uint64_t config, uint64_t sample_period,
                            int pid, int cpu, int group_fd, unsigned long flags);
     uint64_t rr_rdtsc(void);
@@ -105,7 +106,8 @@ ffibuilder.set_source(
     long rr_debugreg_offset(int index) { return offsetof(struct user, u_debugreg) + 8 * index; }
     int rr_tgkill(int tgid, int tid, int sig) { return syscall(SYS_tgkill, tgid, tid, sig); }
     int rr_personality(unsigned long persona) { return personality(persona); }
-    int rr_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5) {
+    int rr_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
+                 unsigned long a5) {
         return prctl(option, a2, a3, a4, a5);
     }
     int rr_perf_event_open(uint32_t type, uint64_t config, uint64_t sample_period,
@@ -122,7 +124,12 @@ ffibuilder.set_source(
         return syscall(SYS_perf_event_open, &attr, pid, cpu, group_fd, flags);
     }
     uint64_t rr_rdtsc(void) { return __rdtsc(); }
-    uint64_t rr_rdtscp(uint32_t *aux) { unsigned int a; uint64_t v = __rdtscp(&a); *aux = a; return v; }
+    uint64_t rr_rdtscp(uint32_t *aux) {
+        unsigned int a;
+        uint64_t v = __rdtscp(&a);
+        *aux = a;
+        return v;
+    }
     size_t rr_user_regs_size(void) { return sizeof(struct user_regs_struct); }
     """,
     sources=[f"{_STUBS}/spawn.c"],

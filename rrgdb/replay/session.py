@@ -72,6 +72,7 @@ class ReplaySession:
         self.event = -1  # index of the last replayed frame
         self.exit_status: int | None = None
         self._signal = 0  # signal to deliver at the next resume
+        self._previous: Frame | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -94,6 +95,7 @@ class ReplaySession:
             raise DivergenceError(f"replay tracee could not exec {exe}: {stop}")
         self._apply_exec(task, first)
         self.event = 0
+        self._previous = first
 
     def close(self) -> None:
         """Ends the tracee (by pid) if it is still alive."""
@@ -126,12 +128,15 @@ class ReplaySession:
             self._replay_exit(self.task, frame)
         else:
             raise DivergenceError(f"event {self.event}: unknown frame {type(frame).__name__}")
+        self._previous = frame
 
     # -- helpers ----------------------------------------------------------------------
     def _diverged(self, what: str, detail: str) -> DivergenceError:
         assert self.task is not None
+        previous = (f"; the previous event, {self.event - 1}, was {event_name(self._previous)}"
+                    if self._previous is not None else "")
         return DivergenceError(f"replay diverged at event {self.event} ({what}, tid "
-                               f"{self.task.tid}): {detail}")
+                               f"{self.task.tid}): {detail}{previous}")
 
     def _check_regs(self, task: Task, recorded: bytes, what: str) -> Registers:
         now = task.regs()
@@ -169,7 +174,7 @@ class ReplaySession:
         elif spec is not None and spec.special == "sigreturn":
             call = regs.copy()
             call.rip, call.rax = SYSCALL_SITE, nr
-            task.set_regs(run_syscall(task, call))
+            task.set_regs(run_syscall(task, call, returns=False))
         else:
             result = self._execute(task, regs, frame)
             if mode is Replay.REAL and result != frame.result:
@@ -303,6 +308,16 @@ class ReplaySession:
         if not final.finished:
             raise self._diverged("exit", f"the tracee did not exit: {_describe(final)}")
         self.exit_status = frame.status
+
+
+def event_name(frame: Frame) -> str:
+    """A short name for a recorded event: the syscall's name or the event kind."""
+    if isinstance(frame, SyscallFrame):
+        return syscall_name(Registers.from_bytes(frame.regs).syscallno)
+    if isinstance(frame, SignalFrame):
+        return f"signal {signal.Signals(frame.signo).name}"
+    return {ExecFrame: "exec", InstructionTrapFrame: "rdtsc", ExitFrame: "exit"}.get(
+        type(frame), type(frame).__name__)
 
 
 def _describe(stop: Stop) -> str:
