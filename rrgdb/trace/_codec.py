@@ -1,224 +1,20 @@
-"""Conversions between the trace's dataclasses and the bytes of _layout, with validation.
+"""The trace's containers to bytes and back: blocks, header, completion marker, file index.
 
-Encoders raise ValueError/TypeError (a bug in the caller); decoders raise only TraceError,
-whose message starts with `where` (a file name, block and frame index) so it needs no
-further context.
+Encoders raise ValueError (a bug in the caller); decoders raise only TraceError, whose
+message starts with `where` (a file name, and block index) so it needs no further context.
 """
 
 from __future__ import annotations
 
 import re
-import struct
 import zlib
-from collections.abc import Callable
-from io import BytesIO
-from typing import Any
 
 import zstandard
-from construct import Construct, ConstructError, Container
+from construct import Container
 
 from . import _layout as L
-from ._frames import (
-    ExecFrame,
-    ExitFrame,
-    Frame,
-    InstructionTrapFrame,
-    Mapping,
-    MemWrite,
-    SignalFrame,
-    SyscallFrame,
-    TraceError,
-    TraceHeader,
-)
-
-_LAYOUT_ERRORS = (ConstructError, struct.error)
-
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", "surrogateescape")
-
-
-def _raw(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _fixed(value: bytes, size: int, name: str) -> bytes:
-    # Compiled construct writes Bytes(n) fields without checking their length.
-    if len(value) != size or type(value) is not bytes:
-        raise ValueError(f"{name} must be {size} bytes, got {value!r:.60}")
-    return value
-
-
-# -- frames: one encoder and one decoder per kind, in tables keyed by type and kind byte ----
-
-
-def _enc_write(w: MemWrite) -> dict[str, Any]:
-    return {"addr": w.addr, "data": w.data}
-
-
-def _dec_writes(items: list[Container]) -> list[MemWrite]:
-    return [MemWrite(w["addr"], w["data"]) for w in items]
-
-
-def _enc_mapping(m: Mapping) -> dict[str, Any]:
-    return {
-        "start": m.start,
-        "end": m.end,
-        "prot": m.prot,
-        "flags": m.flags,
-        "offset": m.offset,
-        "path": _raw(m.path),
-        "file_id": _raw(m.file_id),
-    }
-
-
-def _dec_mapping(c: Container) -> Mapping:
-    return Mapping(
-        c["start"], c["end"], c["prot"], c["flags"], c["offset"], _text(c["path"]),
-        _text(c["file_id"]),
-    )  # fmt: skip
-
-
-def _enc_exec(f: ExecFrame) -> dict[str, Any]:
-    return {
-        "tid": f.tid,
-        "regs": _fixed(f.regs, L.REGS_SIZE, "regs"),
-        "exe_path": _raw(f.exe_path),
-        "exe_file_id": _raw(f.exe_file_id),
-        "argv": [{"item": a} for a in f.argv],
-        "envp": [{"item": e} for e in f.envp],
-        "mappings": [_enc_mapping(m) for m in f.mappings],
-        "memory": [_enc_write(w) for w in f.memory],
-    }
-
-
-def _dec_exec(c: Container) -> ExecFrame:
-    return ExecFrame(
-        c["tid"],
-        c["regs"],
-        _text(c["exe_path"]),
-        _text(c["exe_file_id"]),
-        [a["item"] for a in c["argv"]],
-        [e["item"] for e in c["envp"]],
-        [_dec_mapping(m) for m in c["mappings"]],
-        _dec_writes(c["memory"]),
-    )
-
-
-def _enc_syscall(f: SyscallFrame) -> dict[str, Any]:
-    # The hot path of a recording: _enc_write and _raw are inlined.
-    return {
-        "tid": f.tid,
-        "regs": _fixed(f.regs, L.REGS_SIZE, "regs"),
-        "result": f.result,
-        "writes": [{"addr": w.addr, "data": w.data} for w in f.writes],
-        "stream": f.stream,
-        "file_id": f.file_id.encode("utf-8", "surrogateescape"),
-    }
-
-
-def _dec_syscall(c: Container) -> SyscallFrame:
-    return SyscallFrame(
-        c["tid"], c["regs"], c["result"], _dec_writes(c["writes"]), c["stream"],
-        _text(c["file_id"]),
-    )  # fmt: skip
-
-
-def _enc_signal(f: SignalFrame) -> dict[str, Any]:
-    return {
-        "tid": f.tid,
-        "regs": _fixed(f.regs, L.REGS_SIZE, "regs"),
-        "signo": f.signo,
-        "siginfo": _fixed(f.siginfo, L.SIGINFO_SIZE, "siginfo"),
-        "deterministic": bool(f.deterministic),
-    }
-
-
-def _dec_signal(c: Container) -> SignalFrame:
-    return SignalFrame(c["tid"], c["regs"], c["signo"], c["siginfo"], c["deterministic"])
-
-
-def _enc_trap(f: InstructionTrapFrame) -> dict[str, Any]:
-    return {
-        "tid": f.tid,
-        "regs": _fixed(f.regs, L.REGS_SIZE, "regs"),
-        "value": f.value,
-        "aux": f.aux,
-    }
-
-
-def _dec_trap(c: Container) -> InstructionTrapFrame:
-    return InstructionTrapFrame(c["tid"], c["regs"], c["value"], c["aux"])
-
-
-def _enc_exit(f: ExitFrame) -> dict[str, Any]:
-    return {"tid": f.tid, "status": f.status}
-
-
-def _dec_exit(c: Container) -> ExitFrame:
-    return ExitFrame(c["tid"], c["status"])
-
-
-_Encoder = tuple[bytes, Construct, Callable[[Any], dict[str, Any]]]
-_Decoder = tuple[str, Construct, Callable[[Container], Frame]]
-
-# One row per frame kind: its type, kind byte, layout, encoder and decoder.
-_KINDS = (
-    (ExecFrame, L.KIND_EXEC, L.EXEC, _enc_exec, _dec_exec),
-    (SyscallFrame, L.KIND_SYSCALL, L.SYSCALL, _enc_syscall, _dec_syscall),
-    (SignalFrame, L.KIND_SIGNAL, L.SIGNAL, _enc_signal, _dec_signal),
-    (InstructionTrapFrame, L.KIND_INSTRUCTION_TRAP, L.INSTRUCTION_TRAP, _enc_trap, _dec_trap),
-    (ExitFrame, L.KIND_EXIT, L.EXIT, _enc_exit, _dec_exit),
-)
-_ENCODERS: dict[type, _Encoder] = {t: (bytes([k]), lay, enc) for t, k, lay, enc, _ in _KINDS}
-_DECODERS: dict[bytes, _Decoder] = {
-    bytes([k]): (t.__name__, lay, dec) for t, k, lay, _, dec in _KINDS
-}
-
-
-def encode_frame(frame: Frame, out: BytesIO) -> None:
-    """Append frame's kind byte and fields to out; on error out is left as it was."""
-    try:
-        kind, layout, fields = _ENCODERS[type(frame)]
-    except KeyError:
-        raise TypeError(f"not a trace frame: {frame!r:.80}") from None
-    start = out.tell()
-    try:
-        out.write(kind)
-        layout.build_stream(fields(frame), out)
-    except (*_LAYOUT_ERRORS, AttributeError, KeyError, TypeError, ValueError) as e:
-        out.seek(start)
-        out.truncate()
-        raise ValueError(f"cannot encode {frame!r:.120}: {e}") from e
-
-
-def decode_frames(raw: bytes, first: int, count: int, where: str) -> list[Frame]:
-    """The count frames (numbered from first) that make up raw, exactly."""
-    # Compiled construct reads Bytes fields with a bare read(), which comes back short at
-    # the end of the buffer instead of failing; one byte of padding turns any such overrun
-    # into a position past len(raw), which the loop checks after every frame.
-    stream = BytesIO(raw + b"\0")
-    end = len(raw)
-    read = stream.read
-    tell = stream.tell
-    frames: list[Frame] = []
-    append = frames.append
-    for index in range(first, first + count):
-        kind = read(1)
-        decoder = _DECODERS.get(kind)
-        if decoder is None:
-            raise TraceError(f"{where}: frame {index} has unknown kind {kind.hex() or 'EOF'}")
-        name, layout, decode = decoder
-        try:
-            append(decode(layout.parse_stream(stream)))
-        except _LAYOUT_ERRORS as e:
-            raise TraceError(f"{where}: frame {index} ({name}) is malformed: {e}") from e
-        if tell() > end:
-            raise TraceError(f"{where}: frame {index} ({name}) runs past the end of its block")
-    if tell() != end:
-        raise TraceError(f"{where}: {end - tell()} stray bytes after frame {first + count - 1}")
-    return frames
-
+from ._frames import TraceError, TraceHeader
+from ._layout import LAYOUT_ERRORS, decode_text, encode_text
 
 # -- blocks ---------------------------------------------------------------------------------
 
@@ -270,20 +66,22 @@ def unpack_block_data(
 def encode_header(header: TraceHeader) -> bytes:
     """The whole header file."""
     fields = {
-        "program": _raw(header.program),
-        "argv": [{"item": _raw(a)} for a in header.argv],
-        "cwd": _raw(header.cwd),
+        "program": encode_text(header.program),
+        "argv": [{"item": encode_text(a)} for a in header.argv],
+        "cwd": encode_text(header.cwd),
         "rlimit_soft": header.rlimit_stack[0],
         "rlimit_hard": header.rlimit_stack[1],
         "created": header.created,
-        "kernel": _raw(header.kernel),
-        "cpu": _raw(header.cpu),
+        "kernel": encode_text(header.kernel),
+        "cpu": encode_text(header.cpu),
         "syscallbuf": bool(header.syscallbuf),
-        "extra": [{"key": _raw(k), "value": _raw(v)} for k, v in header.extra.items()],
+        "extra": [
+            {"key": encode_text(k), "value": encode_text(v)} for k, v in header.extra.items()
+        ],
     }
     try:
         body = L.HEADER_BODY.build(fields)
-    except _LAYOUT_ERRORS as e:
+    except LAYOUT_ERRORS as e:
         raise ValueError(f"cannot encode {header!r:.120}: {e}") from e
     preamble = {"magic": L.HEADER_MAGIC, "version": L.FORMAT_VERSION, "crc": zlib.crc32(body)}
     return L.PREAMBLE.build(preamble) + body
@@ -305,17 +103,17 @@ def decode_header(data: bytes, where: str) -> TraceHeader:
     try:
         c = L.HEADER_BODY.parse(body)
         return TraceHeader(
-            program=_text(c.program),
-            argv=[_text(a.item) for a in c.argv],
-            cwd=_text(c.cwd),
+            program=decode_text(c.program),
+            argv=[decode_text(a.item) for a in c.argv],
+            cwd=decode_text(c.cwd),
             rlimit_stack=(c.rlimit_soft, c.rlimit_hard),
             created=c.created,
-            kernel=_text(c.kernel),
-            cpu=_text(c.cpu),
+            kernel=decode_text(c.kernel),
+            cpu=decode_text(c.cpu),
             syscallbuf=c.syscallbuf,
-            extra={_text(e.key): _text(e.value) for e in c.extra},
+            extra={decode_text(e.key): decode_text(e.value) for e in c.extra},
         )
-    except _LAYOUT_ERRORS as e:
+    except LAYOUT_ERRORS as e:
         raise TraceError(f"{where}: header is malformed: {e}") from e
 
 

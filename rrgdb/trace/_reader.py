@@ -13,12 +13,12 @@ from . import _layout as L
 from ._codec import (
     FILE_ID,
     decode_complete,
-    decode_frames,
     decode_header,
     decode_index,
     unpack_block_data,
     unpack_block_header,
 )
+from ._frame_codec import decode_frames
 from ._frames import Frame, TraceError, TraceHeader
 
 
@@ -79,7 +79,7 @@ class TraceReader:
         number = 0
         with events:
             for block in itertools.count():
-                where = f"{self._events}: block {block} (byte {events.tell()})"
+                where = f"{self._events}: block {block} (byte {events.tell()}, frame {number})"
                 head_bytes = events.read(L.BLOCK_HEADER_SIZE)
                 if not head_bytes:
                     break

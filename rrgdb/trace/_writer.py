@@ -6,7 +6,6 @@ import hashlib
 import os
 import tempfile
 from contextlib import suppress
-from io import BytesIO
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -14,7 +13,8 @@ from typing import BinaryIO
 import zstandard
 
 from . import _layout as L
-from ._codec import encode_complete, encode_frame, encode_header, encode_index_entry, pack_block
+from ._codec import encode_complete, encode_header, encode_index_entry, pack_block
+from ._frame_codec import encode_frame
 from ._frames import Frame, TraceHeader
 
 _COPY_CHUNK = 1 << 20
@@ -78,11 +78,11 @@ class TraceWriter:
         self._index_fd = _open_append(self._files_dir / L.FILES_INDEX)
         _write_atomically(self.directory / L.HEADER_FILE, header_bytes)
         self._compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
-        self._block = BytesIO()
-        self._block_frames = 0
+        self._block: list[bytes] = []  # encoded frames not yet flushed
+        self._block_size = 0
         self._frames_written = 0
         self._events_size = 0
-        self._stored: dict[str, int] = {}  # file_id -> size, as in files/index
+        self._stored: set[str] = set()  # file ids in files/ (and in files/index)
         self._by_stat: dict[tuple[int, int, int, int], str] = {}
         self._closed = False
 
@@ -94,19 +94,21 @@ class TraceWriter:
     def write(self, frame: Frame) -> None:
         """Append frame; it reaches the disk with its block (see flush)."""
         self._check_open()
-        encode_frame(frame, self._block)
+        data = encode_frame(frame)
+        self._block.append(data)
+        self._block_size += len(data)
         self._frames_written += 1
-        self._block_frames += 1
-        if self._block_frames >= L.BLOCK_MAX_FRAMES or self._block.tell() >= L.BLOCK_MAX_BYTES:
+        if len(self._block) >= L.BLOCK_MAX_FRAMES or self._block_size >= L.BLOCK_MAX_BYTES:
             self.flush()
 
     def flush(self) -> None:
         """Write the frames buffered so far to the events file as one block."""
         self._check_open()
-        if not self._block_frames:
+        if not self._block:
             return
-        first = self._frames_written - self._block_frames
-        block = pack_block(self._block.getvalue(), first, self._block_frames, self._compressor)
+        count = len(self._block)
+        raw = b"".join(self._block)
+        block = pack_block(raw, self._frames_written - count, count, self._compressor)
         try:
             _write_all(self._events_fd, block)
         except BaseException:
@@ -114,14 +116,14 @@ class TraceWriter:
             os.ftruncate(self._events_fd, self._events_size)
             raise
         self._events_size += len(block)
-        self._block = BytesIO()
-        self._block_frames = 0
+        self._block.clear()
+        self._block_size = 0
 
     def add_file(self, path: str | os.PathLike[str]) -> str:
         """Copy the file at path into the trace (once per content) and return its file_id.
 
-        The file_id is the sha256 of the content. The copy is read-only and keeps the
-        executable bit. A file whose (device, inode, size, mtime) was seen before is not
+        The file_id is the sha256 of the content; the copy keeps the executable bit (replay
+        execve()s it). A file whose (device, inode, size, mtime) was seen before is not
         read again.
         """
         self._check_open()
@@ -130,7 +132,7 @@ class TraceWriter:
             key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             file_id = self._by_stat.get(key)
             if file_id is None:
-                file_id = self._copy(src, 0o555 if st.st_mode & 0o111 else 0o444)
+                file_id = self._copy(src, 0o755 if st.st_mode & 0o111 else 0o644)
                 self._by_stat[key] = file_id
         return file_id
 
@@ -151,7 +153,7 @@ class TraceWriter:
             else:
                 os.replace(tmp, self._files_dir / file_id)
                 _write_all(self._index_fd, encode_index_entry(file_id, size))
-                self._stored[file_id] = size
+                self._stored.add(file_id)
         except BaseException:
             with suppress(FileNotFoundError):
                 os.unlink(tmp)

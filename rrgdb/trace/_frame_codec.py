@@ -1,0 +1,221 @@
+"""Frames to bytes and back: a kind byte, then the kind's layout from _layout.
+
+Each kind has one encoder and one decoder in a table keyed by type and kind byte. Encoders
+raise ValueError/TypeError (a bug in the caller); decode_frames raises only TraceError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from io import BytesIO
+from typing import Any
+
+from construct import Construct, Container
+
+from . import _layout as L
+from ._frames import (
+    ExecFrame,
+    ExitFrame,
+    Frame,
+    InstructionTrapFrame,
+    Mapping,
+    MemWrite,
+    SignalFrame,
+    SyscallFrame,
+    TraceError,
+)
+from ._layout import decode_text, encode_text
+
+_Encode = Callable[[Any], bytes]
+_Decode = Callable[[BytesIO], Frame]
+
+
+def _fixed(value: bytes, size: int, name: str) -> bytes:
+    # Neither struct's "s" nor compiled construct's Bytes(n) checks the length on writing.
+    if len(value) != size or type(value) is not bytes:
+        raise ValueError(f"{name} must be {size} bytes, got {value!r:.60}")
+    return value
+
+
+# -- SyscallFrame: struct, for speed (see _layout.SYSCALL_HEAD) -----------------------------
+
+_HEAD = L.SYSCALL_HEAD
+_WRITE = L.MEM_WRITE_HEAD
+_TAIL = L.SYSCALL_TAIL
+
+
+def _encode_syscall(f: SyscallFrame) -> bytes:
+    parts = [_HEAD.pack(f.tid, _fixed(f.regs, L.REGS_SIZE, "regs"), f.result, len(f.writes))]
+    for w in f.writes:
+        parts += (_WRITE.pack(w.addr, len(w.data)), w.data)
+    file_id = encode_text(f.file_id)
+    parts += (_TAIL.pack(f.stream, len(file_id)), file_id)
+    return b"".join(parts)
+
+
+def _decode_syscall(stream: BytesIO) -> SyscallFrame:
+    read = stream.read
+    tid, regs, result, count = _HEAD.unpack(read(_HEAD.size))
+    writes = []
+    for _ in range(count):
+        addr, size = _WRITE.unpack(read(_WRITE.size))
+        writes.append(MemWrite(addr, read(size)))
+    stream_no, size = _TAIL.unpack(read(_TAIL.size))
+    return SyscallFrame(tid, regs, result, writes, stream_no, decode_text(read(size)))
+
+
+# -- the other kinds: construct, through dicts of their fields ------------------------------
+
+
+def _enc_write(w: MemWrite) -> dict[str, Any]:
+    return {"addr": w.addr, "data": w.data}
+
+
+def _dec_write(c: Container) -> MemWrite:
+    return MemWrite(c["addr"], c["data"])
+
+
+def _enc_mapping(m: Mapping) -> dict[str, Any]:
+    return {
+        "start": m.start,
+        "end": m.end,
+        "prot": m.prot,
+        "flags": m.flags,
+        "offset": m.offset,
+        "path": encode_text(m.path),
+        "file_id": encode_text(m.file_id),
+    }
+
+
+def _dec_mapping(c: Container) -> Mapping:
+    return Mapping(
+        c["start"], c["end"], c["prot"], c["flags"], c["offset"], decode_text(c["path"]),
+        decode_text(c["file_id"]),
+    )  # fmt: skip
+
+
+def _enc_exec(f: ExecFrame) -> dict[str, Any]:
+    return {
+        "tid": f.tid,
+        "regs": _fixed(f.regs, L.REGS_SIZE, "regs"),
+        "exe_path": encode_text(f.exe_path),
+        "exe_file_id": encode_text(f.exe_file_id),
+        "argv": [{"item": a} for a in f.argv],
+        "envp": [{"item": e} for e in f.envp],
+        "mappings": [_enc_mapping(m) for m in f.mappings],
+        "memory": [_enc_write(w) for w in f.memory],
+    }
+
+
+def _dec_exec(c: Container) -> ExecFrame:
+    return ExecFrame(
+        c["tid"],
+        c["regs"],
+        decode_text(c["exe_path"]),
+        decode_text(c["exe_file_id"]),
+        [a["item"] for a in c["argv"]],
+        [e["item"] for e in c["envp"]],
+        [_dec_mapping(m) for m in c["mappings"]],
+        [_dec_write(w) for w in c["memory"]],
+    )
+
+
+def _enc_signal(f: SignalFrame) -> dict[str, Any]:
+    return {
+        "tid": f.tid,
+        "regs": _fixed(f.regs, L.REGS_SIZE, "regs"),
+        "signo": f.signo,
+        "siginfo": _fixed(f.siginfo, L.SIGINFO_SIZE, "siginfo"),
+        "deterministic": bool(f.deterministic),
+    }
+
+
+def _dec_signal(c: Container) -> SignalFrame:
+    return SignalFrame(c["tid"], c["regs"], c["signo"], c["siginfo"], c["deterministic"])
+
+
+def _enc_trap(f: InstructionTrapFrame) -> dict[str, Any]:
+    regs = _fixed(f.regs, L.REGS_SIZE, "regs")
+    return {"tid": f.tid, "regs": regs, "value": f.value, "aux": f.aux}
+
+
+def _dec_trap(c: Container) -> InstructionTrapFrame:
+    return InstructionTrapFrame(c["tid"], c["regs"], c["value"], c["aux"])
+
+
+def _enc_exit(f: ExitFrame) -> dict[str, Any]:
+    return {"tid": f.tid, "status": f.status}
+
+
+def _dec_exit(c: Container) -> ExitFrame:
+    return ExitFrame(c["tid"], c["status"])
+
+
+def _construct_codec(
+    layout: Construct,
+    fields: Callable[[Any], dict[str, Any]],
+    convert: Callable[[Container], Frame],
+) -> tuple[_Encode, _Decode]:
+    def encode(frame: Any) -> bytes:
+        return layout.build(fields(frame))
+
+    def decode(stream: BytesIO) -> Frame:
+        return convert(layout.parse_stream(stream))
+
+    return encode, decode
+
+
+# One row per frame kind: its type, kind byte, encoder and decoder.
+_KINDS: tuple[tuple[type, int, _Encode, _Decode], ...] = (
+    (ExecFrame, L.KIND_EXEC, *_construct_codec(L.EXEC, _enc_exec, _dec_exec)),
+    (SyscallFrame, L.KIND_SYSCALL, _encode_syscall, _decode_syscall),
+    (SignalFrame, L.KIND_SIGNAL, *_construct_codec(L.SIGNAL, _enc_signal, _dec_signal)),
+    (
+        InstructionTrapFrame,
+        L.KIND_INSTRUCTION_TRAP,
+        *_construct_codec(L.INSTRUCTION_TRAP, _enc_trap, _dec_trap),
+    ),
+    (ExitFrame, L.KIND_EXIT, *_construct_codec(L.EXIT, _enc_exit, _dec_exit)),
+)
+_ENCODERS = {t: (bytes([kind]), encode) for t, kind, encode, _ in _KINDS}
+_DECODERS = {bytes([kind]): (t.__name__, decode) for t, kind, _, decode in _KINDS}
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The kind byte and fields of frame."""
+    try:
+        kind, encode = _ENCODERS[type(frame)]
+    except KeyError:
+        raise TypeError(f"not a trace frame: {frame!r:.80}") from None
+    try:
+        return kind + encode(frame)
+    except (*L.LAYOUT_ERRORS, AttributeError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"cannot encode {frame!r:.120}: {e}") from e
+
+
+def decode_frames(raw: bytes, first: int, count: int, where: str) -> list[Frame]:
+    """The count frames (numbered from first) that make up raw, exactly."""
+    # Bytes fields are read with a bare read(), which comes back short at the end of the
+    # buffer instead of failing; one byte of padding turns any such overrun into a position
+    # past len(raw), which the loop checks after every frame.
+    stream = BytesIO(raw + b"\0")
+    end = len(raw)
+    read = stream.read
+    tell = stream.tell
+    frames: list[Frame] = []
+    append = frames.append
+    for index in range(first, first + count):
+        kind = read(1)
+        decoder = _DECODERS.get(kind)
+        if decoder is None:
+            raise TraceError(f"{where}: frame {index} has unknown kind {kind.hex() or 'EOF'}")
+        name, decode = decoder
+        try:
+            append(decode(stream))
+        except L.LAYOUT_ERRORS as e:
+            raise TraceError(f"{where}: frame {index} ({name}) is malformed: {e}") from e
+        if tell() > end:
+            raise TraceError(f"{where}: frame {index} ({name}) runs past the end of its block")
+    if tell() != end:
+        raise TraceError(f"{where}: {end - tell()} stray bytes after frame {first + count - 1}")
+    return frames
