@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["syscall_heavy", "compute"],
+        choices=["syscall_heavy", "compute", "startup"],
         action="append",
         help="run only this workload (repeatable)",
     )
@@ -147,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     workloads = [
         Workload("syscall_heavy", BENCH_DIR / "syscall_heavy.c", args.syscall_iterations),
         Workload("compute", BENCH_DIR / "compute.c", args.compute_iterations),
+        # compute with one round: rrgdb's fixed cost (start-up, exec, trace files)
+        Workload("startup", BENCH_DIR / "compute.c", 1),
     ]
     if args.only:
         workloads = [w for w in workloads if w.name in args.only]

@@ -9,6 +9,7 @@ overwrite bytes, whatever the files hold.
 from __future__ import annotations
 
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -40,8 +41,11 @@ def good_trace(
 
 
 def trace_files(trace: Path) -> list[Path]:
-    """Every regular file of a trace, largest first."""
+    """Every regular file of a trace, largest first, made writable for the corruptions
+    (a trace may keep its copies read-only)."""
     files = [path for path in trace.rglob("*") if path.is_file() and not path.is_symlink()]
+    for path in files:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
     return sorted(files, key=lambda path: (-path.stat().st_size, str(path)))
 
 
