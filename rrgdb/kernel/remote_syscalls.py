@@ -69,6 +69,42 @@ def inject(task: Task, name: str, *args: int, site: int = SYSCALL_SITE) -> int:
     return after.result
 
 
+def fork_task(task: Task) -> Task:
+    """Forks the tracee by injecting fork(); the child (auto-attached through
+    PTRACE_O_TRACEFORK) is returned stopped, with the parent's registers. Used for
+    checkpoints: a copy-on-write snapshot of the whole address space."""
+    saved = task.regs()
+    regs = saved.copy()
+    regs.rip = SYSCALL_SITE
+    regs.rax = regs.orig_rax = NUMBERS["fork"]
+    task.set_regs(regs)
+    child_pid = 0
+    for _ in range(6):
+        task.resume(native.PTRACE_SINGLESTEP)
+        stop = task.wait()
+        if stop.finished:
+            raise TraceeGone(f"task {task.tid} died while forking")
+        if stop.kind is StopKind.EVENT and stop.event == native.PTRACE_EVENT_FORK:
+            child_pid = task.event_msg()
+            continue
+        if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP:
+            if task.regs().rip == SYSCALL_SITE + 2:
+                break
+            continue
+        if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
+            continue  # a previous copy exited; nobody needs to hear about it
+        raise InjectionError(f"unexpected stop {stop} while forking task {task.tid}")
+    task.set_regs(saved)
+    if not child_pid:
+        raise InjectionError(f"fork of task {task.tid} failed")
+    child = Task(child_pid)
+    stop = child.wait()
+    if stop.finished:
+        raise TraceeGone(f"the fork of task {task.tid} died at once")
+    child.set_regs(saved)
+    return child
+
+
 def map_scratch_page(task: Task) -> None:
     """Maps and fills the scratch page. Called once per address space, right after exec,
     at a stop where the task is about to run its first instruction."""

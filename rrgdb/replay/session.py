@@ -1,25 +1,34 @@
 """ReplaySession: re-executes a recorded program from its trace, deterministically.
 
-Syscalls are emulated under PTRACE_SYSEMU (the recorded result and memory writes are
-applied) except those that shape the address space or signal state, which are executed
-for real. Registers are compared with the recording at every event: a mismatch raises
-DivergenceError, never goes unnoticed.
+Each recorded event (frame) is replayed in two halves: *arrival* — the tracee runs until it
+reaches the point where the event happened (a syscall entry under PTRACE_SYSEMU, the rdtsc
+fault, the faulting instruction) — and *application* — the recorded outcome is imposed
+(result and memory writes, a signal, a counter value). Breakpoints, watchpoints and single
+steps can interrupt an arrival; the debugger then sees the tracee mid-interval.
+
+Syscalls are emulated except those that shape the address space or signal state, which
+are executed for real. Registers are compared with the recording at every arrival: a
+mismatch raises DivergenceError, never goes unnoticed.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import signal
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rrgdb import native
 from rrgdb.kernel.address_space import MAP_PRIVATE, read_maps
+from rrgdb.kernel.breakpoints import Breakpoints, Watchpoint
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import (
     SCRATCH_DATA,
     SYSCALL_SITE,
+    fork_task,
     inject,
     map_scratch_page,
     open_in_tracee,
@@ -40,18 +49,46 @@ from rrgdb.trace import (
 )
 
 REPLAY_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
-                  | native.PTRACE_O_TRACEEXIT | native.PTRACE_O_EXITKILL)
+                  | native.PTRACE_O_TRACEEXIT | native.PTRACE_O_TRACEFORK
+                  | native.PTRACE_O_EXITKILL)
 MMAP = NUMBERS["mmap"]
 MAP_SHARED, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x10, 0x20
 EXECVE = {NUMBERS["execve"], NUMBERS["execveat"]}
 EXITS = {NUMBERS["exit"], NUMBERS["exit_group"]}
 WRITEV = {NUMBERS["writev"], NUMBERS["pwritev"]}
+MAPPING_CHANGES = {NUMBERS[n] for n in ("mmap", "munmap", "mremap", "mprotect", "brk")}
 
 Echo = Callable[[int, bytes], None]
 
 
 class DivergenceError(Exception):
     """The replay does not follow the recording (a bug in rrgdb or a changed environment)."""
+
+
+class Trap(enum.Enum):
+    """Why an arrival was interrupted."""
+
+    BREAKPOINT = "breakpoint"
+    WATCHPOINT = "watchpoint"
+    STEP = "step"
+    END = "end"  # arrived at the exit: the last stop before the process is gone
+
+
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """A stop between events, for the debugger."""
+
+    trap: Trap
+    watch: Watchpoint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayState:
+    """The Python-side state that goes with a forked snapshot of the tracee."""
+
+    applied: int
+    pending_signal: int
+    exit_status: int | None
 
 
 def write_to_fd(stream: int, data: bytes) -> None:
@@ -62,25 +99,34 @@ def write_to_fd(stream: int, data: bytes) -> None:
 
 
 class ReplaySession:
-    """Replays one trace, one event (frame) at a time."""
+    """Replays one trace, one event at a time, with breakpoints and single steps."""
 
     def __init__(self, trace_dir: Path, echo: Echo | None = write_to_fd) -> None:
         self.reader = TraceReader(trace_dir.resolve())
+        self.frames: list[Frame] = []
         self.echo = echo
         self.task: Task | None = None
-        self._frames: Iterator[Frame] = iter(())
-        self.event = -1  # index of the last replayed frame
+        self.breakpoints = Breakpoints()
+        self.applied = 0  # frames applied so far; frames[applied] is the next event
+        self.arrived = False  # the tracee stands at the arrival point of frames[applied]
         self.exit_status: int | None = None
+        self.stop_at_end = False  # report Trap.END before applying the exit
+        self.echoed = 0  # output of frames below this index has been echoed already
         self._signal = 0  # signal to deliver at the next resume
-        self._previous: Frame | None = None
 
     # -- lifecycle --------------------------------------------------------------------
+    def load(self) -> None:
+        """Reads every frame of the trace (TraceError on a damaged trace)."""
+        self.frames = list(self.reader.frames())
+        if not self.frames or not isinstance(self.frames[0], ExecFrame):
+            raise DivergenceError("the trace does not start with an exec event")
+
     def start(self) -> None:
         """Spawns the tracee and replays the initial exec (event 0)."""
-        self._frames = iter(self.reader.frames())
-        first = next(self._frames, None)
-        if not isinstance(first, ExecFrame):
-            raise DivergenceError("the trace does not start with an exec event")
+        if not self.frames:
+            self.load()
+        first = self.frames[0]
+        assert isinstance(first, ExecFrame)
         exe = str(self.reader.file_path(first.exe_file_id))
         pid = native.spawn(exe, first.argv, first.envp, "/", self.reader.header.rlimit_stack,
                            True, -1)
@@ -94,74 +140,162 @@ class ReplaySession:
         if stop.kind is not StopKind.EVENT or stop.event != native.PTRACE_EVENT_EXEC:
             raise DivergenceError(f"replay tracee could not exec {exe}: {stop}")
         self._apply_exec(task, first)
-        self.event = 0
-        self._previous = first
+        self.applied = 1
+        self.echoed = max(self.echoed, 1)
 
     def close(self) -> None:
         """Ends the tracee (by pid) if it is still alive."""
         if self.task is not None:
             self.task.kill()
 
+    @property
+    def finished(self) -> bool:
+        return self.exit_status is not None
+
+    @property
+    def recorded_tid(self) -> int:
+        return self.frames[0].tid if self.frames else 0
+
     def run_to_end(self) -> int:
         """Replays every remaining event; returns the recorded raw wait status."""
         while self.exit_status is None:
-            frame = next(self._frames, None)
-            if frame is None:
-                raise DivergenceError(f"the trace ended at event {self.event} "
-                                      "before the program exited")
-            self.replay_frame(frame)
+            self.advance()
         return self.exit_status
 
-    def replay_frame(self, frame: Frame) -> None:
-        """Advances the tracee through one recorded event."""
+    # -- checkpoints ------------------------------------------------------------------
+    def state(self) -> ReplayState:
+        return ReplayState(self.applied, self._signal, self.exit_status)
+
+    def snapshot(self) -> Task:
+        """A forked, stopped copy of the tracee (between events only)."""
+        assert self.task is not None and not self.arrived
+        self.breakpoints.lift(self.task)
+        try:
+            return fork_task(self.task)
+        finally:
+            self.breakpoints.reinsert(self.task)
+
+    def resume_from(self, snapshot: Task, state: ReplayState) -> None:
+        """Makes a fresh fork of snapshot the live tracee, at the snapshot's position."""
+        if self.task is not None:
+            self.task.kill()
+        self.task = fork_task(snapshot)
+        self.applied, self._signal, self.exit_status = (state.applied, state.pending_signal,
+                                                        state.exit_status)
+        self.arrived = False
+        self.breakpoints.reinsert(self.task)
+        self.breakpoints.apply_debug_registers(self.task)
+
+    # -- running ----------------------------------------------------------------------
+    def advance(self, step: bool = False) -> Interruption | None:
+        """Replays the next event, unless a breakpoint, watchpoint or (with step) the end
+        of one instruction interrupts the arrival. A completed single step that ends
+        with an event (a syscall instruction) also returns Trap.STEP."""
         assert self.task is not None
-        self.event += 1
-        if isinstance(frame, SyscallFrame):
-            self._replay_syscall(self.task, frame)
-        elif isinstance(frame, ExecFrame):
-            self._replay_exec(self.task, frame)
-        elif isinstance(frame, SignalFrame):
-            self._replay_signal(self.task, frame)
-        elif isinstance(frame, InstructionTrapFrame):
-            self._replay_rdtsc(self.task, frame)
-        elif isinstance(frame, ExitFrame):
-            self._replay_exit(self.task, frame)
-        else:
-            raise DivergenceError(f"event {self.event}: unknown frame {type(frame).__name__}")
-        self._previous = frame
+        if self.exit_status is not None:
+            raise DivergenceError("the replay has already reached the end")
+        task = self.task
+        frame = self.frames[self.applied] if self.applied < len(self.frames) else None
+        if frame is None:
+            raise DivergenceError(f"the trace ended at event {self.applied} before the "
+                                  "program exited")
+        while not self.arrived:
+            if not self._needs_running(frame):
+                self.arrived = True
+                break
+            rip = task.regs().rip
+            over_breakpoint = rip in self.breakpoints.software
+            if over_breakpoint:
+                self.breakpoints.lift_one(task, rip)
+            stop = self._run(task, step or over_breakpoint)
+            if over_breakpoint:
+                self.breakpoints.reinsert(task)
+            trap = self._classify(task, stop, frame, step)
+            if trap is not None:
+                return trap
+        if isinstance(frame, ExitFrame) and self.stop_at_end:
+            self.stop_at_end = False
+            return Interruption(Trap.END)
+        self._apply(task, frame)
+        self.applied += 1
+        self.arrived = False
+        return Interruption(Trap.STEP) if step else None
 
-    # -- helpers ----------------------------------------------------------------------
-    def _diverged(self, what: str, detail: str) -> DivergenceError:
-        assert self.task is not None
-        previous = (f"; the previous event, {self.event - 1}, was {event_name(self._previous)}"
-                    if self._previous is not None else "")
-        return DivergenceError(f"replay diverged at event {self.event} ({what}, tid "
-                               f"{self.task.tid}): {detail}{previous}")
+    def _needs_running(self, frame: Frame) -> bool:
+        if isinstance(frame, SignalFrame):
+            return frame.deterministic
+        if isinstance(frame, ExitFrame):
+            return not self._signal
+        return True
 
-    def _check_regs(self, task: Task, recorded: bytes, what: str) -> Registers:
-        now = task.regs()
-        diffs = now.differences(Registers.from_bytes(recorded))
-        if diffs:
-            raise self._diverged(what, "registers differ (replay != recording): "
-                                 + ", ".join(diffs))
-        return now
-
-    def _resume_to_stop(self, task: Task) -> Stop:
-        task.resume(native.PTRACE_SYSEMU, self._signal)
+    def _run(self, task: Task, step: bool) -> Stop:
+        task.resume(native.PTRACE_SYSEMU_SINGLESTEP if step else native.PTRACE_SYSEMU,
+                    self._signal)
         self._signal = 0
         return task.wait()
 
-    def _expect(self, stop: Stop, kind: StopKind, what: str, signo: int = 0) -> None:
-        if stop.kind is not kind or (signo and stop.signo != signo):
-            raise self._diverged(what, f"expected a {kind.value} stop, got {_describe(stop)}")
+    def _classify(self, task: Task, stop: Stop, frame: Frame, step: bool
+                  ) -> Interruption | None:
+        """Turns a stop into an arrival (sets self.arrived) or an interruption."""
+        if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP:
+            watch, stepped = self.breakpoints.triggered(task)
+            if watch is not None:
+                return Interruption(Trap.WATCHPOINT, watch)
+            regs = task.regs()
+            if not stepped and regs.rip - 1 in self.breakpoints.software:
+                regs.rip -= 1
+                task.set_regs(regs)
+                return Interruption(Trap.BREAKPOINT)
+            if stepped:
+                return Interruption(Trap.STEP) if step else None
+        expected = self._arrival_kind(frame)
+        if stop.kind is not expected[0] or (expected[1] and stop.signo != expected[1]):
+            raise self._diverged(frame, f"expected {expected[2]}, got {_describe(stop)}")
+        self.arrived = True
+        return None
 
-    # -- events -----------------------------------------------------------------------
-    def _replay_syscall(self, task: Task, frame: SyscallFrame) -> None:
-        recorded = Registers.from_bytes(frame.regs)
-        nr = recorded.syscallno
-        name = syscall_name(nr)
-        self._expect(self._resume_to_stop(task), StopKind.SYSCALL, name)
-        regs = self._check_regs(task, frame.regs, name)
+    @staticmethod
+    def _arrival_kind(frame: Frame) -> tuple[StopKind, int, str]:
+        if isinstance(frame, InstructionTrapFrame):
+            return StopKind.SIGNAL, signal.SIGSEGV, "the rdtsc fault"
+        if isinstance(frame, SignalFrame):
+            return StopKind.SIGNAL, frame.signo, f"signal {frame.signo}"
+        return StopKind.SYSCALL, 0, "a syscall"
+
+    # -- helpers ----------------------------------------------------------------------
+    def _diverged(self, frame: Frame, detail: str) -> DivergenceError:
+        assert self.task is not None
+        index = self.applied
+        previous = (f"; the previous event, {index - 1}, was {event_name(self.frames[index - 1])}"
+                    if index > 0 else "")
+        return DivergenceError(f"replay diverged at event {index} ({event_name(frame)}, tid "
+                               f"{self.task.tid}): {detail}{previous}")
+
+    def _check_regs(self, task: Task, frame: Frame) -> Registers:
+        now = task.regs()
+        diffs = now.differences(Registers.from_bytes(frame.regs))  # type: ignore[union-attr]
+        if diffs:
+            raise self._diverged(frame, "registers differ (replay != recording): "
+                                 + ", ".join(diffs))
+        return now
+
+    # -- applying events ----------------------------------------------------------------
+    def _apply(self, task: Task, frame: Frame) -> None:
+        if isinstance(frame, SyscallFrame):
+            self._apply_syscall(task, frame)
+        elif isinstance(frame, ExecFrame):
+            self._replay_exec(task, frame)
+        elif isinstance(frame, SignalFrame):
+            self._apply_signal(task, frame)
+        elif isinstance(frame, InstructionTrapFrame):
+            regs = self._check_regs(task, frame)
+            apply_rdtsc(task, regs, frame.value, frame.aux, task.read(regs.rip, 3) == RDTSCP)
+        elif isinstance(frame, ExitFrame):
+            self._apply_exit(task, frame)
+
+    def _apply_syscall(self, task: Task, frame: SyscallFrame) -> None:
+        regs = self._check_regs(task, frame)
+        nr = regs.syscallno
         spec = SPECS.get(nr)
         mode = spec.replay if spec is not None else Replay.EMULATE
         if nr in EXITS or nr in EXECVE:
@@ -178,13 +312,16 @@ class ReplaySession:
         else:
             result = self._execute(task, regs, frame)
             if mode is Replay.REAL and result != frame.result:
-                raise self._diverged(name, f"result {result} != recorded {frame.result}")
+                raise self._diverged(frame, f"result {result} != recorded {frame.result}")
             for w in frame.writes:
                 task.write(w.addr, w.data)
             regs.rax = frame.result
             task.set_regs(regs)
-        if frame.stream and self.echo is not None:
-            self.echo(frame.stream, self._written_bytes(task, recorded, frame.result))
+            if nr in MAPPING_CHANGES and self.breakpoints.software:
+                self.breakpoints.reinsert(task)
+        if frame.stream and self.echo is not None and self.applied >= self.echoed:
+            self.echo(frame.stream, self._written_bytes(task, regs, frame.result))
+        self.echoed = max(self.echoed, self.applied + 1)
 
     def _execute(self, task: Task, regs: Registers, frame: SyscallFrame) -> int:
         """Runs the syscall for real (mmap of a file maps the trace's copy)."""
@@ -206,10 +343,9 @@ class ReplaySession:
         after = run_syscall(task, call)
         regs.fs_base, regs.gs_base = after.fs_base, after.gs_base  # arch_prctl's effect
         task.set_regs(regs)
-        result = after.result
         if fd >= 0:
             inject(task, "close", fd)
-        return result
+        return after.result
 
     def _written_bytes(self, task: Task, regs: Registers, result: int) -> bytes:
         if regs.syscallno in WRITEV:
@@ -223,11 +359,9 @@ class ReplaySession:
         return task.read(regs.arg(1), result)
 
     def _replay_exec(self, task: Task, frame: ExecFrame) -> None:
-        stop = self._resume_to_stop(task)
-        self._expect(stop, StopKind.SYSCALL, "execve")
         regs = task.regs()
         if regs.syscallno not in EXECVE:
-            raise self._diverged("execve", f"expected execve, got {syscall_name(regs.syscallno)}")
+            raise self._diverged(frame, f"expected execve, got {syscall_name(regs.syscallno)}")
         path = str(self.reader.file_path(frame.exe_file_id)).encode() + b"\0"
         task.write(SCRATCH_DATA, path)
         call = regs.copy()
@@ -240,14 +374,17 @@ class ReplaySession:
         task.resume(native.PTRACE_CONT)
         stop = task.wait()
         if stop.kind is not StopKind.EVENT or stop.event != native.PTRACE_EVENT_EXEC:
-            raise self._diverged("execve", f"exec of the trace's copy failed: {_describe(stop)}")
+            raise self._diverged(frame, f"exec of the trace's copy failed: {_describe(stop)}")
         self._apply_exec(task, frame)
+        self.breakpoints.software.clear()  # a new program: old code addresses mean nothing
 
     def _apply_exec(self, task: Task, frame: ExecFrame) -> None:
         """At PTRACE_EVENT_EXEC: rebuild the recorded initial state of the new program."""
         task.reopen_memory()
         task.resume(native.PTRACE_SYSCALL)
-        self._expect(task.wait(), StopKind.SYSCALL, "execve")
+        stop = task.wait()
+        if stop.kind is not StopKind.SYSCALL:
+            raise self._diverged(frame, f"expected the execve exit, got {_describe(stop)}")
         map_scratch_page(task)
         for m in frame.mappings:
             if m.file_id and m.path != frame.exe_path and m.file_id != frame.exe_file_id:
@@ -256,42 +393,35 @@ class ReplaySession:
                               MAP_PRIVATE | MAP_FIXED, fd, m.offset)
                 inject(task, "close", fd)
                 if addr != m.start:
-                    raise self._diverged("execve", f"cannot map {m.path} at {m.start:#x}")
+                    raise self._diverged(frame, f"cannot map {m.path} at {m.start:#x}")
         layout = [(e.start, e.end, e.prot) for e in read_maps(task.tid) if e.path != "[stack]"]
         recorded = [(m.start, m.end, m.prot) for m in frame.mappings if m.path != "[stack]"]
         if layout != recorded:
-            raise self._diverged("execve", "the address space after exec differs from the "
+            raise self._diverged(frame, "the address space after exec differs from the "
                                  f"recording: {_layout_diff(layout, recorded)}")
         for w in frame.memory:
             task.write(w.addr, w.data)
         task.set_regs(Registers.from_bytes(frame.regs))
 
-    def _replay_signal(self, task: Task, frame: SignalFrame) -> None:
-        what = f"signal {signal.Signals(frame.signo).name}"
-        if frame.deterministic:
-            self._expect(self._resume_to_stop(task), StopKind.SIGNAL, what, frame.signo)
-        else:
-            self._check_regs(task, frame.regs, what)
+    def _apply_signal(self, task: Task, frame: SignalFrame) -> None:
+        if not frame.deterministic:
+            self._check_regs(task, frame)
             native.tgkill(task.tgid, task.tid, frame.signo)
-            self._expect(self._resume_to_stop(task), StopKind.SIGNAL, what, frame.signo)
+            stop = self._run(task, False)
+            if stop.kind is not StopKind.SIGNAL or stop.signo != frame.signo:
+                raise self._diverged(frame, f"expected signal {frame.signo}, got "
+                                     f"{_describe(stop)}")
             task.set_siginfo(frame.siginfo)
-        self._check_regs(task, frame.regs, what)
+        self._check_regs(task, frame)
         self._signal = frame.signo
 
-    def _replay_rdtsc(self, task: Task, frame: InstructionTrapFrame) -> None:
-        self._expect(self._resume_to_stop(task), StopKind.SIGNAL, "rdtsc", signal.SIGSEGV)
-        regs = self._check_regs(task, frame.regs, "rdtsc")
-        is_rdtscp = task.read(regs.rip, 3) == RDTSCP
-        apply_rdtsc(task, regs, frame.value, frame.aux, is_rdtscp)
-
-    def _replay_exit(self, task: Task, frame: ExitFrame) -> None:
+    def _apply_exit(self, task: Task, frame: ExitFrame) -> None:
         if self._signal:  # a fatal signal is being delivered
-            stop = self._resume_to_stop(task)
+            stop = self._run(task, False)
         else:
-            self._expect(self._resume_to_stop(task), StopKind.SYSCALL, "exit")
             regs = task.regs()
             if regs.syscallno not in EXITS:
-                raise self._diverged("exit", "expected exit, got "
+                raise self._diverged(frame, "expected exit, got "
                                      f"{syscall_name(regs.syscallno)}")
             call = regs.copy()
             call.rip, call.rax = SYSCALL_SITE, regs.syscallno
@@ -299,14 +429,15 @@ class ReplaySession:
             task.resume(native.PTRACE_CONT)
             stop = task.wait()
         if stop.kind is not StopKind.EVENT or stop.event != native.PTRACE_EVENT_EXIT:
-            raise self._diverged("exit", f"expected the exit, got {_describe(stop)}")
+            raise self._diverged(frame, f"expected the exit, got {_describe(stop)}")
         status = task.event_msg()
         if status != frame.status:
-            raise self._diverged("exit", f"exit status {status:#x} != recorded {frame.status:#x}")
+            raise self._diverged(frame, f"exit status {status:#x} != recorded "
+                                 f"{frame.status:#x}")
         task.resume(native.PTRACE_CONT)
         final = task.wait()
         if not final.finished:
-            raise self._diverged("exit", f"the tracee did not exit: {_describe(final)}")
+            raise self._diverged(frame, f"the tracee did not exit: {_describe(final)}")
         self.exit_status = frame.status
 
 

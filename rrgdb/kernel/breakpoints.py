@@ -1,0 +1,160 @@
+"""Breakpoints and watchpoints of one address space: software breakpoints (int3 bytes
+written into the code, hidden from memory reads) and hardware ones (x86 debug registers
+DR0-DR3, configured through DR7, reported through DR6)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from rrgdb.kernel.task import Task
+
+INT3 = b"\xcc"
+DR6, DR7 = 6, 7
+DR6_STEP = 0x4000
+DR6_HITS = 0xF
+_LEN_BITS = {1: 0b00, 2: 0b01, 4: 0b11, 8: 0b10}
+
+
+class WatchKind(enum.IntEnum):
+    """What a hardware slot watches (gdb Z1..Z4)."""
+
+    EXECUTE = 1
+    WRITE = 2
+    READ = 3
+    ACCESS = 4
+
+
+_RW_BITS = {WatchKind.EXECUTE: 0b00, WatchKind.WRITE: 0b01, WatchKind.READ: 0b11,
+            WatchKind.ACCESS: 0b11}
+
+
+@dataclass(frozen=True, slots=True)
+class Watchpoint:
+    """A debugger-visible watchpoint (possibly spread over several slots)."""
+
+    kind: WatchKind
+    addr: int
+    length: int
+
+
+class NoDebugRegisters(Exception):
+    """All four debug registers are in use."""
+
+
+def _aligned_pieces(addr: int, length: int) -> list[tuple[int, int]]:
+    pieces = []
+    end = addr + length
+    while addr < end:
+        for size in (8, 4, 2, 1):
+            if addr % size == 0 and addr + size <= end:
+                pieces.append((addr, size))
+                addr += size
+                break
+    return pieces
+
+
+class Breakpoints:
+    """The breakpoints and watchpoints the debugger asked for, applied to a task."""
+
+    def __init__(self) -> None:
+        self.software: dict[int, bytes] = {}  # address -> original byte (when inserted)
+        self.hardware: list[Watchpoint] = []
+        self._slots: list[tuple[Watchpoint, int, int]] = []  # (owner, addr, size) per DR
+
+    # -- software ---------------------------------------------------------------------
+    def insert(self, task: Task, addr: int) -> bool:
+        if addr in self.software:
+            return True
+        original = task.read(addr, 1)
+        if len(original) != 1:
+            return False
+        task.write(addr, INT3)
+        self.software[addr] = original
+        return True
+
+    def remove(self, task: Task, addr: int) -> None:
+        original = self.software.pop(addr, None)
+        if original is not None and task.alive:
+            task.write(addr, original)
+
+    def lift_one(self, task: Task, addr: int) -> None:
+        """Takes one int3 out (to step over it); reinsert() puts it back."""
+        task.write(addr, self.software[addr])
+
+    def lift(self, task: Task) -> None:
+        """Takes every int3 out of the code (before a checkpoint is forked)."""
+        for addr, original in self.software.items():
+            task.write(addr, original)
+
+    def reinsert(self, task: Task) -> None:
+        """Writes every int3 again, re-reading original bytes (code may have been mapped)."""
+        for addr in list(self.software):
+            current = task.read(addr, 1)
+            if len(current) != 1:
+                continue
+            if current != INT3:
+                self.software[addr] = current
+            task.write(addr, INT3)
+
+    def shadow(self, addr: int, data: bytes) -> bytes:
+        """Memory as the program sees it: int3 bytes replaced by the original ones."""
+        if not self.software:
+            return data
+        out = bytearray(data)
+        for bp, original in self.software.items():
+            if addr <= bp < addr + len(data):
+                out[bp - addr] = original[0]
+        return bytes(out)
+
+    def update_shadow(self, addr: int, data: bytes) -> bytes:
+        """For a debugger memory write: records new original bytes under breakpoints and
+        returns the bytes to write (int3 kept in place)."""
+        out = bytearray(data)
+        for bp in self.software:
+            if addr <= bp < addr + len(data):
+                self.software[bp] = bytes([data[bp - addr]])
+                out[bp - addr] = INT3[0]
+        return bytes(out)
+
+    # -- hardware ---------------------------------------------------------------------
+    def add_watch(self, task: Task, watch: Watchpoint) -> None:
+        pieces = [(watch.addr, 1)] if watch.kind is WatchKind.EXECUTE else \
+            _aligned_pieces(watch.addr, watch.length)
+        if len(self._slots) + len(pieces) > 4:
+            raise NoDebugRegisters()
+        self.hardware.append(watch)
+        self._slots += [(watch, a, s) for a, s in pieces]
+        self.apply_debug_registers(task)
+
+    def remove_watch(self, task: Task, watch: Watchpoint) -> None:
+        if watch in self.hardware:
+            self.hardware.remove(watch)
+            self._slots = [s for s in self._slots if s[0] != watch]
+            self.apply_debug_registers(task)
+
+    def apply_debug_registers(self, task: Task) -> None:
+        """Programs DR0-DR3 and DR7 of the task from the current watchpoints."""
+        dr7 = 0
+        task.set_debugreg(DR7, 0)
+        for i, (watch, addr, size) in enumerate(self._slots):
+            task.set_debugreg(i, addr)
+            dr7 |= 1 << (2 * i)
+            dr7 |= _RW_BITS[watch.kind] << (16 + 4 * i)
+            if watch.kind is not WatchKind.EXECUTE:
+                dr7 |= _LEN_BITS[size] << (18 + 4 * i)
+        if dr7:
+            task.set_debugreg(DR7, dr7)
+        task.set_debugreg(DR6, 0)
+
+    def triggered(self, task: Task) -> tuple[Watchpoint | None, bool]:
+        """After a SIGTRAP: (the watchpoint whose slot fired or None, single-step bit);
+        clears DR6."""
+        dr6 = task.get_debugreg(DR6)
+        task.set_debugreg(DR6, 0)
+        hit = None
+        for i, (watch, _addr, _size) in enumerate(self._slots):
+            if dr6 & (1 << i):
+                hit = watch
+                break
+        return hit, bool(dr6 & DR6_STEP)
