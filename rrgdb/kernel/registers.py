@@ -77,7 +77,7 @@ class Registers:
         """Names of registers that differ from other, as 'name: mine != other'."""
         out = []
         for i, (a, b) in enumerate(zip(self.values, other.values, strict=True)):
-            if NAMES[i] == "eflags":
+            if NAMES[i] in ("eflags", "r11"):  # r11 holds rflags after a syscall
                 a &= ~_EFLAGS_VOLATILE
                 b &= ~_EFLAGS_VOLATILE
             if a != b:

@@ -295,6 +295,7 @@ class ReplaySession:
 
     def _apply_syscall(self, task: Task, frame: SyscallFrame) -> None:
         regs = self._check_regs(task, frame)
+        regs.r11 = Registers.from_bytes(frame.regs).r11  # no trap flag from a single step
         nr = regs.syscallno
         spec = SPECS.get(nr)
         mode = spec.replay if spec is not None else Replay.EMULATE

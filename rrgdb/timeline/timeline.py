@@ -1,0 +1,467 @@
+"""ReplayTimeline: a replay that can move backwards.
+
+It owns one live ReplaySession plus forked checkpoints of it (copy-on-write snapshots
+taken between events), and implements forward and reverse continue and single-step on
+top of them. Positions are Marks: the number of events applied plus the full registers
+and a fingerprint of the stack, which identify a moment without a PMU (DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rrgdb.kernel.breakpoints import Watchpoint
+from rrgdb.kernel.registers import Registers
+from rrgdb.kernel.task import Task
+from rrgdb.replay.session import (
+    Echo,
+    Interruption,
+    ReplaySession,
+    ReplayState,
+    Trap,
+    write_to_fd,
+)
+
+CHECKPOINT_EVERY_SECONDS = 0.25  # of forward replay
+CHECKPOINT_EVERY_EVENTS = 2000
+MAX_CHECKPOINTS = 24
+STACK_FINGERPRINT = (128, 2048)  # bytes below and above rsp
+_EFLAGS_VOLATILE = 0x100 | 0x10000
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A moment of the replay. `at_end` marks the stop just before the recorded exit."""
+
+    applied: int
+    identity: bytes
+    at_end: bool = False
+
+    @property
+    def pc(self) -> int:
+        return int.from_bytes(self.identity[16 * 8:17 * 8], "little")
+
+
+@dataclass
+class Checkpoint:
+    """A stopped, forked copy of the tracee at an event boundary, with its replay state."""
+
+    task: Task
+    state: ReplayState
+    mark: Mark
+    user_id: int = 0  # nonzero for checkpoints the user asked for (monitor checkpoint)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a timeline operation ended."""
+
+    kind: str  # breakpoint | watchpoint | step | end | exited | begin | interrupted | signal
+    watch: Watchpoint | None = None
+    status: int = 0  # raw wait status for "exited"
+
+
+@dataclass
+class _Window:
+    """A cached stretch of single steps used by repeated reverse-stepi."""
+
+    checkpoint: Checkpoint
+    start_hits: int  # hits of the window's pc before the first step (0: boundary)
+    pc: int
+    states: list[bytes] = field(default_factory=list)  # identities after 0..n steps
+
+
+class ReplayTimeline:
+    """Forward and reverse execution over a replay, with checkpoints."""
+
+    def __init__(self, trace_dir: Path, echo: Echo | None = write_to_fd) -> None:
+        self.session = ReplaySession(trace_dir, echo)
+        self.checkpoints: list[Checkpoint] = []
+        self.user_checkpoints: dict[int, Checkpoint] = {}
+        self.user_breakpoints: set[int] = set()
+        self.watchpoints: list[Watchpoint] = []
+        self.interrupt_requested = threading.Event()
+        self._last_checkpoint_time = 0.0
+        self._next_user_id = 1
+        self._at_end = False
+        self._window: _Window | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        self.session.start()
+        self._add_checkpoint()
+
+    def close(self) -> None:
+        self.session.close()
+        for cp in self.checkpoints + list(self.user_checkpoints.values()):
+            cp.task.kill()
+        if self._window is not None:
+            self._window.checkpoint.task.kill()
+        self.checkpoints.clear()
+        self.user_checkpoints.clear()
+
+    @property
+    def task(self) -> Task:
+        assert self.session.task is not None
+        return self.session.task
+
+    @property
+    def finished(self) -> bool:
+        return self.session.finished
+
+    # -- positions --------------------------------------------------------------------
+    def mark(self) -> Mark:
+        """The current moment."""
+        return Mark(self.session.applied, self._identity(), self._at_end)
+
+    def _identity(self) -> bytes:
+        regs = self.task.regs()
+        regs.eflags &= ~_EFLAGS_VOLATILE
+        below, above = STACK_FINGERPRINT
+        stack = self.task.read(regs.rsp - below, below + above)
+        return regs.to_bytes() + hashlib.blake2b(stack, digest_size=16).digest()
+
+    def _at(self, mark: Mark) -> bool:
+        return (self.session.applied == mark.applied and not self.session.arrived
+                and self._identity() == mark.identity)
+
+    # -- breakpoints ------------------------------------------------------------------
+    def add_breakpoint(self, addr: int) -> bool:
+        self.user_breakpoints.add(addr)
+        return self.session.breakpoints.insert(self.task, addr)
+
+    def remove_breakpoint(self, addr: int) -> None:
+        self.user_breakpoints.discard(addr)
+        self.session.breakpoints.remove(self.task, addr)
+
+    def add_watchpoint(self, watch: Watchpoint) -> None:
+        self.session.breakpoints.add_watch(self.task, watch)
+        self.watchpoints.append(watch)
+
+    def remove_watchpoint(self, watch: Watchpoint) -> None:
+        if watch in self.watchpoints:
+            self.watchpoints.remove(watch)
+        self.session.breakpoints.remove_watch(self.task, watch)
+
+    def _set_internal(self, addrs: set[int], user: bool) -> None:
+        """Arms exactly `addrs` (plus the user's breakpoints if `user`) as int3s."""
+        bps = self.session.breakpoints
+        wanted = set(addrs) | (self.user_breakpoints if user else set())
+        for addr in list(bps.software):
+            if addr not in wanted:
+                bps.remove(self.task, addr)
+        for addr in wanted:
+            bps.insert(self.task, addr)
+
+    def _restore_user_breakpoints(self) -> None:
+        self._set_internal(set(), user=True)
+
+    # -- checkpoints ------------------------------------------------------------------
+    def _add_checkpoint(self) -> Checkpoint:
+        session = self.session
+        cp = Checkpoint(session.snapshot(), session.state(), self.mark())
+        self.checkpoints.append(cp)
+        self.checkpoints.sort(key=lambda c: c.mark.applied)
+        self._last_checkpoint_time = time.monotonic()
+        if len(self.checkpoints) > MAX_CHECKPOINTS:
+            # thin the older half: keep the start, drop every other one
+            older = self.checkpoints[1: len(self.checkpoints) // 2]
+            for victim in older[::2]:
+                victim.task.kill()
+                self.checkpoints.remove(victim)
+        return cp
+
+    def _maybe_checkpoint(self) -> None:
+        if self.session.arrived or self.session.finished:
+            return
+        newest = self.checkpoints[-1].mark.applied if self.checkpoints else -1
+        if self.session.applied <= newest:
+            return
+        if (time.monotonic() - self._last_checkpoint_time > CHECKPOINT_EVERY_SECONDS
+                or self.session.applied - newest >= CHECKPOINT_EVERY_EVENTS):
+            self._add_checkpoint()
+
+    def user_checkpoint(self) -> int:
+        """`monitor checkpoint`: a checkpoint at the current moment; returns its id."""
+        if self.session.arrived or self.finished:
+            raise ValueError("cannot checkpoint here (in the middle of an event)")
+        cp = Checkpoint(self.session.snapshot(), self.session.state(), self.mark(),
+                        self._next_user_id)
+        self.user_checkpoints[cp.user_id] = cp
+        self._next_user_id += 1
+        return cp.user_id
+
+    def delete_user_checkpoint(self, user_id: int) -> bool:
+        cp = self.user_checkpoints.pop(user_id, None)
+        if cp is None:
+            return False
+        cp.task.kill()
+        return True
+
+    def restart_at(self, user_id: int | None) -> None:
+        """Goes to a user checkpoint, or to the start of the replay."""
+        cp = self.user_checkpoints[user_id] if user_id else self.checkpoints[0]
+        self._resume_from(cp)
+
+    def _resume_from(self, cp: Checkpoint) -> None:
+        self.session.resume_from(cp.task, cp.state)
+        self._at_end = False
+        self._restore_user_breakpoints()
+        self.session.breakpoints.apply_debug_registers(self.task)
+
+    def _checkpoint_before(self, mark: Mark) -> Checkpoint | None:
+        """The latest checkpoint strictly before mark."""
+        best = None
+        for cp in self.checkpoints + list(self.user_checkpoints.values()):
+            # a checkpoint sits at its event's boundary, which precedes the rest of it
+            before = cp.mark.applied < mark.applied or (
+                cp.mark.applied == mark.applied and cp.mark.identity != mark.identity)
+            if before and (best is None or cp.mark.applied > best.mark.applied):
+                best = cp
+        return best
+
+    # -- forward ----------------------------------------------------------------------
+    def forward(self, step: bool = False) -> Outcome:
+        """Continue (or step one instruction) forwards."""
+        self._window = None
+        session = self.session
+        if session.finished:
+            return Outcome("exited", status=session.exit_status or 0)
+        if self._at_end:
+            self._at_end = False
+            session.stop_at_end = False
+            session.advance()
+            return Outcome("exited", status=session.exit_status or 0)
+        session.stop_at_end = True
+        self.interrupt_requested.clear()
+        while True:
+            result = session.advance(step)
+            self._maybe_checkpoint()
+            if result is not None:
+                if result.trap is Trap.END:
+                    self._at_end = True
+                return _outcome(result)
+            if self.interrupt_requested.is_set():
+                self.interrupt_requested.clear()
+                return Outcome("interrupted")
+
+    # -- reverse ----------------------------------------------------------------------
+    def _run_to(self, mark: Mark, hits_to_count: int | None = None) -> int:
+        """From the live position (before mark), runs forward with only an internal
+        breakpoint at mark.pc, until mark. Returns how many times mark.pc was hit before
+        the matching hit (or stops at hit number hits_to_count when given)."""
+        session = self.session
+        session.stop_at_end = mark.at_end
+        self._set_internal(set(), user=False)
+        while session.applied < mark.applied:
+            session.advance()
+        if mark.at_end:
+            while (r := session.advance()) is None or r.trap is not Trap.END:
+                pass
+            self._at_end = True
+            return 0
+        self._set_internal({mark.pc}, user=False)
+        hits = 0
+        while True:
+            if hits_to_count is None and self._at(mark):
+                break
+            if hits_to_count is not None and hits == hits_to_count:
+                break
+            result = session.advance()
+            if result is None:
+                raise RuntimeError(f"lost position at event {mark.applied} (pc {mark.pc:#x})")
+            if result.trap is Trap.BREAKPOINT:
+                if hits_to_count is None and self._at(mark):
+                    break
+                hits += 1
+        self._set_internal(set(), user=False)
+        return hits
+
+    def seek(self, mark: Mark) -> None:
+        """Moves the live replay to mark (from the nearest earlier checkpoint)."""
+        if self._at(mark) and not mark.at_end:
+            return
+        cp = self._checkpoint_before(mark) or self.checkpoints[0]
+        self._resume_from(cp)
+        if not self._at(mark):
+            self._run_to(mark)
+        self._restore_user_breakpoints()
+
+    def reverse_continue(self) -> Outcome:
+        """Goes back to the latest breakpoint or watchpoint stop before now."""
+        self._window = None
+        self.interrupt_requested.clear()
+        origin = end = self.mark()
+        while True:
+            cp = self._checkpoint_before(end)
+            if cp is None:
+                self._resume_from(self.checkpoints[0])
+                return Outcome("begin")
+            found = self._scan(cp, end)
+            if found == "interrupted":
+                self.seek(origin)
+                return Outcome("interrupted")
+            if found is not None:
+                hits, result = found
+                self._replay_scan_to(cp, end, hits)
+                if result.trap is Trap.WATCHPOINT:
+                    self.reverse_stepi(keep_window=False)
+                    return Outcome("watchpoint", watch=result.watch)
+                return _outcome(result)
+            end = cp.mark
+
+    def _scan(self, cp: Checkpoint, end: Mark) -> tuple[int, Interruption] | str | None:
+        """Replays [cp, end) with the user's breakpoints and watchpoints plus an internal
+        breakpoint at end's pc; returns (stop number, result) of the last user stop."""
+        session = self.session
+        self._resume_from(cp)
+        internal = set() if end.at_end else {end.pc}
+        self._set_internal(internal, user=True)
+        session.stop_at_end = end.at_end
+        last = None
+        stops = 0
+        while not self._at(end):
+            if self.interrupt_requested.is_set():
+                self.interrupt_requested.clear()
+                return "interrupted"
+            result = session.advance()
+            if result is None:
+                if session.finished:
+                    break
+                continue
+            if result.trap is Trap.END:
+                break
+            stops += 1
+            if self._at(end):
+                break
+            if result.trap is Trap.WATCHPOINT or (
+                    result.trap is Trap.BREAKPOINT and self.task.regs().rip
+                    in self.user_breakpoints):
+                last = (stops, result)
+        self._at_end = False
+        return last
+
+    def _replay_scan_to(self, cp: Checkpoint, end: Mark, stops: int) -> None:
+        """Goes back to the stops-th stop of a _scan(cp, end)."""
+        session = self.session
+        self._resume_from(cp)
+        self._set_internal(set() if end.at_end else {end.pc}, user=True)
+        session.stop_at_end = end.at_end
+        count = 0
+        while count < stops:
+            result = session.advance()
+            if result is not None:
+                count += 1
+        self._restore_user_breakpoints()
+
+    def reverse_stepi(self, keep_window: bool = True) -> Outcome:
+        """Goes back one instruction. Reports a watchpoint the reversed instruction hit."""
+        self.interrupt_requested.clear()
+        end = self.mark()
+        window = self._window if keep_window else None
+        if window is not None and end.identity in window.states[1:]:
+            n = window.states.index(end.identity)
+        else:
+            window = self._build_window(end)
+            if window is None:
+                self._resume_from(self.checkpoints[0])
+                return Outcome("begin")
+            n = len(window.states) - 1
+        watch = self._goto_window(window, n - 1)
+        self._window = window
+        if watch is not None:
+            return Outcome("watchpoint", watch=watch)
+        return Outcome("step")
+
+    def _build_window(self, end: Mark) -> _Window | None:
+        """Finds the states leading to end by single-stepping from a nearby start."""
+        session = self.session
+        cp = self._checkpoint_before(end)
+        if cp is None:
+            return None
+        self._resume_from(cp)
+        self._set_internal(set(), user=False)
+        target_event = end.applied
+        boundary_is_end = False
+        while session.applied < target_event:
+            session.advance()
+        if self._at(end):
+            boundary_is_end = True
+            # the instruction before is the previous event's: step through that interval
+            if target_event <= 1:
+                return None
+            prev = self._checkpoint_before(Mark(target_event - 1, b"", False))
+            if prev is None:
+                return None
+            self._resume_from(prev)
+            self._set_internal(set(), user=False)
+            while session.applied < target_event - 1:
+                session.advance()
+        start_cp = self._temporary_checkpoint()
+        hits = 0
+        if not boundary_is_end and not end.at_end:
+            # start stepping from the last visit of end's pc before end, if any
+            total = self._run_to(end)
+            self._resume_from(start_cp)
+            self._set_internal(set(), user=False)
+            if total > 0:
+                self._run_to(end, hits_to_count=total)
+                hits = total
+        window = _Window(start_cp, hits, end.pc, [self._identity()])
+        self._set_internal(set(), user=False)
+        while True:
+            before_applied = session.applied
+            result = session.advance(step=True)
+            if session.applied != before_applied and boundary_is_end:
+                window.states.append(end.identity)
+                break
+            if end.at_end and result is not None and result.trap is Trap.END:
+                window.states.append(end.identity)
+                break
+            window.states.append(self._identity())
+            if self._at(end):
+                break
+            if session.applied > end.applied:
+                raise RuntimeError(f"lost position at event {end.applied} (pc {end.pc:#x})")
+        return window
+
+    def _temporary_checkpoint(self) -> Checkpoint:
+        if self._window is not None:
+            self._window.checkpoint.task.kill()
+            self._window = None
+        return Checkpoint(self.session.snapshot(), self.session.state(), self.mark())
+
+    def _goto_window(self, window: _Window, n: int) -> Watchpoint | None:
+        """Moves to the state after n steps of the window; returns a watchpoint hit by the
+        step that follows it (the reversed instruction)."""
+        session = self.session
+        self._resume_from(window.checkpoint)
+        self._set_internal(set(), user=False)
+        if window.start_hits:
+            target = Mark(window.checkpoint.mark.applied, window.states[0])
+            self._run_to(target, hits_to_count=window.start_hits)
+        for _ in range(n):
+            session.advance(step=True)
+        watch = None
+        if self.watchpoints:
+            probe = Checkpoint(session.snapshot(), session.state(), self.mark())
+            result = session.advance(step=True)
+            if result is not None and result.trap is Trap.WATCHPOINT:
+                watch = result.watch
+            self.session.resume_from(probe.task, probe.state)
+            probe.task.kill()
+        self._restore_user_breakpoints()
+        return watch
+
+
+def _outcome(result: Interruption) -> Outcome:
+    return Outcome(result.trap.value, watch=result.watch)
+
+
+def registers_of(identity: bytes) -> Registers:
+    """The registers recorded in a mark's identity."""
+    return Registers.from_bytes(identity[:216])
