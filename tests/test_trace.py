@@ -282,7 +282,7 @@ def test_add_file_is_content_addressed_deduplicated_and_keeps_exec_bit(tmp_path:
     assert os.access(exe_copy, os.X_OK)
     assert not stat.S_IMODE(data_copy.stat().st_mode) & 0o111
     assert sorted(p.name for p in (tmp_path / "t" / "files").iterdir()) == sorted(
-        [exe_id, data_id, "index"]
+        [exe_id, data_id, "index", "names"]
     )
     index = (tmp_path / "t" / "files" / "index").read_bytes()
     assert index.count(b"\n") == 2
@@ -500,3 +500,15 @@ def test_mutated_traces_fail_only_with_trace_error(
         written = every_kind()[1:] * 3
         assert frames == written[: len(frames)]
         assert len(frames) == len(written) or not reader.complete
+
+
+def test_file_names_map_the_programs_paths_to_copies(tmp_path: Path) -> None:
+    """A debugger asks for files by the path the program used; the trace remembers it."""
+    lib = tmp_path / "libdemo.so"
+    lib.write_bytes(b"\x7fELF fake library")
+    writer = TraceWriter(tmp_path / "t", make_header())
+    file_id = writer.add_file(lib, name="/usr/lib/libdemo.so")
+    assert writer.add_file(lib, name="/usr/lib/libdemo.so") == file_id
+    writer.close()
+    names = TraceReader(tmp_path / "t").file_names()
+    assert names == {"/usr/lib/libdemo.so": file_id}

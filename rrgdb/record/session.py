@@ -197,13 +197,13 @@ class RecordSession:
         hide_vdso(task)
         map_scratch_page(task)
         exe = os.readlink(f"/proc/{task.tid}/exe")
-        exe_id = self.writer.add_file(f"/proc/{task.tid}/exe")
+        exe_id = self.writer.add_file(f"/proc/{task.tid}/exe", name=exe)
         entries = read_maps(task.tid)
         mappings = []
         for e in entries:
             file_id = ""
             if e.is_file:
-                file_id = exe_id if e.path == exe else self.writer.add_file(e.path)
+                file_id = exe_id if e.path == exe else self.writer.add_file(e.path, e.path)
             mappings.append(Mapping(e.start, e.end, e.prot, 1 if e.shared else 2, e.offset,
                                     e.path, file_id))
         memory = [MemWrite(a, d) for a, d in writable_snapshot(task, entries)]
@@ -276,7 +276,7 @@ class RecordSession:
         try:
             if not stat.S_ISREG(os.stat(path).st_mode):
                 return ""
-            return self.writer.add_file(path)
+            return self.writer.add_file(path, name=os.readlink(path))
         except OSError as e:
             raise RecordError(f"cannot copy mapped file {path}: {e.strerror}") from None
 

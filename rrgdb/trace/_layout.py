@@ -36,6 +36,7 @@ EVENTS_FILE = "events"
 COMPLETE_FILE = "complete"
 FILES_DIR = "files"
 FILES_INDEX = "index"  # inside FILES_DIR; file ids are 64 hex digits so cannot clash
+FILES_NAMES = "names"  # inside FILES_DIR: "<file_id> <hex of the original path>" lines
 
 HEADER_MAGIC = b"RRGDBTRC"
 BLOCK_MAGIC = b"RBLK"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +104,24 @@ class TraceReader:
     def _torn(self, where: str) -> None:
         if self.complete:
             raise TraceError(f"{where}: truncated")
+
+    def file_names(self) -> dict[str, str]:
+        """The paths the program knew its mapped files by → file ids (malformed lines,
+        e.g. a torn last one, are skipped: names only help a debugger find files)."""
+        names: dict[str, str] = {}
+        try:
+            data = (self.directory / L.FILES_DIR / L.FILES_NAMES).read_bytes()
+        except OSError:
+            return names
+        for line in data.split(b"\n"):
+            parts = line.split(b" ")
+            if len(parts) == 2 and FILE_ID.fullmatch(parts[0].decode("ascii", "replace")):
+                try:
+                    names[os.fsdecode(bytes.fromhex(parts[1].decode("ascii")))] = \
+                        parts[0].decode()
+                except ValueError:
+                    continue
+        return names
 
     def file_path(self, file_id: str) -> Path:
         """The trace's copy of the file with this id, after a cheap check of its size."""

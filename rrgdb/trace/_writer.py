@@ -76,6 +76,8 @@ class TraceWriter:
         # The header goes last: a directory with a header always has the other files.
         self._events_fd = _open_append(self.directory / L.EVENTS_FILE)
         self._index_fd = _open_append(self._files_dir / L.FILES_INDEX)
+        self._names_fd = _open_append(self._files_dir / L.FILES_NAMES)
+        self._names: set[tuple[str, str]] = set()
         _write_atomically(self.directory / L.HEADER_FILE, header_bytes)
         self._compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
         self._block: list[bytes] = []  # encoded frames not yet flushed
@@ -119,12 +121,13 @@ class TraceWriter:
         self._block.clear()
         self._block_size = 0
 
-    def add_file(self, path: str | os.PathLike[str]) -> str:
+    def add_file(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Copy the file at path into the trace (once per content) and return its file_id.
 
         The file_id is the sha256 of the content; the copy keeps the executable bit (replay
         execve()s it). A file whose (device, inode, size, mtime) was seen before is not
-        read again.
+        read again. `name` is the path the program knew the file by (a debugger asks for
+        files by those names); it is remembered in files/names.
         """
         self._check_open()
         with open(path, "rb") as src:
@@ -134,6 +137,10 @@ class TraceWriter:
             if file_id is None:
                 file_id = self._copy(src, 0o755 if st.st_mode & 0o111 else 0o644)
                 self._by_stat[key] = file_id
+        if name is not None and (file_id, name) not in self._names:
+            self._names.add((file_id, name))
+            line = f"{file_id} {os.fsencode(name).hex()}\n".encode()
+            _write_all(self._names_fd, line)
         return file_id
 
     def _copy(self, src: BinaryIO, mode: int) -> str:
@@ -167,6 +174,7 @@ class TraceWriter:
         self.flush()
         os.fsync(self._events_fd)
         os.fsync(self._index_fd)
+        os.fsync(self._names_fd)
         for file_id in self._stored:
             _fsync_path(self._files_dir / file_id)
         _write_atomically(
@@ -179,6 +187,7 @@ class TraceWriter:
         self._closed = True
         os.close(self._events_fd)
         os.close(self._index_fd)
+        os.close(self._names_fd)
 
     def _check_open(self) -> None:
         if self._closed:
