@@ -15,17 +15,22 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import (
+    ProcessInfo,
     Program,
     assert_replay_matches,
+    descendants,
     describe,
     program_stderr,
     record,
     replay,
+    rrgdb_env,
     rrgdb_lines,
     run_native,
     run_rrgdb,
@@ -163,6 +168,41 @@ def test_replay_keeps_the_interleaving_of_stdout_and_stderr(
 
     assert replayed.returncode == 0, describe(replayed)
     assert program_stderr(replayed.stdout) == program_stderr(recorded.stdout)
+
+
+def live_processes(cmdline: str) -> list[ProcessInfo]:
+    """Our descendants running exactly this command line (zombies excluded)."""
+    return [
+        info
+        for info in descendants(os.getpid()).values()
+        if info.cmdline == cmdline and info.state != "Z"
+    ]
+
+
+def test_killing_the_recorder_kills_the_tracee(tmp_path: Path) -> None:
+    """If rrgdb record dies (SIGKILL), the program it traces does not live on."""
+    args = ["record", "-o", str(tmp_path / "trace"), "--", "/bin/sleep", "60"]
+    recorder = subprocess.Popen(
+        [sys.executable, "-m", "rrgdb", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=rrgdb_env(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not live_processes("/bin/sleep 60"):
+            assert time.monotonic() < deadline, "the recorded program never started"
+            assert recorder.poll() is None, "rrgdb record exited early"
+            time.sleep(0.05)
+    finally:
+        recorder.kill()
+        recorder.wait(timeout=30)
+
+    deadline = time.monotonic() + 5
+    while survivors := live_processes("/bin/sleep 60"):
+        assert time.monotonic() < deadline, f"the tracee outlived the recorder: {survivors}"
+        time.sleep(0.05)
 
 
 # ------------------------------------------------------------------ trace directory, ps, dump
