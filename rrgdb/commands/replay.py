@@ -1,33 +1,47 @@
-"""`rrgdb replay`: replay a trace, alone (-a) or under gdb."""
+"""`rrgdb replay`: replay a trace, alone (-a), serving gdb (-s PORT), or under a gdb that
+rrgdb starts itself (neither)."""
 
 from __future__ import annotations
 
 import argparse
+import functools
+import shutil
+import signal
+from pathlib import Path
+
+import trio
 
 from rrgdb.commands._common import EXIT_BAD_TRACE, resolve_trace, say
 from rrgdb.record.session import exit_code
 from rrgdb.replay.session import DivergenceError, ReplaySession
-from rrgdb.trace import TraceError
+from rrgdb.trace import TraceError, TraceReader
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--autopilot", action="store_true",
                         help="replay to the end without a debugger")
     parser.add_argument("-s", "--port", type=int, help="serve gdb on 127.0.0.1:PORT")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1)")
     parser.add_argument("trace", nargs="?", help="trace directory (default: the latest)")
 
 
 def run(args: argparse.Namespace) -> int:
     trace_dir = resolve_trace(args.trace)
-    if not args.autopilot:
-        say("serving gdb is not available yet; use replay -a")
-        return EXIT_BAD_TRACE
     try:
-        session = ReplaySession(trace_dir)
+        TraceReader(trace_dir)  # fail early, with one line, on a bad trace
     except TraceError as e:
         say(str(e))
         return EXIT_BAD_TRACE
+    if args.autopilot:
+        return _autopilot(trace_dir)
+    if args.port is not None:
+        return _serve(trace_dir, args.host, args.port)
+    return _with_gdb(trace_dir, args.host)
+
+
+def _autopilot(trace_dir: Path) -> int:
+    session = ReplaySession(trace_dir)
     try:
         session.start()
         status = session.run_to_end()
@@ -40,3 +54,60 @@ def run(args: argparse.Namespace) -> int:
     finally:
         session.close()
     return exit_code(status)
+
+
+def _target_factory(trace_dir: Path) -> object:
+    from rrgdb.gdb.replay_target import ReplayTarget
+
+    return ReplayTarget(trace_dir)
+
+
+def _announce(host: str, port: int) -> None:
+    say(f"listening; connect with: gdb -ex 'target extended-remote {host}:{port}'")
+
+
+def _serve(trace_dir: Path, host: str, port: int) -> int:
+    from rrgdb.gdb.server import serve
+
+    factory = functools.partial(_target_factory, trace_dir)
+    try:
+        trio.run(functools.partial(serve, factory, host, port,  # type: ignore[arg-type]
+                                   functools.partial(_announce, host)))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as e:
+        say(f"cannot listen on {host}:{port}: {e.strerror}")
+        return EXIT_BAD_TRACE
+    return 0
+
+
+def _with_gdb(trace_dir: Path, host: str) -> int:
+    from rrgdb.gdb.server import serve
+
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        say("gdb is not installed; use -s PORT to serve another debugger, or -a")
+        return EXIT_BAD_TRACE
+    factory = functools.partial(_target_factory, trace_dir)
+    status = 0
+
+    async def main() -> None:
+        nonlocal status
+        ready: trio.MemoryReceiveChannel[int]
+        send, ready = trio.open_memory_channel(1)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(functools.partial(serve, factory, host, 0,  # type: ignore[arg-type]
+                                                 send.send_nowait))
+            port = await ready.receive()
+            command = [gdb, "-q", "-ex", f"target extended-remote {host}:{port}"]
+            process = await trio.run_process(command, check=False, stdin=None)
+            status = process.returncode
+            nursery.cancel_scope.cancel()
+
+    # ^C belongs to gdb (it interrupts the replay through the protocol).
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        trio.run(main)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return status

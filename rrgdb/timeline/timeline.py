@@ -238,9 +238,12 @@ class ReplayTimeline:
             return Outcome("exited", status=session.exit_status or 0)
         session.stop_at_end = True
         self.interrupt_requested.clear()
+        applied = session.applied
         while True:
             result = session.advance(step)
-            self._maybe_checkpoint()
+            if result is None or session.applied != applied:
+                self._maybe_checkpoint()  # only at event boundaries
+            applied = session.applied
             if result is not None:
                 if result.trap is Trap.END:
                     self._at_end = True

@@ -1,0 +1,238 @@
+"""ReplayTarget: the DebugTarget the gdb server talks to, over a ReplayTimeline.
+
+A replay is read-only: register and memory writes are refused (so gdb's inferior calls
+fail cleanly instead of corrupting the replay). Files are served only from the trace.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from rrgdb.gdb.requests import BreakpointKind
+from rrgdb.gdb.target import (
+    BreakpointStop,
+    Direction,
+    EndOfHistory,
+    Interrupted,
+    ProcessExited,
+    ProcessKilled,
+    RegisterState,
+    ResumeAction,
+    StepDone,
+    StopEvent,
+    StopReason,
+    WatchpointStop,
+)
+from rrgdb.gdb.target_description import host_has_avx
+from rrgdb.kernel.breakpoints import NoDebugRegisters, WatchKind, Watchpoint
+from rrgdb.replay.session import Echo, write_to_fd
+from rrgdb.timeline.timeline import Outcome, ReplayTimeline
+from rrgdb.trace import ExecFrame
+
+_WATCH_KINDS = {
+    BreakpointKind.WRITE_WATCH: WatchKind.WRITE,
+    BreakpointKind.READ_WATCH: WatchKind.READ,
+    BreakpointKind.ACCESS_WATCH: WatchKind.ACCESS,
+}
+_BREAKPOINT_KINDS = {v: k for k, v in _WATCH_KINDS.items()}
+_SEARCH_CHUNK = 1 << 20
+
+MONITOR_HELP = """\
+rrgdb monitor commands:
+  when                  the current event number (position in the trace)
+  checkpoint            make a checkpoint here; prints its number
+  restart N             go to checkpoint N (0 or no N: the start of the replay)
+  delete checkpoint N   forget checkpoint N
+  info checkpoints      list the checkpoints
+  real-tid              the real thread id of the replaying process
+  help                  this text
+"""
+
+
+class ReplayTarget:
+    """A replayed process as gdb sees it (implements rrgdb.gdb.target.DebugTarget)."""
+
+    def __init__(self, trace_dir: Path, echo: Echo | None = write_to_fd) -> None:
+        self.timeline = ReplayTimeline(trace_dir, echo)
+        self.timeline.start()
+        session = self.timeline.session
+        self._pid = session.recorded_tid
+        first = session.frames[0]
+        assert isinstance(first, ExecFrame)
+        self._exe = first.exe_path
+        with open(f"/proc/{self.timeline.task.tid}/auxv", "rb") as f:
+            self._auxv = f.read()
+        self._names = session.reader.file_names()
+        self._last_registers = RegisterState(b"\0" * 216, b"")
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    @property
+    def has_avx(self) -> bool:
+        return host_has_avx()
+
+    @property
+    def reverse_execution(self) -> bool:
+        return True
+
+    def threads(self) -> list[int]:
+        return [] if self.timeline.finished else [self._pid]
+
+    def current_thread(self) -> int:
+        return self._pid
+
+    # -- state ------------------------------------------------------------------------
+    def read_registers(self, tid: int) -> RegisterState:
+        if not self.timeline.finished:
+            task = self.timeline.task
+            self._last_registers = RegisterState(task.regs().to_bytes(), task.xstate())
+        return self._last_registers
+
+    def write_registers(self, tid: int, state: RegisterState) -> bool:
+        return False
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        if self.timeline.finished or addr < 0 or length <= 0:
+            return b""
+        data = self.timeline.task.read(addr, length)
+        return self.timeline.session.breakpoints.shadow(addr, data)
+
+    def write_memory(self, addr: int, data: bytes) -> bool:
+        return False
+
+    def search_memory(self, addr: int, length: int, pattern: bytes) -> int | None:
+        if not pattern or self.timeline.finished:
+            return None
+        end = addr + length
+        pos = addr
+        while pos < end:
+            chunk = self.read_memory(pos, min(_SEARCH_CHUNK + len(pattern) - 1, end - pos))
+            if not chunk:
+                pos = (pos | 0xFFF) + 1  # skip an unreadable page
+                continue
+            found = chunk.find(pattern)
+            if found >= 0:
+                return pos + found
+            pos += max(1, len(chunk) - len(pattern) + 1)
+        return None
+
+    # -- breakpoints ------------------------------------------------------------------
+    def set_breakpoint(self, kind: BreakpointKind, addr: int, length: int) -> bool:
+        if self.timeline.finished:
+            return False
+        if kind in (BreakpointKind.SOFTWARE, BreakpointKind.HARDWARE):
+            return self.timeline.add_breakpoint(addr)
+        watch = Watchpoint(_WATCH_KINDS[kind], addr, length)
+        if watch in self.timeline.watchpoints:
+            return True
+        try:
+            self.timeline.add_watchpoint(watch)
+        except (NoDebugRegisters, OSError):
+            return False
+        return True
+
+    def clear_breakpoint(self, kind: BreakpointKind, addr: int, length: int) -> None:
+        if self.timeline.finished:
+            return
+        if kind in (BreakpointKind.SOFTWARE, BreakpointKind.HARDWARE):
+            self.timeline.remove_breakpoint(addr)
+        else:
+            self.timeline.remove_watchpoint(Watchpoint(_WATCH_KINDS[kind], addr, length))
+
+    # -- execution --------------------------------------------------------------------
+    def resume(self, direction: Direction, action: ResumeAction, tid: int) -> StopEvent:
+        timeline = self.timeline
+        if direction is Direction.FORWARD:
+            outcome = timeline.forward(step=action is ResumeAction.STEP)
+        elif action is ResumeAction.STEP:
+            outcome = timeline.reverse_stepi()
+        else:
+            outcome = timeline.reverse_continue()
+        return StopEvent(self._reason(outcome), self._pid)
+
+    def _reason(self, outcome: Outcome) -> StopReason:
+        match outcome.kind:
+            case "breakpoint":
+                return BreakpointStop()
+            case "watchpoint":
+                assert outcome.watch is not None
+                return WatchpointStop(_BREAKPOINT_KINDS[outcome.watch.kind], outcome.watch.addr)
+            case "end":
+                return EndOfHistory(at_beginning=False)
+            case "begin":
+                return EndOfHistory(at_beginning=True)
+            case "interrupted":
+                return Interrupted()
+            case "exited":
+                status = outcome.status
+                if os.WIFSIGNALED(status):
+                    return ProcessKilled(os.WTERMSIG(status))
+                return ProcessExited(os.WEXITSTATUS(status))
+        return StepDone()
+
+    def interrupt(self) -> None:
+        self.timeline.interrupt_requested.set()
+
+    def restart(self, argument: str) -> StopEvent:
+        checkpoint = int(argument) if argument.strip().isdigit() else 0
+        if checkpoint and checkpoint not in self.timeline.user_checkpoints:
+            checkpoint = 0
+        self.timeline.restart_at(checkpoint or None)
+        return StopEvent(StepDone(), self._pid)
+
+    # -- monitor ----------------------------------------------------------------------
+    def monitor(self, command: str) -> str:
+        words = command.split()
+        timeline = self.timeline
+        match words:
+            case [] | ["help"]:
+                return MONITOR_HELP
+            case ["when"]:
+                return f"Current event: {timeline.session.applied}\n"
+            case ["checkpoint"]:
+                try:
+                    number = timeline.user_checkpoint()
+                except ValueError as e:
+                    return f"{e}\n"
+                return f"Checkpoint {number} at event {timeline.session.applied}\n"
+            case ["restart", *rest]:
+                number = int(rest[0]) if rest and rest[0].isdigit() else 0
+                if number and number not in timeline.user_checkpoints:
+                    return f"No checkpoint {number}\n"
+                timeline.restart_at(number or None)
+                return f"Restarted at event {timeline.session.applied}\n"
+            case ["delete", "checkpoint", number] if number.isdigit():
+                if timeline.delete_user_checkpoint(int(number)):
+                    return f"Deleted checkpoint {number}\n"
+                return f"No checkpoint {number}\n"
+            case ["info", "checkpoints"]:
+                lines = [f"{n}\tevent {cp.mark.applied}"
+                         for n, cp in sorted(timeline.user_checkpoints.items())]
+                return "\n".join(["ID\tWHERE", *lines]) + "\n"
+            case ["real-tid"]:
+                return "" if timeline.finished else f"{timeline.task.tid}\n"
+        return f"Unknown command: {command}\n{MONITOR_HELP}"
+
+    # -- files ------------------------------------------------------------------------
+    def auxv(self) -> bytes:
+        return self._auxv
+
+    def exec_file(self) -> str:
+        return self._exe
+
+    def open_file(self, path: str) -> BinaryIO:
+        reader = self.timeline.session.reader
+        # gdb asks by the names the program used (PT_INTERP, the link map), which may be
+        # symlinks to the recorded (canonical) paths; the bytes always come from the trace.
+        file_id = self._names.get(path) or self._names.get(os.path.realpath(path))
+        if file_id is not None:
+            return open(reader.file_path(file_id), "rb")
+        raise FileNotFoundError(2, f"{path} is not part of the recording")
+
+    def close(self) -> None:
+        self.timeline.close()
