@@ -13,7 +13,7 @@ import trio
 
 from rrgdb.commands._common import EXIT_BAD_TRACE, resolve_trace, say
 from rrgdb.record.session import exit_code
-from rrgdb.replay.session import DivergenceError, ReplaySession
+from rrgdb.replay.session import DivergenceError, IncompleteTrace, ReplaySession
 from rrgdb.trace import TraceError, TraceReader
 
 
@@ -48,7 +48,7 @@ def _autopilot(trace_dir: Path) -> int:
     except TraceError as e:
         say(str(e))
         return EXIT_BAD_TRACE
-    except DivergenceError as e:
+    except (DivergenceError, IncompleteTrace) as e:
         say(str(e))
         return 1
     finally:

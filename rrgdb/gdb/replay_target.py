@@ -20,6 +20,7 @@ from rrgdb.gdb.target import (
     ProcessKilled,
     RegisterState,
     ResumeAction,
+    SignalStop,
     StepDone,
     StopEvent,
     StopReason,
@@ -56,6 +57,7 @@ class ReplayTarget:
 
     def __init__(self, trace_dir: Path, echo: Echo | None = write_to_fd) -> None:
         self.timeline = ReplayTimeline(trace_dir, echo)
+        self.timeline.session.stop_at_signals = True
         self.timeline.start()
         session = self.timeline.session
         self._pid = session.recorded_tid
@@ -168,6 +170,8 @@ class ReplayTarget:
                 return EndOfHistory(at_beginning=True)
             case "interrupted":
                 return Interrupted()
+            case "signal":
+                return SignalStop(outcome.status)
             case "exited":
                 status = outcome.status
                 if os.WIFSIGNALED(status):
@@ -176,7 +180,7 @@ class ReplayTarget:
         return StepDone()
 
     def interrupt(self) -> None:
-        self.timeline.interrupt_requested.set()
+        self.timeline.interrupt()
 
     def restart(self, argument: str) -> StopEvent:
         checkpoint = int(argument) if argument.strip().isdigit() else 0

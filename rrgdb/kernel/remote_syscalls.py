@@ -40,7 +40,7 @@ def run_syscall(task: Task, regs: Registers, returns: bool = True) -> Registers:
     """
     site = regs.rip
     task.set_regs(regs)
-    for _ in range(4):
+    for _ in range(8):
         task.resume(native.PTRACE_SINGLESTEP)
         stop = task.wait()
         if stop.finished:
@@ -51,6 +51,8 @@ def run_syscall(task: Task, regs: Registers, returns: bool = True) -> Registers:
                 continue
             if after.rip == site + 2 or not returns:
                 return after
+        if stop.kind is StopKind.SIGNAL and stop.signo in (signal.SIGSTOP, signal.SIGCHLD):
+            continue  # a debugger interrupt or a finished copy: not for the tracee
         raise InjectionError(
             f"unexpected stop {stop} in task {task.tid} while injecting syscall {regs.rax}")
     raise InjectionError(f"injected syscall {regs.rax} did not complete in task {task.tid}")
@@ -91,8 +93,8 @@ def fork_task(task: Task) -> Task:
             if task.regs().rip == SYSCALL_SITE + 2:
                 break
             continue
-        if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
-            continue  # a previous copy exited; nobody needs to hear about it
+        if stop.kind is StopKind.SIGNAL and stop.signo in (signal.SIGSTOP, signal.SIGCHLD):
+            continue  # a debugger interrupt or a finished copy: not for the tracee
         raise InjectionError(f"unexpected stop {stop} while forking task {task.tid}")
     task.set_regs(saved)
     if not child_pid:

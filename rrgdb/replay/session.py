@@ -17,6 +17,7 @@ import enum
 import os
 import signal
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,11 @@ class DivergenceError(Exception):
     """The replay does not follow the recording (a bug in rrgdb or a changed environment)."""
 
 
+class IncompleteTrace(Exception):
+    """The recording stopped before the program ended (the recorder died); everything
+    recorded has been replayed."""
+
+
 class Trap(enum.Enum):
     """Why an arrival was interrupted."""
 
@@ -72,6 +78,8 @@ class Trap(enum.Enum):
     WATCHPOINT = "watchpoint"
     STEP = "step"
     END = "end"  # arrived at the exit: the last stop before the process is gone
+    SIGNAL = "signal"  # a recorded signal is about to be delivered (debugger sees it)
+    INTERRUPT = "interrupted"  # the debugger asked to stop (interrupt())
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,7 @@ class Interruption:
 
     trap: Trap
     watch: Watchpoint | None = None
+    signo: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +120,11 @@ class ReplaySession:
         self.arrived = False  # the tracee stands at the arrival point of frames[applied]
         self.exit_status: int | None = None
         self.stop_at_end = False  # report Trap.END before applying the exit
+        self.stop_at_signals = False  # report Trap.SIGNAL before delivering a signal
+        self._signal_reported = -1  # frame index whose signal was reported already
+        self.interrupt_requested = threading.Event()
+        self._running: Task | None = None  # the task resumed right now, if any
+        self.interruptible = False  # whether interrupt() may stop a running tracee
         self.echoed = 0  # output of frames below this index has been echoed already
         self._signal = 0  # signal to deliver at the next resume
 
@@ -183,6 +197,7 @@ class ReplaySession:
         self.applied, self._signal, self.exit_status = (state.applied, state.pending_signal,
                                                         state.exit_status)
         self.arrived = False
+        self._signal_reported = -1
         self.breakpoints.reinsert(self.task)
         self.breakpoints.apply_debug_registers(self.task)
 
@@ -197,6 +212,10 @@ class ReplaySession:
         task = self.task
         frame = self.frames[self.applied] if self.applied < len(self.frames) else None
         if frame is None:
+            if not self.reader.complete:
+                raise IncompleteTrace(f"the trace is incomplete: the recording stopped after "
+                                      f"{self.applied} events, before the program exited; "
+                                      "all of them were replayed")
             raise DivergenceError(f"the trace ended at event {self.applied} before the "
                                   "program exited")
         while not self.arrived:
@@ -216,6 +235,10 @@ class ReplaySession:
         if isinstance(frame, ExitFrame) and self.stop_at_end:
             self.stop_at_end = False
             return Interruption(Trap.END)
+        if (isinstance(frame, SignalFrame) and self.stop_at_signals
+                and self._signal_reported != self.applied):
+            self._signal_reported = self.applied
+            return Interruption(Trap.SIGNAL, signo=frame.signo)
         self._apply(task, frame)
         self.applied += 1
         self.arrived = False
@@ -229,14 +252,34 @@ class ReplaySession:
         return True
 
     def _run(self, task: Task, step: bool) -> Stop:
-        task.resume(native.PTRACE_SYSEMU_SINGLESTEP if step else native.PTRACE_SYSEMU,
-                    self._signal)
-        self._signal = 0
-        return task.wait()
+        self._running = task
+        try:
+            task.resume(native.PTRACE_SYSEMU_SINGLESTEP if step else native.PTRACE_SYSEMU,
+                        self._signal)
+            self._signal = 0
+            return task.wait()
+        finally:
+            self._running = None
+
+    def interrupt(self) -> None:
+        """Asks a running advance() to stop soon (thread-safe): the tracee gets a SIGSTOP
+        that the replay swallows and reports as Trap.INTERRUPT."""
+        self.interrupt_requested.set()
+        task = self._running
+        if task is not None and self.interruptible:
+            try:
+                native.tgkill(task.tgid, task.tid, signal.SIGSTOP)
+            except OSError:
+                pass
 
     def _classify(self, task: Task, stop: Stop, frame: Frame, step: bool
                   ) -> Interruption | None:
         """Turns a stop into an arrival (sets self.arrived) or an interruption."""
+        if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP:
+            if self.interrupt_requested.is_set():
+                self.interrupt_requested.clear()
+                return Interruption(Trap.INTERRUPT)
+            return None  # a late interrupt signal: swallowed
         if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP:
             watch, stepped = self.breakpoints.triggered(task)
             if watch is not None:

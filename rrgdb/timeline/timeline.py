@@ -8,9 +8,11 @@ and a fingerprint of the stack, which identify a moment without a PMU (DESIGN.md
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +64,7 @@ class Outcome:
 
     kind: str  # breakpoint | watchpoint | step | end | exited | begin | interrupted | signal
     watch: Watchpoint | None = None
-    status: int = 0  # raw wait status for "exited"
+    status: int = 0  # raw wait status for "exited"; the signal number for "signal"
 
 
 @dataclass
@@ -84,7 +86,6 @@ class ReplayTimeline:
         self.user_checkpoints: dict[int, Checkpoint] = {}
         self.user_breakpoints: set[int] = set()
         self.watchpoints: list[Watchpoint] = []
-        self.interrupt_requested = threading.Event()
         self._last_checkpoint_time = 0.0
         self._next_user_id = 1
         self._at_end = False
@@ -103,6 +104,15 @@ class ReplayTimeline:
             self._window.checkpoint.task.kill()
         self.checkpoints.clear()
         self.user_checkpoints.clear()
+
+    @property
+    def interrupt_requested(self) -> threading.Event:
+        """Set by interrupt(); operations check it between events."""
+        return self.session.interrupt_requested
+
+    def interrupt(self) -> None:
+        """Thread-safe: make the running operation (or the next one) stop soon."""
+        self.session.interrupt()
 
     @property
     def task(self) -> Task:
@@ -237,10 +247,16 @@ class ReplayTimeline:
             session.advance()
             return Outcome("exited", status=session.exit_status or 0)
         session.stop_at_end = True
-        self.interrupt_requested.clear()
         applied = session.applied
         while True:
-            result = session.advance(step)
+            if self.interrupt_requested.is_set():
+                self.interrupt_requested.clear()
+                return Outcome("interrupted")
+            session.interruptible = True
+            try:
+                result = session.advance(step)
+            finally:
+                session.interruptible = False
             if result is None or session.applied != applied:
                 self._maybe_checkpoint()  # only at event boundaries
             applied = session.applied
@@ -248,9 +264,6 @@ class ReplayTimeline:
                 if result.trap is Trap.END:
                     self._at_end = True
                 return _outcome(result)
-            if self.interrupt_requested.is_set():
-                self.interrupt_requested.clear()
-                return Outcome("interrupted")
 
     # -- reverse ----------------------------------------------------------------------
     def _run_to(self, mark: Mark, hits_to_count: int | None = None) -> int:
@@ -296,8 +309,11 @@ class ReplayTimeline:
 
     def reverse_continue(self) -> Outcome:
         """Goes back to the latest breakpoint or watchpoint stop before now."""
+        with self._signals_silenced():
+            return self._reverse_continue()
+
+    def _reverse_continue(self) -> Outcome:
         self._window = None
-        self.interrupt_requested.clear()
         origin = end = self.mark()
         while True:
             cp = self._checkpoint_before(end)
@@ -312,7 +328,7 @@ class ReplayTimeline:
                 hits, result = found
                 self._replay_scan_to(cp, end, hits)
                 if result.trap is Trap.WATCHPOINT:
-                    self.reverse_stepi(keep_window=False)
+                    self._reverse_stepi(keep_window=False)
                     return Outcome("watchpoint", watch=result.watch)
                 return _outcome(result)
             end = cp.mark
@@ -363,7 +379,20 @@ class ReplayTimeline:
 
     def reverse_stepi(self, keep_window: bool = True) -> Outcome:
         """Goes back one instruction. Reports a watchpoint the reversed instruction hit."""
-        self.interrupt_requested.clear()
+        with self._signals_silenced():
+            return self._reverse_stepi(keep_window)
+
+    @contextlib.contextmanager
+    def _signals_silenced(self) -> Iterator[None]:
+        """Reverse searches replay stretches many times; signals are not stops there."""
+        saved = self.session.stop_at_signals
+        self.session.stop_at_signals = False
+        try:
+            yield
+        finally:
+            self.session.stop_at_signals = saved
+
+    def _reverse_stepi(self, keep_window: bool) -> Outcome:
         end = self.mark()
         window = self._window if keep_window else None
         if window is not None and end.identity in window.states[1:]:
@@ -462,7 +491,7 @@ class ReplayTimeline:
 
 
 def _outcome(result: Interruption) -> Outcome:
-    return Outcome(result.trap.value, watch=result.watch)
+    return Outcome(result.trap.value, watch=result.watch, status=result.signo)
 
 
 def registers_of(identity: bytes) -> Registers:
