@@ -9,8 +9,6 @@ import shutil
 import signal
 from pathlib import Path
 
-import trio
-
 from rrgdb.commands._common import EXIT_BAD_TRACE, resolve_trace, say
 from rrgdb.record.session import exit_code
 from rrgdb.replay.session import DivergenceError, IncompleteTrace, ReplaySession
@@ -67,6 +65,8 @@ def _announce(host: str, port: int) -> None:
 
 
 def _serve(trace_dir: Path, host: str, port: int) -> int:
+    import trio
+
     from rrgdb.gdb.server import serve
 
     factory = functools.partial(_target_factory, trace_dir)
@@ -82,6 +82,8 @@ def _serve(trace_dir: Path, host: str, port: int) -> int:
 
 
 def _with_gdb(trace_dir: Path, host: str) -> int:
+    import trio
+
     from rrgdb.gdb.server import serve
 
     gdb = shutil.which("gdb")
@@ -93,7 +95,6 @@ def _with_gdb(trace_dir: Path, host: str) -> int:
 
     async def main() -> None:
         nonlocal status
-        ready: trio.MemoryReceiveChannel[int]
         send, ready = trio.open_memory_channel(1)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(functools.partial(serve, factory, host, 0,  # type: ignore[arg-type]
