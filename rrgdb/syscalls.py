@@ -181,6 +181,10 @@ _TABLE.update(
             SyscallSpec("exit", special="exit"),
             SyscallSpec("exit_group", special="exit"),
             SyscallSpec("mincore", (_o(2, ("pages", 1)),)),
+            SyscallSpec("fork", replay=Replay.REAL, special="clone"),
+            SyscallSpec("vfork", replay=Replay.REAL, special="clone"),
+            SyscallSpec("clone", replay=Replay.REAL, special="clone"),
+            SyscallSpec("clone3", replay=Replay.REAL, special="clone"),
         )
     }
 )

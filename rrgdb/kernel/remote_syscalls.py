@@ -71,38 +71,49 @@ def inject(task: Task, name: str, *args: int, site: int = SYSCALL_SITE) -> int:
     return after.result
 
 
-def fork_task(task: Task) -> Task:
-    """Forks the tracee by injecting fork(); the child (auto-attached through
-    PTRACE_O_TRACEFORK) is returned stopped, with the parent's registers. Used for
-    checkpoints: a copy-on-write snapshot of the whole address space."""
-    saved = task.regs()
-    regs = saved.copy()
-    regs.rip = SYSCALL_SITE
-    regs.rax = regs.orig_rax = NUMBERS["fork"]
+def run_forking_syscall(task: Task, regs: Registers) -> tuple[Registers, Task]:
+    """Runs a fork/clone syscall described by regs (as run_syscall does); the new process
+    is auto-attached (PTRACE_O_TRACEFORK/CLONE) and returned stopped. Returns the parent's
+    registers after the syscall and the child."""
     task.set_regs(regs)
     child_pid = 0
-    for _ in range(6):
+    for _ in range(8):
         task.resume(native.PTRACE_SINGLESTEP)
         stop = task.wait()
         if stop.finished:
             raise TraceeGone(f"task {task.tid} died while forking")
-        if stop.kind is StopKind.EVENT and stop.event == native.PTRACE_EVENT_FORK:
+        if stop.kind is StopKind.EVENT and stop.event in (
+                native.PTRACE_EVENT_FORK, native.PTRACE_EVENT_VFORK, native.PTRACE_EVENT_CLONE):
             child_pid = task.event_msg()
             continue
         if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP:
-            if task.regs().rip == SYSCALL_SITE + 2:
+            after = task.regs()
+            if after.rip == regs.rip + 2:
                 break
             continue
         if stop.kind is StopKind.SIGNAL and stop.signo in (signal.SIGSTOP, signal.SIGCHLD):
             continue  # a debugger interrupt or a finished copy: not for the tracee
         raise InjectionError(f"unexpected stop {stop} while forking task {task.tid}")
-    task.set_regs(saved)
+    else:
+        raise InjectionError(f"fork of task {task.tid} did not complete")
     if not child_pid:
-        raise InjectionError(f"fork of task {task.tid} failed")
+        raise InjectionError(f"fork of task {task.tid} failed: {after.result}")
     child = Task(child_pid)
     stop = child.wait()
     if stop.finished:
         raise TraceeGone(f"the fork of task {task.tid} died at once")
+    return after, child
+
+
+def fork_task(task: Task) -> Task:
+    """Forks the tracee by injecting fork(); the child is returned stopped, with the
+    parent's registers. Used for checkpoints: a copy-on-write snapshot of the process."""
+    saved = task.regs()
+    regs = saved.copy()
+    regs.rip = SYSCALL_SITE
+    regs.rax = regs.orig_rax = NUMBERS["fork"]
+    _, child = run_forking_syscall(task, regs)
+    task.set_regs(saved)
     child.set_regs(saved)
     return child
 

@@ -33,7 +33,9 @@ from rrgdb.trace import (
 )
 
 TRACE_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
-                 | native.PTRACE_O_TRACEEXIT | native.PTRACE_O_EXITKILL)
+                 | native.PTRACE_O_TRACEEXIT | native.PTRACE_O_EXITKILL
+                 | native.PTRACE_O_TRACEFORK | native.PTRACE_O_TRACEVFORK
+                 | native.PTRACE_O_TRACECLONE | native.PTRACE_O_TRACEVFORKDONE)
 SYNCHRONOUS_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
                        signal.SIGTRAP}
 RDTSC = b"\x0f\x31"
@@ -53,6 +55,20 @@ class _PendingSyscall:
     regs: Registers
     spec: SyscallSpec
     state: dict[int, int] = field(default_factory=dict)
+    written: bool = False  # already in the trace (fork-like syscalls are written early)
+
+
+@dataclass
+class _RecordTask:
+    """The recorder's view of one tracee."""
+
+    task: Task
+    pending: _PendingSyscall | None = None
+    boundary: bytes = b""  # registers when it last left a syscall (a deterministic point)
+    parked: list[tuple[int, bytes]] = field(default_factory=list)  # signals to re-raise
+    fresh: bool = True  # its automatic first SIGSTOP is still to come
+    vfork_parent: int = 0  # for a vfork child until it execs or exits: the parent's tid
+    held: bool = False  # a vfork parent kept stopped until its child's exec is recorded
 
 
 def cpu_model() -> str:
@@ -92,16 +108,21 @@ def exit_code(status: int) -> int:
 
 
 class RecordSession:
-    """Records one program (a single process) into a trace directory."""
+    """Records one program — and every process it forks — into a trace directory.
+
+    Processes run concurrently (they share no memory); each one's events are written in
+    the order the recorder sees them, which replay follows.
+    """
 
     def __init__(self, argv: list[str], trace_dir: Path) -> None:
         self.program = resolve_program(argv[0])
         self.argv = argv
         self.trace_dir = trace_dir
-        self.task: Task | None = None
+        self.tasks: dict[int, _RecordTask] = {}
         self.writer: TraceWriter | None = None
         self._stdio = {fd: self._identity(os.fstat(fd)) for fd in (1, 2) if self._is_open(fd)}
-        self._pending: _PendingSyscall | None = None
+        self._early: dict[int, int] = {}  # new children that stopped before their parent's event
+        self._main = 0
 
     @staticmethod
     def _is_open(fd: int) -> bool:
@@ -126,12 +147,20 @@ class RecordSession:
         try:
             status = self._record()
         except BaseException:
-            if self.task is not None:
-                self.task.kill()
+            self.kill_all()
             self.writer.flush()  # what was recorded stays readable; the trace stays incomplete
             raise
         self.writer.close()
         return status
+
+    def kill_all(self) -> None:
+        """Ends every tracee by pid."""
+        for rt in list(self.tasks.values()):
+            rt.task.kill()
+        for pid in list(self._early):
+            Task(pid).kill()
+        self.tasks.clear()
+        self._early.clear()
 
     def _record(self) -> int:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
@@ -141,7 +170,9 @@ class RecordSession:
                                None, None, False, write_fd)
         finally:
             os.close(write_fd)
-        task = self.task = Task(pid)
+        task = Task(pid)
+        self.tasks[pid] = _RecordTask(task)
+        self._main = pid
         stop = task.wait()
         if stop.kind is not StopKind.SIGNAL or stop.signo != signal.SIGSTOP:
             raise RecordError(f"cannot start {self.program}: unexpected first stop {stop}")
@@ -155,40 +186,94 @@ class RecordSession:
             task.kill()
             raise RecordError(f"cannot run {self.program}: {reason}")
         os.close(read_fd)
-        self._on_exec(task)
-        return self._loop(task)
+        self._on_exec(self.tasks[pid])
+        task.resume(native.PTRACE_SYSCALL)
+        return self._loop()
 
-    def _loop(self, task: Task) -> int:
-        sig = 0
-        while True:
-            task.resume(native.PTRACE_SYSCALL, sig)
-            sig = 0
-            stop = task.wait()
-            if stop.kind is StopKind.SYSCALL:
-                self._on_syscall_stop(task)
-            elif stop.kind is StopKind.SIGNAL:
-                sig = self._on_signal(task, stop)
-            elif stop.kind is StopKind.EVENT:
-                if stop.event == native.PTRACE_EVENT_EXEC:
-                    self._pending = None
-                    self._on_exec(task)
-                elif stop.event == native.PTRACE_EVENT_EXIT:
-                    self._write(ExitFrame(task.tid, task.event_msg()))
-                else:
-                    raise RecordError(f"unexpected ptrace event {stop.event} in {task.tid}")
-            else:
-                task.alive = False
-                return stop.status
+    def _loop(self) -> int:
+        main_status = 0
+        while self.tasks:
+            pid, status = native.waitpid(-1)
+            stop = Stop.decode(status)
+            rt = self.tasks.get(pid)
+            if rt is None:
+                if not stop.finished:
+                    self._early[pid] = status  # a child announced before its parent's event
+                continue
+            if stop.finished:
+                rt.task.alive = False
+                del self.tasks[pid]
+                if pid == self._main:
+                    main_status = stop.status
+                continue
+            sig = self._on_stop(rt, stop)
+            if sig is not None:
+                try:
+                    rt.task.resume(native.PTRACE_SYSCALL, sig)
+                except ProcessLookupError:
+                    pass  # killed meanwhile (SIGKILL from outside); its exit comes next
+        return main_status
+
+    def _on_stop(self, rt: _RecordTask, stop: Stop) -> int | None:
+        """Handles one stop; returns the signal to resume with (None: leave it stopped)."""
+        if rt.fresh:
+            rt.fresh = False
+            if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP:
+                return 0  # the automatic stop of a new child
+        if stop.kind is StopKind.SYSCALL:
+            self._on_syscall_stop(rt)
+            return 0
+        if stop.kind is StopKind.SIGNAL:
+            return self._on_signal(rt, stop)
+        if stop.event == native.PTRACE_EVENT_EXEC:
+            rt.pending = None
+            self._on_exec(rt)
+        elif stop.event == native.PTRACE_EVENT_EXIT:
+            self._write(ExitFrame(rt.task.tid, rt.task.event_msg()))
+            self._release_vfork_parent(rt)
+        elif stop.event == native.PTRACE_EVENT_VFORK_DONE:
+            # The parent of a vfork runs again once its child execs, but replay must see
+            # the child's exec first: hold the parent until that is written.
+            if any(t.vfork_parent == rt.task.tid for t in self.tasks.values()):
+                rt.held = True
+                return None
+        elif stop.event in (native.PTRACE_EVENT_FORK, native.PTRACE_EVENT_VFORK,
+                            native.PTRACE_EVENT_CLONE):
+            self._on_new_child(rt, rt.task.event_msg())
+        elif stop.event == native.PTRACE_EVENT_STOP:
+            return 0
+        else:
+            raise RecordError(f"unexpected ptrace event {stop.event} in {rt.task.tid}")
+        return 0
 
     def _write(self, frame: object) -> None:
         assert self.writer is not None
         self.writer.write(frame)  # type: ignore[arg-type]
 
+    # -- processes --------------------------------------------------------------------
+    def _on_new_child(self, parent: _RecordTask, child_tid: int) -> None:
+        """At the fork/vfork/clone event: the parent's syscall is written now, so that it
+        precedes everything the child does; the child starts running."""
+        pending = parent.pending
+        if pending is None:
+            raise RecordError(f"task {parent.task.tid} created {child_tid} outside a syscall")
+        self._write(SyscallFrame(parent.task.tid, pending.regs.to_bytes(), child_tid, [], 0, ""))
+        pending.written = True
+        child = _RecordTask(Task(child_tid, child_tid))
+        if clone_flags(parent.task, pending.regs) & CLONE_VFORK:
+            child.vfork_parent = parent.task.tid
+        self.tasks[child_tid] = child
+        early = self._early.pop(child_tid, None)
+        if early is not None:
+            child.fresh = False
+            child.task.resume(native.PTRACE_SYSCALL)
+
     # -- exec -------------------------------------------------------------------------
-    def _on_exec(self, task: Task) -> None:
+    def _on_exec(self, rt: _RecordTask) -> None:
         """At PTRACE_EVENT_EXEC: finish the execve, hide the vDSO, map the scratch page and
         record the new program's initial state."""
         assert self.writer is not None
+        task = rt.task
         task.reopen_memory()
         task.resume(native.PTRACE_SYSCALL)
         stop = task.wait()
@@ -211,19 +296,28 @@ class RecordSession:
             argv = f.read().split(b"\0")[:-1]
         with open(f"/proc/{task.tid}/environ", "rb") as f:
             envp = f.read().split(b"\0")[:-1]
-        self._write(ExecFrame(task.tid, task.regs().to_bytes(), exe, exe_id, argv, envp,
-                              mappings, memory))
+        regs = task.regs()
+        rt.boundary = regs.to_bytes()
+        self._write(ExecFrame(task.tid, rt.boundary, exe, exe_id, argv, envp, mappings, memory))
+        self._release_vfork_parent(rt)
 
+    def _release_vfork_parent(self, child: _RecordTask) -> None:
+        parent = self.tasks.get(child.vfork_parent)
+        child.vfork_parent = 0
+        if parent is not None and parent.held:
+            parent.held = False
+            parent.task.resume(native.PTRACE_SYSCALL)
     # -- syscalls ---------------------------------------------------------------------
-    def _on_syscall_stop(self, task: Task) -> None:
-        op = native.syscall_info(task.tid)[0]
+    def _on_syscall_stop(self, rt: _RecordTask) -> None:
+        op = native.syscall_info(rt.task.tid)[0]
         if op == native.SYSCALL_INFO_ENTRY:
-            self._on_syscall_entry(task)
-        elif op == native.SYSCALL_INFO_EXIT and self._pending is not None:
-            self._on_syscall_exit(task, self._pending)
-            self._pending = None
+            self._on_syscall_entry(rt)
+        elif op == native.SYSCALL_INFO_EXIT and rt.pending is not None:
+            self._on_syscall_exit(rt, rt.pending)
+            rt.pending = None
 
-    def _on_syscall_entry(self, task: Task) -> None:
+    def _on_syscall_entry(self, rt: _RecordTask) -> None:
+        task = rt.task
         regs = task.regs()
         nr = regs.syscallno
         spec = SPECS.get(nr)
@@ -231,6 +325,8 @@ class RecordSession:
             if spec is None:
                 raise UnsupportedSyscall(syscall_name(nr))
             check_supported(spec, regs)
+            if spec.special == "clone" and clone_flags(task, regs) & CLONE_THREAD:
+                raise UnsupportedSyscall(f"{spec.name} of a thread (threads)")
         except UnsupportedSyscall as e:
             raise RecordError(f"unsupported syscall {e} (#{nr}) in task {task.tid}; "
                               f"rrgdb cannot record it faithfully") from None
@@ -239,10 +335,14 @@ class RecordSession:
             skipped = regs.copy()
             skipped.orig_rax = 2**64 - 1
             task.set_regs(skipped)
-        self._pending = _PendingSyscall(regs, spec, entry_state(task, spec, regs))
+        rt.pending = _PendingSyscall(regs, spec, entry_state(task, spec, regs))
+        if rt.parked:
+            # deliver a parked signal now: it interrupts this syscall if it blocks
+            signo, _info = rt.parked[0]
+            native.tgkill(task.tgid, task.tid, signo)
 
-    def _on_syscall_exit(self, task: Task, pending: _PendingSyscall) -> None:
-        assert self.writer is not None
+    def _on_syscall_exit(self, rt: _RecordTask, pending: _PendingSyscall) -> None:
+        task = rt.task
         after = task.regs()
         regs, spec = pending.regs, pending.spec
         result = after.result
@@ -250,6 +350,9 @@ class RecordSession:
             result = -38  # ENOSYS
             after.rax = result
             task.set_regs(after)
+        rt.boundary = after.to_bytes()
+        if pending.written:
+            return
         writes = memory_writes(task, spec, regs, result, pending.state)
         nr = regs.syscallno
         stream = 0
@@ -281,19 +384,36 @@ class RecordSession:
             raise RecordError(f"cannot copy mapped file {path}: {e.strerror}") from None
 
     # -- signals ----------------------------------------------------------------------
-    def _on_signal(self, task: Task, stop: Stop) -> int:
-        """Records a signal-delivery stop; returns the signal to deliver (0 if handled)."""
+    def _on_signal(self, rt: _RecordTask, stop: Stop) -> int:
+        """Records a signal-delivery stop; returns the signal to deliver (0 if none)."""
+        task = rt.task
         regs = task.regs()
-        if stop.signo == signal.SIGSEGV:
+        signo = stop.signo
+        if signo == signal.SIGSEGV:
             code = task.read(regs.rip, 3)
             if code.startswith(RDTSC) or code == RDTSCP:
                 self._emulate_rdtsc(task, regs, code == RDTSCP)
                 return 0
         info = task.siginfo()
         si_code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
-        deterministic = stop.signo in SYNCHRONOUS_SIGNALS and si_code > 0
-        self._write(SignalFrame(task.tid, regs.to_bytes(), stop.signo, info, deterministic))
-        return stop.signo
+        if signo in SYNCHRONOUS_SIGNALS and si_code > 0:
+            self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, True))
+            return signo
+        disposition = signal_disposition(task.tid, signo)
+        if disposition == "ignored":
+            return 0  # delivering it would change nothing; replay need not know
+        if regs.to_bytes() != rt.boundary:
+            # Arrived while user code ran: no deterministic point to replay it at. Park it
+            # until the task's next syscall, where it is raised again (DESIGN.md §6).
+            rt.parked.append((signo, info))
+            return 0
+        parked = next((p for p in rt.parked if p[0] == signo), None)
+        if parked is not None:
+            rt.parked.remove(parked)
+            info = parked[1]
+            task.set_siginfo(info)
+        self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
+        return signo
 
     def _emulate_rdtsc(self, task: Task, regs: Registers, is_rdtscp: bool) -> None:
         if is_rdtscp:
@@ -302,6 +422,43 @@ class RecordSession:
             value, aux = native.rdtsc(), 0
         self._write(InstructionTrapFrame(task.tid, regs.to_bytes(), value, aux))
         apply_rdtsc(task, regs, value, aux, is_rdtscp)
+
+
+DEFAULT_IGNORED = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT,
+                   signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+
+
+def signal_disposition(tid: int, signo: int) -> str:
+    """'caught' (a handler), 'ignored' (SIG_IGN or a default that does nothing here), or
+    'default' (the default action, e.g. terminate), from /proc/TID/status."""
+    masks = {}
+    with open(f"/proc/{tid}/status") as f:
+        for line in f:
+            if line.startswith(("SigIgn:", "SigCgt:")):
+                key, value = line.split(":")
+                masks[key] = int(value, 16)
+    bit = 1 << (signo - 1)
+    if masks.get("SigCgt", 0) & bit:
+        return "caught"
+    if masks.get("SigIgn", 0) & bit or signo in DEFAULT_IGNORED:
+        return "ignored"
+    return "default"
+
+
+CLONE_VM, CLONE_VFORK, CLONE_THREAD = 0x100, 0x4000, 0x10000
+CLONE_PARENT_SETTID, CLONE_CHILD_SETTID = 0x100000, 0x1000000
+
+
+def clone_flags(task: Task, regs: Registers) -> int:
+    """The flags of a fork/vfork/clone/clone3 syscall at its entry."""
+    name = syscall_name(regs.syscallno)
+    if name == "fork":
+        return signal.SIGCHLD
+    if name == "vfork":
+        return CLONE_VM | CLONE_VFORK | signal.SIGCHLD
+    if name == "clone3":
+        return task.read_u64(regs.arg(0))
+    return regs.arg(0)
 
 
 def apply_rdtsc(task: Task, regs: Registers, value: int, aux: int, is_rdtscp: bool) -> None:

@@ -33,10 +33,18 @@ from rrgdb.kernel.remote_syscalls import (
     inject,
     map_scratch_page,
     open_in_tracee,
+    run_forking_syscall,
     run_syscall,
 )
 from rrgdb.kernel.task import Stop, StopKind, Task
-from rrgdb.record.session import RDTSCP, apply_rdtsc
+from rrgdb.record.session import (
+    CLONE_CHILD_SETTID,
+    CLONE_PARENT_SETTID,
+    CLONE_VFORK,
+    RDTSCP,
+    apply_rdtsc,
+    clone_flags,
+)
 from rrgdb.syscall_numbers import NUMBERS
 from rrgdb.syscalls import SPECS, Replay, syscall_name
 from rrgdb.trace import (
@@ -51,6 +59,7 @@ from rrgdb.trace import (
 
 REPLAY_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
                   | native.PTRACE_O_TRACEEXIT | native.PTRACE_O_TRACEFORK
+                  | native.PTRACE_O_TRACEVFORK | native.PTRACE_O_TRACECLONE
                   | native.PTRACE_O_EXITKILL)
 MMAP = NUMBERS["mmap"]
 MAP_SHARED, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x10, 0x20
@@ -117,7 +126,10 @@ class ReplaySession:
         self.task: Task | None = None
         self.breakpoints = Breakpoints()
         self.applied = 0  # frames applied so far; frames[applied] is the next event
-        self.arrived = False  # the tracee stands at the arrival point of frames[applied]
+        self.tasks: dict[int, Task] = {}  # recorded tid -> live tracee
+        self.main_tid = 0  # the process the debugger follows (the first one)
+        self._arrived: set[int] = set()  # tids standing at the arrival point of their event
+        self._signals: dict[int, int] = {}  # signal to deliver at a tid's next resume
         self.exit_status: int | None = None
         self.stop_at_end = False  # report Trap.END before applying the exit
         self.stop_at_signals = False  # report Trap.SIGNAL before delivering a signal
@@ -126,7 +138,6 @@ class ReplaySession:
         self._running: Task | None = None  # the task resumed right now, if any
         self.interruptible = False  # whether interrupt() may stop a running tracee
         self.echoed = 0  # output of frames below this index has been echoed already
-        self._signal = 0  # signal to deliver at the next resume
 
     # -- lifecycle --------------------------------------------------------------------
     def load(self) -> None:
@@ -145,6 +156,8 @@ class ReplaySession:
         pid = native.spawn(exe, first.argv, first.envp, "/", self.reader.header.rlimit_stack,
                            True, -1)
         task = self.task = Task(pid)
+        self.main_tid = first.tid
+        self.tasks = {first.tid: task}
         stop = task.wait()
         if stop.kind is not StopKind.SIGNAL or stop.signo != signal.SIGSTOP:
             raise DivergenceError(f"replay tracee did not start: {stop}")
@@ -158,9 +171,16 @@ class ReplaySession:
         self.echoed = max(self.echoed, 1)
 
     def close(self) -> None:
-        """Ends the tracee (by pid) if it is still alive."""
+        """Ends every tracee (by pid)."""
+        for task in self.tasks.values():
+            task.kill()
         if self.task is not None:
             self.task.kill()
+
+    @property
+    def arrived(self) -> bool:
+        """Whether some tracee stands in the middle of an event (not a checkpoint moment)."""
+        return bool(self._arrived)
 
     @property
     def finished(self) -> bool:
@@ -172,17 +192,23 @@ class ReplaySession:
 
     def run_to_end(self) -> int:
         """Replays every remaining event; returns the recorded raw wait status."""
-        while self.exit_status is None:
+        while self.applied < len(self.frames) or self.exit_status is None:
             self.advance()
+        assert self.exit_status is not None
         return self.exit_status
 
     # -- checkpoints ------------------------------------------------------------------
     def state(self) -> ReplayState:
-        return ReplayState(self.applied, self._signal, self.exit_status)
+        return ReplayState(self.applied, self._signals.get(self.main_tid, 0), self.exit_status)
+
+    @property
+    def can_snapshot(self) -> bool:
+        """Snapshots copy one process: only possible while it is the only one."""
+        return len(self.tasks) == 1 and not self.arrived and self.exit_status is None
 
     def snapshot(self) -> Task:
         """A forked, stopped copy of the tracee (between events only)."""
-        assert self.task is not None and not self.arrived
+        assert self.task is not None and self.can_snapshot
         self.breakpoints.lift(self.task)
         try:
             return fork_task(self.task)
@@ -191,12 +217,12 @@ class ReplaySession:
 
     def resume_from(self, snapshot: Task, state: ReplayState) -> None:
         """Makes a fresh fork of snapshot the live tracee, at the snapshot's position."""
-        if self.task is not None:
-            self.task.kill()
+        self.close()
         self.task = fork_task(snapshot)
-        self.applied, self._signal, self.exit_status = (state.applied, state.pending_signal,
-                                                        state.exit_status)
-        self.arrived = False
+        self.tasks = {self.main_tid: self.task}
+        self.applied, self.exit_status = state.applied, state.exit_status
+        self._signals = {self.main_tid: state.pending_signal}
+        self._arrived.clear()
         self._signal_reported = -1
         self.breakpoints.reinsert(self.task)
         self.breakpoints.apply_debug_registers(self.task)
@@ -207,9 +233,6 @@ class ReplaySession:
         of one instruction interrupts the arrival. A completed single step that ends
         with an event (a syscall instruction) also returns Trap.STEP."""
         assert self.task is not None
-        if self.exit_status is not None:
-            raise DivergenceError("the replay has already reached the end")
-        task = self.task
         frame = self.frames[self.applied] if self.applied < len(self.frames) else None
         if frame is None:
             if not self.reader.complete:
@@ -218,45 +241,50 @@ class ReplaySession:
                                       "all of them were replayed")
             raise DivergenceError(f"the trace ended at event {self.applied} before the "
                                   "program exited")
-        while not self.arrived:
+        tid = frame.tid
+        task = self.tasks.get(tid)
+        if task is None:
+            raise self._diverged(frame, f"no live task for recorded tid {tid}")
+        followed = task is self.task
+        step = step and followed
+        while tid not in self._arrived:
             if not self._needs_running(frame):
-                self.arrived = True
+                self._arrived.add(tid)
                 break
-            rip = task.regs().rip
-            over_breakpoint = rip in self.breakpoints.software
+            rip = task.regs().rip if followed else 0
+            over_breakpoint = followed and rip in self.breakpoints.software
             if over_breakpoint:
                 self.breakpoints.lift_one(task, rip)
-            stop = self._run(task, step or over_breakpoint)
+            stop = self._run(tid, task, step or over_breakpoint)
             if over_breakpoint:
                 self.breakpoints.reinsert(task)
             trap = self._classify(task, stop, frame, step)
             if trap is not None:
                 return trap
-        if isinstance(frame, ExitFrame) and self.stop_at_end:
+        if isinstance(frame, ExitFrame) and self.stop_at_end and followed:
             self.stop_at_end = False
             return Interruption(Trap.END)
-        if (isinstance(frame, SignalFrame) and self.stop_at_signals
+        if (isinstance(frame, SignalFrame) and self.stop_at_signals and followed
                 and self._signal_reported != self.applied):
             self._signal_reported = self.applied
             return Interruption(Trap.SIGNAL, signo=frame.signo)
         self._apply(task, frame)
         self.applied += 1
-        self.arrived = False
+        self._arrived.discard(tid)
         return Interruption(Trap.STEP) if step else None
 
     def _needs_running(self, frame: Frame) -> bool:
         if isinstance(frame, SignalFrame):
             return frame.deterministic
         if isinstance(frame, ExitFrame):
-            return not self._signal
+            return not self._signals.get(frame.tid)
         return True
 
-    def _run(self, task: Task, step: bool) -> Stop:
+    def _run(self, tid: int, task: Task, step: bool) -> Stop:
         self._running = task
         try:
             task.resume(native.PTRACE_SYSEMU_SINGLESTEP if step else native.PTRACE_SYSEMU,
-                        self._signal)
-            self._signal = 0
+                        self._signals.pop(tid, 0))
             return task.wait()
         finally:
             self._running = None
@@ -274,13 +302,13 @@ class ReplaySession:
 
     def _classify(self, task: Task, stop: Stop, frame: Frame, step: bool
                   ) -> Interruption | None:
-        """Turns a stop into an arrival (sets self.arrived) or an interruption."""
+        """Turns a stop into an arrival (marks the task arrived) or an interruption."""
         if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP:
             if self.interrupt_requested.is_set():
                 self.interrupt_requested.clear()
                 return Interruption(Trap.INTERRUPT)
             return None  # a late interrupt signal: swallowed
-        if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP:
+        if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP and task is self.task:
             watch, stepped = self.breakpoints.triggered(task)
             if watch is not None:
                 return Interruption(Trap.WATCHPOINT, watch)
@@ -292,9 +320,12 @@ class ReplaySession:
             if stepped:
                 return Interruption(Trap.STEP) if step else None
         expected = self._arrival_kind(frame)
+        if (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD
+                and expected[1] != signal.SIGCHLD):
+            return None  # a replayed child really exited; the recording says what follows
         if stop.kind is not expected[0] or (expected[1] and stop.signo != expected[1]):
             raise self._diverged(frame, f"expected {expected[2]}, got {_describe(stop)}")
-        self.arrived = True
+        self._arrived.add(frame.tid)
         return None
 
     @staticmethod
@@ -349,6 +380,8 @@ class ReplaySession:
                 task.write(w.addr, w.data)
             regs.rax = frame.result
             task.set_regs(regs)
+        elif spec is not None and spec.special == "clone":
+            self._replay_clone(task, regs, frame)
         elif spec is not None and spec.special == "sigreturn":
             call = regs.copy()
             call.rip, call.rax = SYSCALL_SITE, nr
@@ -366,6 +399,53 @@ class ReplaySession:
         if frame.stream and self.echo is not None and self.applied >= self.echoed:
             self.echo(frame.stream, self._written_bytes(task, regs, frame.result))
         self.echoed = max(self.echoed, self.applied + 1)
+
+    def _replay_clone(self, task: Task, regs: Registers, frame: SyscallFrame) -> None:
+        """fork/vfork/clone/clone3 for real, as a plain process copy that does not suspend
+        the parent (replay order already puts the parent after its vfork child's exec)."""
+        if frame.result <= 0:  # it failed when recorded
+            regs.rax = frame.result
+            task.set_regs(regs)
+            return
+        nr = regs.syscallno
+        flags = clone_flags(task, regs)
+        call = regs.copy()
+        call.rip = SYSCALL_SITE
+        if nr == NUMBERS["clone3"]:
+            args = bytearray(task.read_exact(regs.arg(0), min(regs.arg(1), 88)))
+            args[0:8] = (flags & ~CLONE_VFORK).to_bytes(8, "little")
+            task.write(SCRATCH_DATA, bytes(args))
+            call.set_arg(0, SCRATCH_DATA)
+            call.rax = nr
+            ptid, ctid = (int.from_bytes(args[24:32], "little"),
+                          int.from_bytes(args[16:24], "little"))
+        else:
+            call.rax = NUMBERS["clone"]
+            call.set_arg(0, flags & ~CLONE_VFORK)
+            if nr != NUMBERS["clone"]:
+                call.set_arg(1, 0)
+            ptid, ctid = call.arg(2), call.arg(3)
+        lifted = task is self.task and bool(self.breakpoints.software)
+        if lifted:
+            self.breakpoints.lift(task)
+        try:
+            _, child = run_forking_syscall(task, call)
+        finally:
+            if lifted:
+                self.breakpoints.reinsert(task)
+        child_regs = regs.copy()
+        kernel_view = child.regs()
+        child_regs.rax = 0
+        child_regs.rsp, child_regs.fs_base = kernel_view.rsp, kernel_view.fs_base
+        child.set_regs(child_regs)
+        tid_bytes = frame.result.to_bytes(4, "little")
+        if flags & CLONE_PARENT_SETTID and ptid:
+            task.write(ptid, tid_bytes)
+        if flags & CLONE_CHILD_SETTID and ctid:
+            child.write(ctid, tid_bytes)
+        self.tasks[frame.result] = child
+        regs.rax = frame.result
+        task.set_regs(regs)
 
     def _execute(self, task: Task, regs: Registers, frame: SyscallFrame) -> int:
         """Runs the syscall for real (mmap of a file maps the trace's copy)."""
@@ -420,7 +500,8 @@ class ReplaySession:
         if stop.kind is not StopKind.EVENT or stop.event != native.PTRACE_EVENT_EXEC:
             raise self._diverged(frame, f"exec of the trace's copy failed: {_describe(stop)}")
         self._apply_exec(task, frame)
-        self.breakpoints.software.clear()  # a new program: old code addresses mean nothing
+        if task is self.task:
+            self.breakpoints.software.clear()  # a new program: old addresses mean nothing
 
     def _apply_exec(self, task: Task, frame: ExecFrame) -> None:
         """At PTRACE_EVENT_EXEC: rebuild the recorded initial state of the new program."""
@@ -451,17 +532,20 @@ class ReplaySession:
         if not frame.deterministic:
             self._check_regs(task, frame)
             native.tgkill(task.tgid, task.tid, frame.signo)
-            stop = self._run(task, False)
+            stop = self._run(frame.tid, task, False)
+            while stop.kind is StopKind.SIGNAL and stop.signo != frame.signo \
+                    and stop.signo == signal.SIGCHLD:
+                stop = self._run(frame.tid, task, False)  # a real child's exit: not recorded
             if stop.kind is not StopKind.SIGNAL or stop.signo != frame.signo:
                 raise self._diverged(frame, f"expected signal {frame.signo}, got "
                                      f"{_describe(stop)}")
             task.set_siginfo(frame.siginfo)
         self._check_regs(task, frame)
-        self._signal = frame.signo
+        self._signals[frame.tid] = frame.signo
 
     def _apply_exit(self, task: Task, frame: ExitFrame) -> None:
-        if self._signal:  # a fatal signal is being delivered
-            stop = self._run(task, False)
+        if self._signals.get(frame.tid):  # a fatal signal is being delivered
+            stop = self._run(frame.tid, task, False)
         else:
             regs = task.regs()
             if regs.syscallno not in EXITS:
@@ -482,7 +566,9 @@ class ReplaySession:
         final = task.wait()
         if not final.finished:
             raise self._diverged(frame, f"the tracee did not exit: {_describe(final)}")
-        self.exit_status = frame.status
+        del self.tasks[frame.tid]
+        if frame.tid == self.main_tid:
+            self.exit_status = frame.status
 
 
 def event_name(frame: Frame) -> str:

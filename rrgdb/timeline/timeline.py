@@ -186,7 +186,7 @@ class ReplayTimeline:
         return cp
 
     def _maybe_checkpoint(self) -> None:
-        if self.session.arrived or self.session.finished:
+        if not self.session.can_snapshot:
             return
         newest = self.checkpoints[-1].mark.applied if self.checkpoints else -1
         if self.session.applied <= newest:
@@ -197,8 +197,8 @@ class ReplayTimeline:
 
     def user_checkpoint(self) -> int:
         """`monitor checkpoint`: a checkpoint at the current moment; returns its id."""
-        if self.session.arrived or self.finished:
-            raise ValueError("cannot checkpoint here (in the middle of an event)")
+        if not self.session.can_snapshot:
+            raise ValueError("cannot checkpoint here (mid-event, or several processes live)")
         cp = Checkpoint(self.session.snapshot(), self.session.state(), self.mark(),
                         self._next_user_id)
         self.user_checkpoints[cp.user_id] = cp
