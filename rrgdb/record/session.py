@@ -38,6 +38,7 @@ TRACE_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
                  | native.PTRACE_O_TRACECLONE | native.PTRACE_O_TRACEVFORKDONE)
 SYNCHRONOUS_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
                        signal.SIGTRAP}
+PARK_TIMEOUT = 0.5  # seconds a parked signal waits for a syscall before it is forced
 RDTSC = b"\x0f\x31"
 RDTSCP = b"\x0f\x01\xf9"
 WRITE_SYSCALLS = {NUMBERS["write"], NUMBERS["writev"], NUMBERS["pwrite64"], NUMBERS["pwritev"]}
@@ -69,6 +70,8 @@ class _RecordTask:
     fresh: bool = True  # its automatic first SIGSTOP is still to come
     vfork_parent: int = 0  # for a vfork child until it execs or exits: the parent's tid
     held: bool = False  # a vfork parent kept stopped until its child's exec is recorded
+    parked_at: float = 0.0  # when its oldest parked signal arrived
+    stopping: bool = False  # rrgdb sent it SIGSTOP to deliver a parked signal
 
 
 def cpu_model() -> str:
@@ -193,7 +196,7 @@ class RecordSession:
     def _loop(self) -> int:
         main_status = 0
         while self.tasks:
-            pid, status = native.waitpid(-1)
+            pid, status = self._wait_any()
             stop = Stop.decode(status)
             rt = self.tasks.get(pid)
             if rt is None:
@@ -213,6 +216,23 @@ class RecordSession:
                 except ProcessLookupError:
                     pass  # killed meanwhile (SIGKILL from outside); its exit comes next
         return main_status
+
+    def _wait_any(self) -> tuple[int, int]:
+        """The next stop of any tracee. While a task holds a parked signal, poll, and stop
+        a task that keeps computing without syscalls so the signal is not delayed forever."""
+        while True:
+            parked = [rt for rt in self.tasks.values() if rt.parked]
+            if not parked:
+                return native.waitpid(-1)
+            pid, status = native.waitpid(-1, native.WALL | native.WNOHANG)
+            if pid:
+                return pid, status
+            now = time.monotonic()
+            for rt in parked:
+                if not rt.stopping and now - rt.parked_at > PARK_TIMEOUT:
+                    rt.stopping = True
+                    native.tgkill(rt.task.tgid, rt.task.tid, signal.SIGSTOP)
+            time.sleep(0.001)
 
     def _on_stop(self, rt: _RecordTask, stop: Stop) -> int | None:
         """Handles one stop; returns the signal to resume with (None: leave it stopped)."""
@@ -394,6 +414,16 @@ class RecordSession:
             if code.startswith(RDTSC) or code == RDTSCP:
                 self._emulate_rdtsc(task, regs, code == RDTSCP)
                 return 0
+        if signo == signal.SIGSTOP and rt.stopping:
+            # A parked signal waited too long: deliver it here. Replay cannot place this
+            # point without a PMU and reports it as a divergence rather than guess.
+            rt.stopping = False
+            if not rt.parked:
+                return 0  # it reached a syscall meanwhile and got its signal there
+            signo, info = rt.parked.pop(0)
+            task.set_siginfo(info)
+            self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
+            return signo
         info = task.siginfo()
         si_code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
         if signo in SYNCHRONOUS_SIGNALS and si_code > 0:
@@ -405,6 +435,8 @@ class RecordSession:
         if regs.to_bytes() != rt.boundary:
             # Arrived while user code ran: no deterministic point to replay it at. Park it
             # until the task's next syscall, where it is raised again (DESIGN.md §6).
+            if not rt.parked:
+                rt.parked_at = time.monotonic()
             rt.parked.append((signo, info))
             return 0
         parked = next((p for p in rt.parked if p[0] == signo), None)

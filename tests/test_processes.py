@@ -1,0 +1,66 @@
+"""Child processes and asynchronous signals record and replay exactly (issue 6, the
+multi-process part): shell pipelines, fork/exec/wait, vfork (gcc's driver, Python's
+subprocess), SIGCHLD handlers, SIGALRM while blocked or computing, kill() between
+processes. `rrgdb ps` lists every process with its parent."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import assert_replay_matches, describe, record, replay, run_rrgdb
+
+PYTHON3 = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
+
+
+def record_and_replay(cmd: list[str], trace: Path, **kw: object) -> None:
+    recorded = record(cmd, trace, **kw)
+    assert b"trace saved" in recorded.stderr, describe(recorded)
+    assert_replay_matches(recorded, replay(trace))
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "ls /usr/bin | wc -l",
+        "gzip -c {data} | gunzip | md5sum",
+        "for i in 1 2 3; do echo $i; done | sort -r | head -2; exit 3",
+    ],
+    ids=["ls-wc", "gzip-gunzip-md5sum", "loop-sort-exit"],
+)
+def test_shell_pipelines(script: str, tmp_path: Path) -> None:
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"some data to compress\n" * 1000)
+    record_and_replay(["/bin/sh", "-c", script.format(data=data)], tmp_path / "trace")
+
+
+def test_gcc_driver_cc1_and_as(tmp_path: Path) -> None:
+    """gcc vforks cc1 and as; the vfork parent is held until the child's exec is recorded."""
+    source = tmp_path / "x.c"
+    source.write_text("int twice(int x) { return 2 * x; }\n")
+    trace = tmp_path / "trace"
+    record_and_replay(["gcc", "-c", str(source), "-o", str(tmp_path / "x.o")], trace)
+    listing = run_rrgdb(["ps", trace]).stdout.decode()
+    assert "cc1" in listing and "as " in listing, listing
+
+
+def test_python_subprocess(tmp_path: Path) -> None:
+    code = "import subprocess;print(subprocess.run(['echo','hi'],capture_output=True).stdout)"
+    record_and_replay([PYTHON3, "-c", code], tmp_path / "trace")
+
+
+@pytest.mark.parametrize("name", ["fork_exec_wait", "alarm_signals"])
+def test_processes_and_signals(name: str, build, tmp_path: Path) -> None:
+    record_and_replay([str(build(name, "O0"))], tmp_path / "trace")
+
+
+def test_ps_lists_every_process_with_its_parent(tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    record(["/bin/sh", "-c", "ls / | wc -l"], trace)
+    rows = [line.split("\t") for line in run_rrgdb(["ps", trace]).stdout.decode().splitlines()]
+    assert rows[0] == ["PID", "PPID", "EXIT", "CMD"]
+    shell, *children = rows[1:]
+    assert len(children) == 2
+    assert all(child[1] == shell[0] for child in children)
+    assert {child[3].split()[0] for child in children} == {"ls", "wc"}
