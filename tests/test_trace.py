@@ -23,6 +23,7 @@ from rrgdb.trace import (
     InstructionTrapFrame,
     Mapping,
     MemWrite,
+    PreemptFrame,
     SignalFrame,
     SyscallFrame,
     TraceError,
@@ -75,6 +76,7 @@ def every_kind() -> list[Frame]:
         SignalFrame(101, REGS, 10, b"\0" * 128, False),
         InstructionTrapFrame(101, REGS, U64_MAX, 2**32 - 1),
         ExitFrame(101, 0x0B00),
+        PreemptFrame(102, REGS, bytes(range(32))),
         ExitFrame(100, -1),
     ]
 

@@ -20,6 +20,7 @@ from ._frames import (
     InstructionTrapFrame,
     Mapping,
     MemWrite,
+    PreemptFrame,
     SignalFrame,
     SyscallFrame,
     TraceError,
@@ -151,6 +152,18 @@ def _dec_exit(c: Container) -> ExitFrame:
     return ExitFrame(c["tid"], c["status"])
 
 
+def _enc_preempt(f: PreemptFrame) -> dict[str, Any]:
+    return {
+        "tid": f.tid,
+        "regs": _fixed(f.regs, L.REGS_SIZE, "regs"),
+        "memory_hash": _fixed(f.memory_hash, L.MEMORY_HASH_SIZE, "memory_hash"),
+    }
+
+
+def _dec_preempt(c: Container) -> PreemptFrame:
+    return PreemptFrame(c["tid"], c["regs"], c["memory_hash"])
+
+
 def _construct_codec(
     layout: Construct,
     fields: Callable[[Any], dict[str, Any]],
@@ -176,6 +189,7 @@ _KINDS: tuple[tuple[type, int, _Encode, _Decode], ...] = (
         *_construct_codec(L.INSTRUCTION_TRAP, _enc_trap, _dec_trap),
     ),
     (ExitFrame, L.KIND_EXIT, *_construct_codec(L.EXIT, _enc_exit, _dec_exit)),
+    (PreemptFrame, L.KIND_PREEMPT, *_construct_codec(L.PREEMPT, _enc_preempt, _dec_preempt)),
 )
 _ENCODERS = {t: (bytes([kind]), encode) for t, kind, encode, _ in _KINDS}
 _DECODERS = {bytes([kind]): (t.__name__, decode) for t, kind, _, decode in _KINDS}

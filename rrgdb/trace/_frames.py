@@ -107,4 +107,16 @@ class ExitFrame:
     status: int
 
 
-Frame = ExecFrame | SyscallFrame | SignalFrame | InstructionTrapFrame | ExitFrame
+@dataclass(frozen=True, slots=True)
+class PreemptFrame:
+    """The recorder stopped a thread that ran without syscalls (to let another thread run,
+    or to deliver a signal). Without a PMU the moment is identified by its state: the
+    registers and a hash of the process's writable memory (DESIGN.md §6)."""
+
+    tid: int
+    regs: bytes
+    memory_hash: bytes  # 32 bytes
+
+
+Frame = (ExecFrame | SyscallFrame | SignalFrame | InstructionTrapFrame | ExitFrame
+         | PreemptFrame)

@@ -113,6 +113,8 @@ KIND_SYSCALL = 2
 KIND_SIGNAL = 3
 KIND_INSTRUCTION_TRAP = 4
 KIND_EXIT = 5
+KIND_PREEMPT = 6
+MEMORY_HASH_SIZE = 32
 
 _MEM_WRITE = Struct("addr" / Int64ul, *_blob("data"))
 
@@ -166,6 +168,10 @@ INSTRUCTION_TRAP = Struct(
 ).compile()
 
 EXIT = Struct("tid" / Int32sl, "status" / Int32sl).compile()
+
+PREEMPT = Struct(
+    "tid" / Int32sl, "regs" / Bytes(REGS_SIZE), "memory_hash" / Bytes(MEMORY_HASH_SIZE)
+).compile()
 
 # -- complete file: written atomically by TraceWriter.close() -------------------------------
 
