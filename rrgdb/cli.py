@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rrgdb.commands import dump, ps, record, replay
+from rrgdb.commands import dump, gdbinit, ps, record, replay
 
 COMMANDS = {
     "record": (record, "run a program and record it"),
     "replay": (replay, "replay a recording (-a: alone; otherwise under gdb)"),
     "ps": (ps, "list the processes of a recording"),
     "dump": (dump, "print the events of a recording"),
+    "gdbinit": (gdbinit, "print the path of the gdb extension to `source` in gdb"),
 }
 
 

@@ -100,7 +100,9 @@ def _with_gdb(trace_dir: Path, host: str) -> int:
             nursery.start_soon(functools.partial(serve, factory, host, 0,  # type: ignore[arg-type]
                                                  send.send_nowait))
             port = await ready.receive()
-            command = [gdb, "-q", "-ex", f"target extended-remote {host}:{port}"]
+            from rrgdb.gdbext import SCRIPT
+
+            command = [gdb, "-q", "-x", str(SCRIPT), "-ex", f"target extended-remote {host}:{port}"]
             process = await trio.run_process(command, check=False, stdin=None)
             status = process.returncode
             nursery.cancel_scope.cancel()

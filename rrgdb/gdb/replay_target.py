@@ -191,11 +191,14 @@ class ReplayTarget:
 
     # -- monitor ----------------------------------------------------------------------
     def monitor(self, command: str) -> str:
+        from rrgdb.gdb import memory_refs
+        from rrgdb.kernel.address_space import read_maps
+
         words = command.split()
         timeline = self.timeline
         match words:
             case [] | ["help"]:
-                return MONITOR_HELP
+                return MONITOR_HELP + memory_refs.HELP
             case ["when"]:
                 return f"Current event: {timeline.session.applied}\n"
             case ["checkpoint"]:
@@ -220,7 +223,18 @@ class ReplayTarget:
                 return "\n".join(["ID\tWHERE", *lines]) + "\n"
             case ["real-tid"]:
                 return "" if timeline.finished else f"{timeline.task.tid}\n"
-        return f"Unknown command: {command}\n{MONITOR_HELP}"
+            case ["refs", *rest]:
+                try:
+                    addr, length = memory_refs.parse_refs_arguments(rest)
+                except ValueError as e:
+                    return f"{e}\n"
+                if timeline.finished:
+                    return "The process has exited: no memory to search\n"
+                hits, cut = memory_refs.find_refs(read_maps(timeline.task.tid),
+                                                  self.read_memory, addr, length)
+                by_id = {file_id: name for name, file_id in self._names.items()}
+                return memory_refs.format_refs(addr, length, hits, cut, by_id)
+        return f"Unknown command: {command}\n{MONITOR_HELP}{memory_refs.HELP}"
 
     # -- files ------------------------------------------------------------------------
     def auxv(self) -> bytes:
