@@ -49,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
     except _Terminated:
         say(f"terminated; incomplete trace saved to {trace_dir}")
         return 128 + signal.SIGTERM
+    except OSError as e:  # e.g. the trace's disk is full: a message, not a traceback
+        say(f"recording stopped: {e.strerror or e}")
+        if (trace_dir / "header").exists():
+            say(f"incomplete trace saved to {trace_dir}")
+        return 1
     finally:
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)
