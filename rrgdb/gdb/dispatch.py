@@ -140,6 +140,8 @@ class Dispatcher:
 
     def handle(self, request: rq.Request) -> rp.Reply | None:
         """The reply to `request` (the empty packet for anything unsupported)."""
+        if not _in_address_space(request):
+            return rp.Error()  # the engine's 64-bit calls cannot take such numbers
         handler = self._handlers.get(type(request))
         return rp.EMPTY if handler is None else handler(request)
 
@@ -347,6 +349,8 @@ class Dispatcher:
     def _file_open(self, request: rq.FileOpen) -> rp.Reply:
         if request.flags & (_GDB_O_ACCMODE | _GDB_O_WRITE_FLAGS):
             return _file_error(errno.EACCES)
+        if "\0" in request.path:
+            return _file_error(errno.ENOENT)  # no file has such a name
         try:
             file = self.target.open_file(request.path)
         except OSError as error:
@@ -359,6 +363,8 @@ class Dispatcher:
         file = self._files.get(request.fd)
         if file is None:
             return _file_error(errno.EBADF)
+        if request.offset >= _ADDRESS_LIMIT:
+            return _file_error(errno.EINVAL)
         try:
             file.seek(request.offset)
             data = file.read(min(request.count, PACKET_SIZE))
@@ -383,6 +389,18 @@ class Dispatcher:
         stat = struct.pack(">7I3Q3I", 0, 0, _GDB_S_IFREG | 0o444, 1, 0, 0, 0, size, 4096,
                            (size + 511) // 512, 0, 0, 0)  # fmt: skip
         return rp.FileResult(len(stat), data=stat)
+
+
+_ADDRESS_LIMIT = 1 << 64
+
+
+def _in_address_space(request: rq.Request) -> bool:
+    """Whether the request's address and length (if it has them) fit in 64 bits."""
+    addr = getattr(request, "addr", None)
+    length = getattr(request, "length", None)
+    return (addr is None or 0 <= addr < _ADDRESS_LIMIT) and (
+        length is None or 0 <= length < _ADDRESS_LIMIT
+    )
 
 
 def _file_error(number: int | None) -> rp.Reply:
