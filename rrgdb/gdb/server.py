@@ -10,6 +10,7 @@ client gets an error message and is closed. Nothing a client sends stops the ser
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -32,6 +33,7 @@ TargetFactory = Callable[[], DebugTarget]
 _BUSY_MESSAGE = b"E.rrgdb: another debugger is already connected to this replay"
 _RECEIVE_SIZE = 65536
 _RECONNECT_GRACE_SECONDS = 3.0
+_SHUTDOWN_CLOSE_SECONDS = 5.0
 
 
 class EngineThread:
@@ -160,7 +162,13 @@ class _Session:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             log.info("gdb connection lost")
         finally:
-            with trio.CancelScope(shield=True):
+            # When the whole server is stopping (^C), do not wait for ever on an engine
+            # call that does not end: the process exits and PTRACE_O_EXITKILL takes
+            # the tracees with it.
+            stopping = trio.current_effective_deadline() == -math.inf
+            with trio.CancelScope(shield=True) as cleanup:
+                if stopping:
+                    cleanup.deadline = trio.current_time() + _SHUTDOWN_CLOSE_SECONDS
                 if self._resume_running():
                     self._dispatcher.target.interrupt()
                 await self._engine.call(self._dispatcher.close)
