@@ -49,6 +49,9 @@ def _autopilot(trace_dir: Path) -> int:
     except (DivergenceError, IncompleteTrace) as e:
         say(str(e))
         return 1
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 128 + signal.SIGINT
     finally:
         session.close()
     return exit_code(status)
