@@ -25,6 +25,7 @@ from rrgdb.trace import (
     MemWrite,
     PreemptFrame,
     SignalFrame,
+    SyscallEntryFrame,
     SyscallFrame,
     TraceError,
     TraceHeader,
@@ -77,6 +78,7 @@ def every_kind() -> list[Frame]:
         InstructionTrapFrame(101, REGS, U64_MAX, 2**32 - 1),
         ExitFrame(101, 0x0B00),
         PreemptFrame(102, REGS, bytes(range(32))),
+        SyscallEntryFrame(103, REGS),
         ExitFrame(100, -1),
     ]
 

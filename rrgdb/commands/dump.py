@@ -13,7 +13,9 @@ from rrgdb.trace import (
     ExitFrame,
     Frame,
     InstructionTrapFrame,
+    PreemptFrame,
     SignalFrame,
+    SyscallEntryFrame,
     SyscallFrame,
     TraceError,
     TraceReader,
@@ -40,6 +42,11 @@ def describe(frame: Frame) -> str:
         return f"rdtsc = {frame.value:#x}"
     if isinstance(frame, ExitFrame):
         return f"exit status={frame.status:#x}"
+    if isinstance(frame, PreemptFrame):
+        return f"preempted at pc={Registers.from_bytes(frame.regs).rip:#x}"
+    if isinstance(frame, SyscallEntryFrame):
+        nr = Registers.from_bytes(frame.regs).syscallno
+        return f"syscall-entry {syscall_name(nr)}"
     return type(frame).__name__
 
 

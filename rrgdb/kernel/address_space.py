@@ -3,6 +3,7 @@ exec-time work shared by record and replay (auxv rewriting, initial memory snaps
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from rrgdb.kernel.task import Task
@@ -80,3 +81,14 @@ def writable_snapshot(task: Task, entries: list[MapsEntry]) -> list[tuple[int, b
             if data:
                 out.append((entry.start, data))
     return out
+
+
+def memory_hash(task: Task) -> bytes:
+    """BLAKE2b-256 of every private writable mapping of the task's process (with their
+    addresses): with the registers, it identifies a moment between syscalls."""
+    digest = hashlib.blake2b(digest_size=32)
+    for entry in read_maps(task.tid):
+        if entry.prot & PROT_WRITE and not entry.shared:
+            digest.update(entry.start.to_bytes(8, "little"))
+            digest.update(task.read(entry.start, entry.end - entry.start))
+    return digest.digest()

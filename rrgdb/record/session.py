@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rrgdb import native
-from rrgdb.kernel.address_space import hide_vdso, read_maps, writable_snapshot
+from rrgdb.kernel.address_space import hide_vdso, memory_hash, read_maps, writable_snapshot
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import map_scratch_page
 from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.record.outputs import UnsupportedSyscall, check_supported, entry_state, memory_writes
+from rrgdb.record.scheduler import Scheduler
 from rrgdb.syscall_numbers import NUMBERS
 from rrgdb.syscalls import SPECS, SyscallSpec, syscall_name
 from rrgdb.trace import (
@@ -26,7 +27,9 @@ from rrgdb.trace import (
     InstructionTrapFrame,
     Mapping,
     MemWrite,
+    PreemptFrame,
     SignalFrame,
+    SyscallEntryFrame,
     SyscallFrame,
     TraceHeader,
     TraceWriter,
@@ -71,7 +74,8 @@ class _RecordTask:
     vfork_parent: int = 0  # for a vfork child until it execs or exits: the parent's tid
     held: bool = False  # a vfork parent kept stopped until its child's exec is recorded
     parked_at: float = 0.0  # when its oldest parked signal arrived
-    stopping: bool = False  # rrgdb sent it SIGSTOP to deliver a parked signal
+    stopping: bool = False  # rrgdb sent it SIGSTOP (preemption or a parked signal)
+    held_signal: int = 0  # the signal to resume it with when its turn comes
 
 
 def cpu_model() -> str:
@@ -126,6 +130,11 @@ class RecordSession:
         self._stdio = {fd: self._identity(os.fstat(fd)) for fd in (1, 2) if self._is_open(fd)}
         self._early: dict[int, int] = {}  # new children that stopped before their parent's event
         self._main = 0
+        self.scheduler = Scheduler()
+        self._deferred: dict[int, list[tuple[int, int]]] = {}  # tgid -> held-back stops
+        self._draining: set[int] = set()  # tgids whose held-back stops are being handled
+        self._main_status = 0
+        self._pending_stops: list[tuple[int, int]] = []  # reported but not yet handled
 
     @staticmethod
     def _is_open(fd: int) -> bool:
@@ -190,81 +199,154 @@ class RecordSession:
             raise RecordError(f"cannot run {self.program}: {reason}")
         os.close(read_fd)
         self._on_exec(self.tasks[pid])
-        task.resume(native.PTRACE_SYSCALL)
+        self._to_user(self.tasks[pid])
         return self._loop()
 
     def _loop(self) -> int:
-        main_status = 0
         while self.tasks:
             pid, status = self._wait_any()
-            stop = Stop.decode(status)
             rt = self.tasks.get(pid)
-            if rt is None:
-                if not stop.finished:
-                    self._early[pid] = status  # a child announced before its parent's event
-                continue
-            if stop.finished:
-                rt.task.alive = False
-                del self.tasks[pid]
-                if pid == self._main:
-                    main_status = stop.status
-                continue
-            sig = self._on_stop(rt, stop)
-            if sig is not None:
-                try:
-                    rt.task.resume(native.PTRACE_SYSCALL, sig)
-                except ProcessLookupError:
-                    pass  # killed meanwhile (SIGKILL from outside); its exit comes next
-        return main_status
+            if rt is not None:
+                running = self.scheduler.running(rt.task.tgid)
+                if running and running != pid and status >> 16 == native.PTRACE_EVENT_EXIT:
+                    # A sibling runs user code: this thread's death (the kernel clears its
+                    # tid word, wakes its joiner) must come after the sibling's next event,
+                    # which is where replay will put it.
+                    self._deferred.setdefault(rt.task.tgid, []).append((pid, status))
+                    continue
+            self._handle(pid, status)
+        return self._main_status
+
+    def _handle(self, pid: int, status: int) -> None:
+        stop = Stop.decode(status)
+        rt = self.tasks.get(pid)
+        if rt is None:
+            if not stop.finished:
+                self._early[pid] = status  # a child announced before its parent's event
+            return
+        if stop.finished:
+            rt.task.alive = False
+            del self.tasks[pid]
+            self._release_turn(rt)
+            if pid == self._main:
+                self._main_status = stop.status
+            return
+        self._on_stop(rt, stop)
+
+    # -- turn-taking between the threads of a process ------------------------------------
+    def _resume(self, rt: _RecordTask, sig: int = 0) -> None:
+        try:
+            rt.task.resume(native.PTRACE_SYSCALL, sig)
+        except ProcessLookupError:
+            pass  # killed meanwhile (SIGKILL from outside); its exit comes next
+
+    def _to_kernel(self, rt: _RecordTask) -> None:
+        """rt continues inside the kernel; another thread of its process may run."""
+        self._resume(rt)
+        self._release_turn(rt)
+
+    def _to_user(self, rt: _RecordTask, sig: int = 0) -> None:
+        """rt is about to run user code: now if it has its process's turn, else later."""
+        tgid = rt.task.tgid
+        if tgid not in self._draining and self.scheduler.ask(tgid, rt.task.tid):
+            self._resume(rt, sig)
+        else:
+            self.scheduler.queue(tgid, rt.task.tid)
+            rt.held_signal = sig
+
+    def _release_turn(self, rt: _RecordTask) -> None:
+        """rt stops running user code: first the stops of its siblings held back meanwhile
+        are handled (none of them runs user code during that), then the turn passes."""
+        tgid = rt.task.tgid
+        self.scheduler.release(tgid, rt.task.tid)
+        if tgid in self._draining:
+            return
+        self._draining.add(tgid)
+        try:
+            while self._deferred.get(tgid):
+                self._handle(*self._deferred[tgid].pop(0))
+        finally:
+            self._draining.discard(tgid)
+            self._deferred.pop(tgid, None)
+        self._run_next(self.scheduler.handoff(tgid))
+
+    def _run_next(self, tid: int) -> None:
+        following = self.tasks.get(tid)
+        if following is not None:
+            self._resume(following, following.held_signal)
+            following.held_signal = 0
 
     def _wait_any(self) -> tuple[int, int]:
         """The next stop of any tracee. While a task holds a parked signal, poll, and stop
         a task that keeps computing without syscalls so the signal is not delayed forever."""
+        if self._pending_stops:
+            return self._pending_stops.pop(0)
         while True:
             parked = [rt for rt in self.tasks.values() if rt.parked]
-            if not parked:
+            if not parked and not self.scheduler.contended() and not any(
+                    self._deferred.values()):
                 return native.waitpid(-1)
             pid, status = native.waitpid(-1, native.WALL | native.WNOHANG)
             if pid:
                 return pid, status
             now = time.monotonic()
-            for rt in parked:
-                if not rt.stopping and now - rt.parked_at > PARK_TIMEOUT:
+            overdue = [rt for rt in parked if now - rt.parked_at > PARK_TIMEOUT]
+            busy = {tgid for tgid, stops in self._deferred.items() if stops}
+            overdue += [self.tasks[tid] for tid in self.scheduler.overdue(busy)
+                        if tid in self.tasks]
+            for rt in overdue:
+                if not rt.stopping:
                     rt.stopping = True
                     native.tgkill(rt.task.tgid, rt.task.tid, signal.SIGSTOP)
-            time.sleep(0.001)
+            time.sleep(0.0005)
 
-    def _on_stop(self, rt: _RecordTask, stop: Stop) -> int | None:
-        """Handles one stop; returns the signal to resume with (None: leave it stopped)."""
+    def _on_stop(self, rt: _RecordTask, stop: Stop) -> None:
+        """Handles one stop and decides when the task runs again."""
         if rt.fresh:
             rt.fresh = False
             if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP:
-                return 0  # the automatic stop of a new child
+                self._to_user(rt)  # the automatic stop of a new child
+                return
         if stop.kind is StopKind.SYSCALL:
-            self._on_syscall_stop(rt)
-            return 0
-        if stop.kind is StopKind.SIGNAL:
-            return self._on_signal(rt, stop)
-        if stop.event == native.PTRACE_EVENT_EXEC:
+            if self._on_syscall_stop(rt):
+                self._to_kernel(rt)
+            else:
+                self._to_user(rt)
+        elif stop.kind is StopKind.SIGNAL:
+            sig = self._on_signal(rt, stop)
+            if sig is not None:
+                self._to_user(rt, sig)
+        elif stop.event == native.PTRACE_EVENT_EXEC:
             rt.pending = None
             self._on_exec(rt)
+            self._to_user(rt)
         elif stop.event == native.PTRACE_EVENT_EXIT:
             self._write(ExitFrame(rt.task.tid, rt.task.event_msg()))
             self._release_vfork_parent(rt)
+            if rt.task.tid != rt.task.tgid:
+                # Let a thread finish dying (the kernel clears its tid word and wakes its
+                # joiner) before a sibling runs on: replay does it at this point too.
+                self._resume(rt)
+                rt.task.wait()
+                del self.tasks[rt.task.tid]
+                self._release_turn(rt)
+            else:
+                self._to_kernel(rt)
         elif stop.event == native.PTRACE_EVENT_VFORK_DONE:
             # The parent of a vfork runs again once its child execs, but replay must see
             # the child's exec first: hold the parent until that is written.
             if any(t.vfork_parent == rt.task.tid for t in self.tasks.values()):
                 rt.held = True
-                return None
+            else:
+                self._resume(rt)
         elif stop.event in (native.PTRACE_EVENT_FORK, native.PTRACE_EVENT_VFORK,
                             native.PTRACE_EVENT_CLONE):
             self._on_new_child(rt, rt.task.event_msg())
+            self._resume(rt)
         elif stop.event == native.PTRACE_EVENT_STOP:
-            return 0
+            self._resume(rt)
         else:
             raise RecordError(f"unexpected ptrace event {stop.event} in {rt.task.tid}")
-        return 0
 
     def _write(self, frame: object) -> None:
         assert self.writer is not None
@@ -279,14 +361,16 @@ class RecordSession:
             raise RecordError(f"task {parent.task.tid} created {child_tid} outside a syscall")
         self._write(SyscallFrame(parent.task.tid, pending.regs.to_bytes(), child_tid, [], 0, ""))
         pending.written = True
-        child = _RecordTask(Task(child_tid, child_tid))
-        if clone_flags(parent.task, pending.regs) & CLONE_VFORK:
+        flags = clone_flags(parent.task, pending.regs)
+        tgid = parent.task.tgid if flags & CLONE_THREAD else child_tid
+        child = _RecordTask(Task(child_tid, tgid))
+        if flags & CLONE_VFORK:
             child.vfork_parent = parent.task.tid
         self.tasks[child_tid] = child
         early = self._early.pop(child_tid, None)
         if early is not None:
             child.fresh = False
-            child.task.resume(native.PTRACE_SYSCALL)
+            self._to_user(child)
 
     # -- exec -------------------------------------------------------------------------
     def _on_exec(self, rt: _RecordTask) -> None:
@@ -328,13 +412,17 @@ class RecordSession:
             parent.held = False
             parent.task.resume(native.PTRACE_SYSCALL)
     # -- syscalls ---------------------------------------------------------------------
-    def _on_syscall_stop(self, rt: _RecordTask) -> None:
+    def _on_syscall_stop(self, rt: _RecordTask) -> bool:
+        """Records a syscall entry or exit; True at an entry (the task goes on into the
+        kernel), False at an exit (it goes back to user code)."""
         op = native.syscall_info(rt.task.tid)[0]
         if op == native.SYSCALL_INFO_ENTRY:
             self._on_syscall_entry(rt)
-        elif op == native.SYSCALL_INFO_EXIT and rt.pending is not None:
+            return True
+        if op == native.SYSCALL_INFO_EXIT and rt.pending is not None:
             self._on_syscall_exit(rt, rt.pending)
             rt.pending = None
+        return False
 
     def _on_syscall_entry(self, rt: _RecordTask) -> None:
         task = rt.task
@@ -345,8 +433,6 @@ class RecordSession:
             if spec is None:
                 raise UnsupportedSyscall(syscall_name(nr))
             check_supported(spec, regs)
-            if spec.special == "clone" and clone_flags(task, regs) & CLONE_THREAD:
-                raise UnsupportedSyscall(f"{spec.name} of a thread (threads)")
         except UnsupportedSyscall as e:
             raise RecordError(f"unsupported syscall {e} (#{nr}) in task {task.tid}; "
                               f"rrgdb cannot record it faithfully") from None
@@ -356,6 +442,9 @@ class RecordSession:
             skipped.orig_rax = 2**64 - 1
             task.set_regs(skipped)
         rt.pending = _PendingSyscall(regs, spec, entry_state(task, spec, regs))
+        if any(t.task.tgid == task.tgid and t is not rt for t in self.tasks.values()):
+            # other threads may run before this syscall returns: order its entry now
+            self._write(SyscallEntryFrame(task.tid, regs.to_bytes()))
         if rt.parked:
             # deliver a parked signal now: it interrupts this syscall if it blocks
             signo, _info = rt.parked[0]
@@ -415,15 +504,7 @@ class RecordSession:
                 self._emulate_rdtsc(task, regs, code == RDTSCP)
                 return 0
         if signo == signal.SIGSTOP and rt.stopping:
-            # A parked signal waited too long: deliver it here. Replay cannot place this
-            # point without a PMU and reports it as a divergence rather than guess.
-            rt.stopping = False
-            if not rt.parked:
-                return 0  # it reached a syscall meanwhile and got its signal there
-            signo, info = rt.parked.pop(0)
-            task.set_siginfo(info)
-            self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
-            return signo
+            return self._on_preempt(rt, regs, stop)
         info = task.siginfo()
         si_code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
         if signo in SYNCHRONOUS_SIGNALS and si_code > 0:
@@ -446,6 +527,39 @@ class RecordSession:
             task.set_siginfo(info)
         self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
         return signo
+
+    def _on_preempt(self, rt: _RecordTask, regs: Registers, stop: Stop) -> int | None:
+        """rrgdb stopped rt (SIGSTOP) because others waited for its process's turn or a
+        parked signal waited for a syscall. Mid-computation, the moment is recorded by its
+        state (PreemptFrame); then the parked signal is delivered here, or the turn passes."""
+        task = rt.task
+        if regs.to_bytes() != rt.boundary:
+            self._drain()
+            if self._pending_stops:  # handle those first, then come back to this stop
+                self._pending_stops.append((task.tid, stop.status))
+                return None
+            self._write(PreemptFrame(task.tid, regs.to_bytes(), memory_hash(task)))
+            rt.boundary = regs.to_bytes()
+        rt.stopping = False
+        if rt.parked:
+            signo, info = rt.parked.pop(0)
+            task.set_siginfo(info)
+            self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
+            return signo
+        self._release_turn(rt)
+        if self.scheduler.ask(task.tgid, task.tid):
+            return 0  # nobody else wanted to run
+        rt.held_signal = 0
+        return None
+
+    def _drain(self) -> None:
+        """Collects the stops already reported, to be handled before a memory hash is
+        taken (so kernel writes of finished syscalls come first in the trace too)."""
+        while True:
+            pid, status = native.waitpid(-1, native.WALL | native.WNOHANG)
+            if not pid:
+                return
+            self._pending_stops.append((pid, status))
 
     def _emulate_rdtsc(self, task: Task, regs: Registers, is_rdtscp: bool) -> None:
         if is_rdtscp:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rrgdb import native
-from rrgdb.kernel.address_space import MAP_PRIVATE, read_maps
-from rrgdb.kernel.breakpoints import Breakpoints, Watchpoint
+from rrgdb.kernel.address_space import MAP_PRIVATE, memory_hash, read_maps
+from rrgdb.kernel.breakpoints import INT3, Breakpoints, Watchpoint
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import (
     SCRATCH_DATA,
@@ -40,6 +40,7 @@ from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.record.session import (
     CLONE_CHILD_SETTID,
     CLONE_PARENT_SETTID,
+    CLONE_THREAD,
     CLONE_VFORK,
     RDTSCP,
     apply_rdtsc,
@@ -52,7 +53,9 @@ from rrgdb.trace import (
     ExitFrame,
     Frame,
     InstructionTrapFrame,
+    PreemptFrame,
     SignalFrame,
+    SyscallEntryFrame,
     SyscallFrame,
     TraceReader,
 )
@@ -130,6 +133,8 @@ class ReplaySession:
         self.main_tid = 0  # the process the debugger follows (the first one)
         self._arrived: set[int] = set()  # tids standing at the arrival point of their event
         self._signals: dict[int, int] = {}  # signal to deliver at a tid's next resume
+        self._group_exits: set[int] = set()  # processes whose threads are being killed
+        self._lingering: list[Task] = []  # exited threads reaped with their last sibling
         self.exit_status: int | None = None
         self.stop_at_end = False  # report Trap.END before applying the exit
         self.stop_at_signals = False  # report Trap.SIGNAL before delivering a signal
@@ -172,8 +177,9 @@ class ReplaySession:
 
     def close(self) -> None:
         """Ends every tracee (by pid)."""
-        for task in self.tasks.values():
+        for task in [*self.tasks.values(), *self._lingering]:
             task.kill()
+        self._lingering.clear()
         if self.task is not None:
             self.task.kill()
 
@@ -223,6 +229,7 @@ class ReplaySession:
         self.applied, self.exit_status = state.applied, state.exit_status
         self._signals = {self.main_tid: state.pending_signal}
         self._arrived.clear()
+        self._group_exits.clear()
         self._signal_reported = -1
         self.breakpoints.reinsert(self.task)
         self.breakpoints.apply_debug_registers(self.task)
@@ -248,6 +255,10 @@ class ReplaySession:
         followed = task is self.task
         step = step and followed
         while tid not in self._arrived:
+            if isinstance(frame, PreemptFrame):
+                self._reach_preemption(task, frame)
+                self._arrived.add(tid)
+                break
             if not self._needs_running(frame):
                 self._arrived.add(tid)
                 break
@@ -261,6 +272,10 @@ class ReplaySession:
             trap = self._classify(task, stop, frame, step)
             if trap is not None:
                 return trap
+        if isinstance(frame, SyscallEntryFrame):
+            self._check_regs(task, frame)  # it stays arrived: its SyscallFrame comes later
+            self.applied += 1
+            return Interruption(Trap.STEP) if step else None
         if isinstance(frame, ExitFrame) and self.stop_at_end and followed:
             self.stop_at_end = False
             return Interruption(Trap.END)
@@ -273,11 +288,51 @@ class ReplaySession:
         self._arrived.discard(tid)
         return Interruption(Trap.STEP) if step else None
 
+    def _reach_preemption(self, task: Task, frame: PreemptFrame) -> None:
+        """Runs a thread to the first visit of the recorded pc whose registers and memory
+        hash match the recording (the moment the recorder stopped it)."""
+        target = Registers.from_bytes(frame.regs)
+        pc = target.rip
+        original = task.read(pc, 1)
+        patched = original != INT3
+        if patched:
+            task.write(pc, INT3)
+        try:
+            while True:
+                stop = self._run(frame.tid, task, False)
+                if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
+                    continue
+                if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP
+                        and task.regs().rip == pc + 1):
+                    raise self._diverged(frame, "did not reach the preemption point: "
+                                         f"{_describe(stop)}")
+                regs = task.regs()
+                regs.rip = pc
+                task.set_regs(regs)
+                if not regs.differences(target):
+                    if patched:
+                        task.write(pc, original)
+                        patched = False
+                    if memory_hash(task) == frame.memory_hash:
+                        return
+                    task.write(pc, INT3)
+                    patched = True
+                if patched:
+                    task.write(pc, original)
+                task.resume(native.PTRACE_SINGLESTEP)
+                task.wait()
+                if patched:
+                    task.write(pc, INT3)
+        finally:
+            if patched:
+                task.write(pc, original)
+
     def _needs_running(self, frame: Frame) -> bool:
         if isinstance(frame, SignalFrame):
             return frame.deterministic
         if isinstance(frame, ExitFrame):
-            return not self._signals.get(frame.tid)
+            task = self.tasks[frame.tid]
+            return not self._signals.get(frame.tid) and task.tgid not in self._group_exits
         return True
 
     def _run(self, tid: int, task: Task, step: bool) -> Stop:
@@ -366,6 +421,8 @@ class ReplaySession:
             apply_rdtsc(task, regs, frame.value, frame.aux, task.read(regs.rip, 3) == RDTSCP)
         elif isinstance(frame, ExitFrame):
             self._apply_exit(task, frame)
+        elif isinstance(frame, PreemptFrame):
+            self._check_regs(task, frame)
 
     def _apply_syscall(self, task: Task, frame: SyscallFrame) -> None:
         regs = self._check_regs(task, frame)
@@ -443,6 +500,8 @@ class ReplaySession:
             task.write(ptid, tid_bytes)
         if flags & CLONE_CHILD_SETTID and ctid:
             child.write(ctid, tid_bytes)
+        if flags & CLONE_THREAD:
+            child.tgid = task.tgid
         self.tasks[frame.result] = child
         regs.rax = frame.result
         task.set_regs(regs)
@@ -544,13 +603,17 @@ class ReplaySession:
         self._signals[frame.tid] = frame.signo
 
     def _apply_exit(self, task: Task, frame: ExitFrame) -> None:
-        if self._signals.get(frame.tid):  # a fatal signal is being delivered
+        group_exit = True
+        if task.tgid in self._group_exits:  # killed by a sibling's exit_group or signal
+            stop = task.wait()
+        elif self._signals.get(frame.tid):  # a fatal signal is being delivered
             stop = self._run(frame.tid, task, False)
         else:
             regs = task.regs()
             if regs.syscallno not in EXITS:
                 raise self._diverged(frame, "expected exit, got "
                                      f"{syscall_name(regs.syscallno)}")
+            group_exit = regs.syscallno == NUMBERS["exit_group"]
             call = regs.copy()
             call.rip, call.rax = SYSCALL_SITE, regs.syscallno
             task.set_regs(call)
@@ -562,11 +625,23 @@ class ReplaySession:
         if status != frame.status:
             raise self._diverged(frame, f"exit status {status:#x} != recorded "
                                  f"{frame.status:#x}")
-        task.resume(native.PTRACE_CONT)
-        final = task.wait()
-        if not final.finished:
-            raise self._diverged(frame, f"the tracee did not exit: {_describe(final)}")
         del self.tasks[frame.tid]
+        task.resume(native.PTRACE_CONT)
+        siblings = any(t.tgid == task.tgid for t in self.tasks.values())
+        if siblings and group_exit:
+            # An exit_group kills the other threads: each stops at its exit, which its own
+            # ExitFrame then collects.
+            self._group_exits.add(task.tgid)
+        if siblings and task.tid == task.tgid:
+            self._lingering.append(task)  # a leader is reaped after its threads
+        else:
+            final = task.wait()
+            if not final.finished:
+                raise self._diverged(frame, f"the tracee did not exit: {_describe(final)}")
+            for lingering in [t for t in self._lingering if t.tgid == task.tgid]:
+                self._lingering.remove(lingering)
+                lingering.wait()
+            self._group_exits.discard(task.tgid)
         if frame.tid == self.main_tid:
             self.exit_status = frame.status
 

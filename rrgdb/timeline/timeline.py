@@ -56,6 +56,7 @@ class Checkpoint:
     state: ReplayState
     mark: Mark
     user_id: int = 0  # nonzero for checkpoints the user asked for (monitor checkpoint)
+    boundary: bool = True  # taken at an event boundary (user checkpoints may be mid-event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +201,7 @@ class ReplayTimeline:
         if not self.session.can_snapshot:
             raise ValueError("cannot checkpoint here (mid-event, or several processes live)")
         cp = Checkpoint(self.session.snapshot(), self.session.state(), self.mark(),
-                        self._next_user_id)
+                        self._next_user_id, boundary=False)
         self.user_checkpoints[cp.user_id] = cp
         self._next_user_id += 1
         return cp.user_id
@@ -229,7 +230,8 @@ class ReplayTimeline:
         for cp in self.checkpoints + list(self.user_checkpoints.values()):
             # a checkpoint sits at its event's boundary, which precedes the rest of it
             before = cp.mark.applied < mark.applied or (
-                cp.mark.applied == mark.applied and cp.mark.identity != mark.identity)
+                cp.boundary and cp.mark.applied == mark.applied
+                and cp.mark.identity != mark.identity)
             if before and (best is None or cp.mark.applied > best.mark.applied):
                 best = cp
         return best

@@ -22,6 +22,7 @@ from ._frames import (
     MemWrite,
     PreemptFrame,
     SignalFrame,
+    SyscallEntryFrame,
     SyscallFrame,
     TraceError,
 )
@@ -164,6 +165,14 @@ def _dec_preempt(c: Container) -> PreemptFrame:
     return PreemptFrame(c["tid"], c["regs"], c["memory_hash"])
 
 
+def _enc_entry(f: SyscallEntryFrame) -> dict[str, Any]:
+    return {"tid": f.tid, "regs": _fixed(f.regs, L.REGS_SIZE, "regs")}
+
+
+def _dec_entry(c: Container) -> SyscallEntryFrame:
+    return SyscallEntryFrame(c["tid"], c["regs"])
+
+
 def _construct_codec(
     layout: Construct,
     fields: Callable[[Any], dict[str, Any]],
@@ -190,6 +199,11 @@ _KINDS: tuple[tuple[type, int, _Encode, _Decode], ...] = (
     ),
     (ExitFrame, L.KIND_EXIT, *_construct_codec(L.EXIT, _enc_exit, _dec_exit)),
     (PreemptFrame, L.KIND_PREEMPT, *_construct_codec(L.PREEMPT, _enc_preempt, _dec_preempt)),
+    (
+        SyscallEntryFrame,
+        L.KIND_SYSCALL_ENTRY,
+        *_construct_codec(L.SYSCALL_ENTRY, _enc_entry, _dec_entry),
+    ),
 )
 _ENCODERS = {t: (bytes([kind]), encode) for t, kind, encode, _ in _KINDS}
 _DECODERS = {bytes([kind]): (t.__name__, decode) for t, kind, _, decode in _KINDS}

@@ -118,5 +118,15 @@ class PreemptFrame:
     memory_hash: bytes  # 32 bytes
 
 
+@dataclass(frozen=True, slots=True)
+class SyscallEntryFrame:
+    """A thread entered a syscall while other threads of its process could run before it
+    returned: replay brings it to this entry here, in this order; its SyscallFrame (the
+    result) comes later."""
+
+    tid: int
+    regs: bytes
+
+
 Frame = (ExecFrame | SyscallFrame | SignalFrame | InstructionTrapFrame | ExitFrame
-         | PreemptFrame)
+         | PreemptFrame | SyscallEntryFrame)

@@ -114,6 +114,7 @@ KIND_SIGNAL = 3
 KIND_INSTRUCTION_TRAP = 4
 KIND_EXIT = 5
 KIND_PREEMPT = 6
+KIND_SYSCALL_ENTRY = 7
 MEMORY_HASH_SIZE = 32
 
 _MEM_WRITE = Struct("addr" / Int64ul, *_blob("data"))
@@ -168,6 +169,8 @@ INSTRUCTION_TRAP = Struct(
 ).compile()
 
 EXIT = Struct("tid" / Int32sl, "status" / Int32sl).compile()
+
+SYSCALL_ENTRY = Struct("tid" / Int32sl, "regs" / Bytes(REGS_SIZE)).compile()
 
 PREEMPT = Struct(
     "tid" / Int32sl, "regs" / Bytes(REGS_SIZE), "memory_hash" / Bytes(MEMORY_HASH_SIZE)
