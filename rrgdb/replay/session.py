@@ -373,7 +373,12 @@ class ReplaySession:
                 task.set_regs(regs)
                 return Interruption(Trap.BREAKPOINT)
             if stepped:
-                return Interruption(Trap.STEP) if step else None
+                if step:
+                    return Interruption(Trap.STEP)
+                if regs.rip in self.breakpoints.software:
+                    # stepping off one breakpoint landed on the next: that is a hit
+                    return Interruption(Trap.BREAKPOINT)
+                return None
         expected = self._arrival_kind(frame)
         if (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD
                 and expected[1] != signal.SIGCHLD):
