@@ -236,9 +236,11 @@ def test_kill_then_reconnect_to_the_same_server(debuggee: Recording, tmp_path: P
     assert alive, server.stderr()
 
 
-def test_inferior_call_is_refused_and_the_replay_stays_consistent(
+def test_inferior_calls_run_in_a_diversion_and_leave_the_replay_untouched(
     debuggee: Recording, tmp_path: Path
 ) -> None:
+    """`print f(3)` runs f live in a forked copy of the replay; the copy is thrown away when
+    gdb restores the registers, so a call that changes a global leaves the replay as it was."""
     s = GdbScript()
     s("break add_to_counter")
     s("continue")
@@ -246,12 +248,14 @@ def test_inferior_call_is_refused_and_the_replay_stays_consistent(
     pc_before = s("print/x $pc")
     sp_before = s("print/x $sp")
     call = s("print square(3)")
+    s("delete")
     call2 = s("call add_to_counter(100)")
     pc_after = s("print/x $pc")
     sp_after = s("print/x $sp")
     counter = s("print counter")
     args = s("info args")
     bt = s("backtrace")
+    s("break add_to_counter")
     nxt = s("continue")
     counter2 = s("print counter")
     s("delete")
@@ -260,15 +264,14 @@ def test_inferior_call_is_refused_and_the_replay_stays_consistent(
     with replay_server(debuggee, tmp_path) as server:
         t = s.run_remote(server)
         out = server.stdout()
-    assert "= 9" not in t[call], t.context(call)
-    assert t[call].strip(), f"gdb printed no error for the refused call\n{t.context(call)}"
-    assert "= 101" not in t[call2] and "= 103" not in t[call2], t.context(call2)
+    t.expect(call, "= 9")
+    assert t[call2].strip(), t.context(call2)
     assert t.value(pc_after) == t.value(pc_before), t.context(pc_after)
     assert t.value(sp_after) == t.value(sp_before), t.context(sp_after)
     assert t.value(counter) == "1", t.context(counter)
     t.expect(args, "delta = 2")
     t.expect_re(bt, r"#1  0x[0-9a-f]+ in main \(\)")
-    t.expect(nxt, "Breakpoint 1, add_to_counter (delta=3)")
+    t.expect(nxt, "Breakpoint 2, add_to_counter (delta=3)")
     assert t.value(counter2) == "3", t.context(counter2)
     t.expect(end, "Program received signal SIGKILL")
     t.expect(exited, f"exited with code 0{EXIT_STATUS:o}]")

@@ -1,12 +1,13 @@
 """ReplayTarget: the DebugTarget the gdb server talks to, over a ReplayTimeline.
 
-A replay is read-only: register and memory writes are refused (so gdb's inferior calls
-fail cleanly instead of corrupting the replay). Files are served only from the trace.
-"""
+The replay itself is never written: register and memory writes (gdb's inferior calls,
+`print f(3)`) go to a Diversion, a live forked copy thrown away when gdb restores the
+registers. Files are served only from the trace."""
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,7 +29,9 @@ from rrgdb.gdb.target import (
 )
 from rrgdb.gdb.target_description import host_has_avx
 from rrgdb.kernel.breakpoints import NoDebugRegisters, WatchKind, Watchpoint
+from rrgdb.kernel.registers import Registers
 from rrgdb.replay.session import Echo, write_to_fd
+from rrgdb.timeline.diversion import Diversion
 from rrgdb.timeline.timeline import Outcome, ReplayTimeline
 from rrgdb.trace import ExecFrame
 
@@ -68,6 +71,7 @@ class ReplayTarget:
             self._auxv = f.read()
         self._names = session.reader.file_names()
         self._last_registers = RegisterState(b"\0" * 216, b"")
+        self.diversion: Diversion | None = None  # a live copy running an inferior call
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -90,22 +94,63 @@ class ReplayTarget:
 
     # -- state ------------------------------------------------------------------------
     def read_registers(self, tid: int) -> RegisterState:
+        if self.diversion is not None:
+            task = self.diversion.task
+            return RegisterState(task.regs().to_bytes(), task.xstate())
         if not self.timeline.finished:
             task = self.timeline.task
             self._last_registers = RegisterState(task.regs().to_bytes(), task.xstate())
         return self._last_registers
 
     def write_registers(self, tid: int, state: RegisterState) -> bool:
-        return False
+        """The replay itself is never written: writes start (or feed) a diversion, and
+        putting the original registers back ends it."""
+        diversion = self._divert()
+        if diversion is None:
+            return False
+        if diversion.restores_original(state.user_regs):
+            self._end_diversion()
+            return True
+        diversion.task.set_regs(Registers.from_bytes(state.user_regs))
+        if state.xsave:
+            diversion.task.set_xstate(state.xsave)
+        return True
 
     def read_memory(self, addr: int, length: int) -> bytes:
-        if self.timeline.finished or addr < 0 or length <= 0:
+        if addr < 0 or length <= 0:
+            return b""
+        if self.diversion is not None:
+            data = self.diversion.task.read(addr, length)
+            return self.diversion.breakpoints.shadow(addr, data)
+        if self.timeline.finished:
             return b""
         data = self.timeline.task.read(addr, length)
         return self.timeline.session.breakpoints.shadow(addr, data)
 
     def write_memory(self, addr: int, data: bytes) -> bool:
-        return False
+        diversion = self._divert()
+        if diversion is None:
+            return False
+        try:
+            diversion.task.write(addr, diversion.breakpoints.update_shadow(addr, data))
+        except OSError:
+            return False
+        return True
+
+    def _divert(self) -> Diversion | None:
+        """The diversion, started from the current moment if there is none (None where a
+        copy cannot be made: mid-event, several processes, after the end)."""
+        if self.diversion is None:
+            session = self.timeline.session
+            if not session.can_snapshot:
+                return None
+            self.diversion = Diversion(session.snapshot(), set(self.timeline.user_breakpoints))
+        return self.diversion
+
+    def _end_diversion(self) -> None:
+        if self.diversion is not None:
+            self.diversion.end()
+            self.diversion = None
 
     def search_memory(self, addr: int, length: int, pattern: bytes) -> int | None:
         if not pattern or self.timeline.finished:
@@ -125,6 +170,9 @@ class ReplayTarget:
 
     # -- breakpoints ------------------------------------------------------------------
     def set_breakpoint(self, kind: BreakpointKind, addr: int, length: int) -> bool:
+        if self.diversion is not None:
+            return kind is BreakpointKind.SOFTWARE and self.diversion.breakpoints.insert(
+                self.diversion.task, addr)
         if self.timeline.finished:
             return False
         if kind in (BreakpointKind.SOFTWARE, BreakpointKind.HARDWARE):
@@ -139,6 +187,9 @@ class ReplayTarget:
         return True
 
     def clear_breakpoint(self, kind: BreakpointKind, addr: int, length: int) -> None:
+        if self.diversion is not None:
+            self.diversion.breakpoints.remove(self.diversion.task, addr)
+            return
         if self.timeline.finished:
             return
         if kind in (BreakpointKind.SOFTWARE, BreakpointKind.HARDWARE):
@@ -149,6 +200,10 @@ class ReplayTarget:
     # -- execution --------------------------------------------------------------------
     def resume(self, direction: Direction, action: ResumeAction, tid: int) -> StopEvent:
         timeline = self.timeline
+        if self.diversion is not None:
+            if direction is Direction.FORWARD:
+                return StopEvent(self._diversion_resume(action), self._pid)
+            self._end_diversion()
         if direction is Direction.FORWARD:
             outcome = timeline.forward(step=action is ResumeAction.STEP)
         elif action is ResumeAction.STEP:
@@ -156,6 +211,20 @@ class ReplayTarget:
         else:
             outcome = timeline.reverse_continue()
         return StopEvent(self._reason(outcome), self._pid)
+
+    def _diversion_resume(self, action: ResumeAction) -> StopReason:
+        assert self.diversion is not None
+        kind, value = self.diversion.resume(step=action is ResumeAction.STEP)
+        if kind == "breakpoint":
+            return BreakpointStop()
+        if kind == "step":
+            return StepDone()
+        if kind == "exited":
+            self._end_diversion()
+            if os.WIFSIGNALED(value):
+                return SignalStop(os.WTERMSIG(value))
+            return SignalStop(signal.SIGKILL)
+        return SignalStop(value)
 
     def _reason(self, outcome: Outcome) -> StopReason:
         match outcome.kind:
@@ -183,6 +252,7 @@ class ReplayTarget:
         self.timeline.interrupt()
 
     def restart(self, argument: str) -> StopEvent:
+        self._end_diversion()
         checkpoint = int(argument) if argument.strip().isdigit() else 0
         if checkpoint and checkpoint not in self.timeline.user_checkpoints:
             checkpoint = 0
@@ -191,6 +261,7 @@ class ReplayTarget:
 
     # -- monitor ----------------------------------------------------------------------
     def monitor(self, command: str) -> str:
+        self._end_diversion()
         from rrgdb.gdb import memory_refs
         from rrgdb.kernel.address_space import read_maps
 
@@ -253,4 +324,5 @@ class ReplayTarget:
         raise FileNotFoundError(2, f"{path} is not part of the recording")
 
     def close(self) -> None:
+        self._end_diversion()
         self.timeline.close()
