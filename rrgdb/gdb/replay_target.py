@@ -28,6 +28,7 @@ from rrgdb.gdb.target import (
     WatchpointStop,
 )
 from rrgdb.gdb.target_description import host_has_avx
+from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.breakpoints import NoDebugRegisters, WatchKind, Watchpoint
 from rrgdb.kernel.registers import Registers
 from rrgdb.replay.session import Echo, write_to_fd
@@ -153,19 +154,22 @@ class ReplayTarget:
             self.diversion = None
 
     def search_memory(self, addr: int, length: int, pattern: bytes) -> int | None:
+        """Searches only mapped memory, in bulk, mapping by mapping."""
         if not pattern or self.timeline.finished:
             return None
+        task = self.diversion.task if self.diversion is not None else self.timeline.task
         end = addr + length
-        pos = addr
-        while pos < end:
-            chunk = self.read_memory(pos, min(_SEARCH_CHUNK + len(pattern) - 1, end - pos))
-            if not chunk:
-                pos = (pos | 0xFFF) + 1  # skip an unreadable page
-                continue
-            found = chunk.find(pattern)
-            if found >= 0:
-                return pos + found
-            pos += max(1, len(chunk) - len(pattern) + 1)
+        for entry in read_maps(task.tid):
+            start, stop = max(addr, entry.start), min(end, entry.end)
+            pos = start
+            while pos < stop:
+                chunk = self.read_memory(pos, min(_SEARCH_CHUNK + len(pattern) - 1, stop - pos))
+                if not chunk:
+                    break
+                found = chunk.find(pattern)
+                if found >= 0 and pos + found + len(pattern) <= end:
+                    return pos + found
+                pos += max(1, len(chunk) - len(pattern) + 1)
         return None
 
     # -- breakpoints ------------------------------------------------------------------

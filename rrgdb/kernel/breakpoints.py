@@ -42,6 +42,15 @@ class NoDebugRegisters(Exception):
     """All four debug registers are in use."""
 
 
+def _write_if_mapped(task: Task, addr: int, data: bytes) -> None:
+    """A breakpoint address may be unmapped at this moment (code mapped later, as seen
+    from an early checkpoint): then there is nothing to write."""
+    try:
+        task.write(addr, data)
+    except OSError:
+        pass
+
+
 def _aligned_pieces(addr: int, length: int) -> list[tuple[int, int]]:
     pieces = []
     end = addr + length
@@ -76,7 +85,7 @@ class Breakpoints:
     def remove(self, task: Task, addr: int) -> None:
         original = self.software.pop(addr, None)
         if original is not None and task.alive:
-            task.write(addr, original)
+            _write_if_mapped(task, addr, original)
 
     def lift_one(self, task: Task, addr: int) -> None:
         """Takes one int3 out (to step over it); reinsert() puts it back."""
@@ -85,7 +94,7 @@ class Breakpoints:
     def lift(self, task: Task) -> None:
         """Takes every int3 out of the code (before a checkpoint is forked)."""
         for addr, original in self.software.items():
-            task.write(addr, original)
+            _write_if_mapped(task, addr, original)
 
     def reinsert(self, task: Task) -> None:
         """Writes every int3 again, re-reading original bytes (code may have been mapped)."""
@@ -95,7 +104,7 @@ class Breakpoints:
                 continue
             if current != INT3:
                 self.software[addr] = current
-            task.write(addr, INT3)
+            _write_if_mapped(task, addr, INT3)
 
     def shadow(self, addr: int, data: bytes) -> bytes:
         """Memory as the program sees it: int3 bytes replaced by the original ones."""

@@ -231,7 +231,10 @@ class RecordSession:
             if pid == self._main:
                 self._main_status = stop.status
             return
-        self._on_stop(rt, stop)
+        try:
+            self._on_stop(rt, stop)
+        except ProcessLookupError:
+            pass  # SIGKILLed from outside while we looked at it: its exit comes next
 
     # -- turn-taking between the threads of a process ------------------------------------
     def _resume(self, rt: _RecordTask, sig: int = 0) -> None:

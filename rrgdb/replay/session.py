@@ -65,6 +65,7 @@ REPLAY_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
                   | native.PTRACE_O_TRACEVFORK | native.PTRACE_O_TRACECLONE
                   | native.PTRACE_O_EXITKILL)
 MMAP = NUMBERS["mmap"]
+BRK = NUMBERS["brk"]
 MAP_SHARED, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x10, 0x20
 EXECVE = {NUMBERS["execve"], NUMBERS["execveat"]}
 EXITS = {NUMBERS["exit"], NUMBERS["exit_group"]}
@@ -148,6 +149,9 @@ class ReplaySession:
     def load(self) -> None:
         """Reads every frame of the trace (TraceError on a damaged trace)."""
         self.frames = list(self.reader.frames())
+        if not self.frames and not self.reader.complete:
+            raise IncompleteTrace("the trace is incomplete: the recorder stopped before it "
+                                  "recorded any event")
         if not self.frames or not isinstance(self.frames[0], ExecFrame):
             raise DivergenceError("the trace does not start with an exec event")
 
@@ -332,7 +336,8 @@ class ReplaySession:
             return frame.deterministic
         if isinstance(frame, ExitFrame):
             task = self.tasks[frame.tid]
-            return not self._signals.get(frame.tid) and task.tgid not in self._group_exits
+            return (not self._signals.get(frame.tid) and task.tgid not in self._group_exits
+                    and not _killed(frame.status))
         return True
 
     def _run(self, tid: int, task: Task, step: bool) -> Stop:
@@ -437,6 +442,8 @@ class ReplaySession:
         mode = spec.replay if spec is not None else Replay.EMULATE
         if nr in EXITS or nr in EXECVE:
             mode = Replay.EMULATE  # a failed exec; a successful one is an ExecFrame
+        if mode is not Replay.EMULATE and _failed(regs, frame.result):
+            mode = Replay.EMULATE  # it changed nothing when recorded (e.g. ENOMEM)
         if mode is Replay.EMULATE:
             for w in frame.writes:
                 task.write(w.addr, w.data)
@@ -613,6 +620,9 @@ class ReplaySession:
             stop = task.wait()
         elif self._signals.get(frame.tid):  # a fatal signal is being delivered
             stop = self._run(frame.tid, task, False)
+        elif _killed(frame.status):  # SIGKILL from outside: it has no delivery stop
+            native.tgkill(task.tgid, task.tid, signal.SIGKILL)
+            stop = task.wait()
         else:
             regs = task.regs()
             if regs.syscallno not in EXITS:
@@ -649,6 +659,18 @@ class ReplaySession:
             self._group_exits.discard(task.tgid)
         if frame.tid == self.main_tid:
             self.exit_status = frame.status
+
+
+def _killed(status: int) -> bool:
+    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def _failed(regs: Registers, result: int) -> bool:
+    """Whether a syscall executed for real in replay failed (and so did nothing) when it
+    was recorded; brk reports failure by returning the old break."""
+    if regs.syscallno == BRK:
+        return regs.arg(0) != 0 and result != regs.arg(0)
+    return result < 0
 
 
 def event_name(frame: Frame) -> str:

@@ -447,6 +447,7 @@ class ReplayTimeline:
                 hits = total
         window = _Window(start_cp, hits, end.pc, [self._identity()])
         self._set_internal(set(), user=False)
+        session.stop_at_end = end.at_end  # stepping must not run into the exit itself
         while True:
             before_applied = session.applied
             result = session.advance(step=True)
