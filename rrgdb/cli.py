@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rrgdb.commands import dump, gdbinit, ps, record, replay
+from rrgdb.commands import dump, gdbinit, pack, ps, record, replay
 
 COMMANDS = {
     "record": (record, "run a program and record it"),
     "replay": (replay, "replay a recording (-a: alone; otherwise under gdb)"),
     "ps": (ps, "list the processes of a recording"),
-    "dump": (dump, "print the events of a recording"),
+    "dump": (dump, "print the events of a recording (--stats: a summary)"),
+    "pack": (pack, "check that a recording is self-contained (it copies mapped files)"),
     "gdbinit": (gdbinit, "print the path of the gdb extension to `source` in gdb"),
 }
 

@@ -1,9 +1,11 @@
-"""`rrgdb dump`: one line per event (index, tid, kind, syscall, result)."""
+"""`rrgdb dump`: one line per event (index, tid, kind, syscall, result), or with --stats
+a summary: events by kind, syscalls by name, ptrace stops, bytes recorded."""
 
 from __future__ import annotations
 
 import argparse
 import signal
+from collections import Counter
 
 from rrgdb.commands._common import EXIT_BAD_TRACE, resolve_trace, say
 from rrgdb.kernel.registers import Registers
@@ -23,7 +25,36 @@ from rrgdb.trace import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stats", action="store_true",
+                        help="print counts (events, syscalls, traps, bytes) instead")
     parser.add_argument("trace", nargs="?", help="trace directory (default: the latest)")
+
+
+# ptrace stops each kind of event cost when recorded (syscalls: entry + exit)
+_RECORD_TRAPS = {SyscallFrame: 2, SyscallEntryFrame: 0, ExecFrame: 2, SignalFrame: 1,
+                 InstructionTrapFrame: 1, ExitFrame: 1, PreemptFrame: 1}
+
+
+def print_stats(frames: list[Frame]) -> None:
+    """The --stats summary."""
+    kinds: Counter[str] = Counter(type(f).__name__ for f in frames)
+    syscalls: Counter[str] = Counter(
+        syscall_name(Registers.from_bytes(f.regs).syscallno)
+        for f in frames if isinstance(f, SyscallFrame))
+    written = sum(len(w.data) for f in frames if isinstance(f, SyscallFrame) for w in f.writes)
+    traps = sum(_RECORD_TRAPS.get(type(f), 1) for f in frames)
+    traced = sum(syscalls.values())
+    print(f"events\t{len(frames)}")
+    for kind, count in kinds.most_common():
+        print(f"  {kind}\t{count}")
+    print(f"syscalls\t{traced} traced, 0 buffered (no syscall buffering yet)")
+    print(f"traps (record)\t{traps}")
+    if traced:
+        print(f"traps per 1000 syscalls\t{1000 * traps / traced:.0f} record, "
+              f"{1000 * (traced + kinds['InstructionTrapFrame']) / traced:.0f} replay")
+    print(f"bytes of syscall output\t{written}")
+    for name, count in syscalls.most_common(15):
+        print(f"  {name}\t{count}")
 
 
 def describe(frame: Frame) -> str:
@@ -53,8 +84,11 @@ def describe(frame: Frame) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         reader = TraceReader(resolve_trace(args.trace))
-        for index, frame in enumerate(reader.frames()):
-            print(f"{index}\t{frame.tid}\t{describe(frame)}")
+        if args.stats:
+            print_stats(list(reader.frames()))
+        else:
+            for index, frame in enumerate(reader.frames()):
+                print(f"{index}\t{frame.tid}\t{describe(frame)}")
     except TraceError as e:
         say(str(e))
         return EXIT_BAD_TRACE
