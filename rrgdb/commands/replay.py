@@ -7,6 +7,7 @@ import argparse
 import functools
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 from rrgdb.commands._common import EXIT_BAD_TRACE, resolve_trace, say
@@ -42,7 +43,7 @@ def _autopilot(trace_dir: Path) -> int:
     session = ReplaySession(trace_dir)
     try:
         session.start()
-        status = session.run_to_end()
+        status = session.run_to_end(_show_progress if sys.stderr.isatty() else None)
     except TraceError as e:
         say(str(e))
         return EXIT_BAD_TRACE
@@ -55,6 +56,13 @@ def _autopilot(trace_dir: Path) -> int:
     finally:
         session.close()
     return exit_code(status)
+
+
+def _show_progress(applied: int, total: int) -> None:
+    """On a terminal: one self-overwriting line (erased at the end by the next output)."""
+    end = "\n" if applied >= total else ""
+    sys.stderr.write(f"\rrrgdb: replaying event {applied}/{total}\x1b[K{end}")
+    sys.stderr.flush()
 
 
 def _target_factory(trace_dir: Path) -> object:

@@ -200,10 +200,13 @@ class ReplaySession:
     def recorded_tid(self) -> int:
         return self.frames[0].tid if self.frames else 0
 
-    def run_to_end(self) -> int:
-        """Replays every remaining event; returns the recorded raw wait status."""
+    def run_to_end(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Replays every remaining event; returns the recorded raw wait status.
+        progress(applied, total) is called about every 1000 events."""
         while self.applied < len(self.frames) or self.exit_status is None:
             self.advance()
+            if progress is not None and self.applied % 1000 == 0:
+                progress(self.applied, len(self.frames))
         assert self.exit_status is not None
         return self.exit_status
 
