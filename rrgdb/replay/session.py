@@ -445,7 +445,7 @@ class ReplaySession:
         mode = spec.replay if spec is not None else Replay.EMULATE
         if nr in EXITS or nr in EXECVE:
             mode = Replay.EMULATE  # a failed exec; a successful one is an ExecFrame
-        if mode is not Replay.EMULATE and _failed(regs, frame.result):
+        if mode is not Replay.EMULATE and not spec.special and _failed(regs, frame.result):
             mode = Replay.EMULATE  # it changed nothing when recorded (e.g. ENOMEM)
         if mode is Replay.EMULATE:
             for w in frame.writes:
