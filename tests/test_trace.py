@@ -19,6 +19,7 @@ from rrgdb.trace import (
     FORMAT_VERSION,
     ExecFrame,
     ExitFrame,
+    FlushFrame,
     Frame,
     InstructionTrapFrame,
     Mapping,
@@ -79,6 +80,7 @@ def every_kind() -> list[Frame]:
         ExitFrame(101, 0x0B00),
         PreemptFrame(102, REGS, bytes(range(32))),
         SyscallEntryFrame(103, REGS),
+        FlushFrame(104, bytes(range(40))),
         ExitFrame(100, -1),
     ]
 

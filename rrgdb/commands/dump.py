@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import argparse
 import signal
+import struct
 from collections import Counter
 
+from rrgdb import syscallbuf
 from rrgdb.commands._common import EXIT_BAD_TRACE, resolve_trace, say
 from rrgdb.kernel.registers import Registers
 from rrgdb.syscalls import syscall_name
 from rrgdb.trace import (
     ExecFrame,
     ExitFrame,
+    FlushFrame,
     Frame,
     InstructionTrapFrame,
     PreemptFrame,
@@ -32,7 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ptrace stops each kind of event cost when recorded (syscalls: entry + exit)
 _RECORD_TRAPS = {SyscallFrame: 2, SyscallEntryFrame: 0, ExecFrame: 2, SignalFrame: 1,
-                 InstructionTrapFrame: 1, ExitFrame: 1, PreemptFrame: 1}
+                 InstructionTrapFrame: 1, ExitFrame: 1, PreemptFrame: 1, FlushFrame: 0}
+_RECORD_HEAD = struct.Struct("<qII")  # a buffered record: result, syscall number, size
+
+
+def buffered_syscalls(data: bytes) -> list[int]:
+    """The syscall numbers of the records in a FlushFrame."""
+    numbers, pos = [], syscallbuf.PREFIX
+    while pos + _RECORD_HEAD.size <= len(data):
+        _, nr, size = _RECORD_HEAD.unpack_from(data, pos)
+        numbers.append(nr)
+        pos += max((size + 7) & ~7, _RECORD_HEAD.size)
+    return numbers
 
 
 def print_stats(frames: list[Frame]) -> None:
@@ -41,20 +55,24 @@ def print_stats(frames: list[Frame]) -> None:
     syscalls: Counter[str] = Counter(
         syscall_name(Registers.from_bytes(f.regs).syscallno)
         for f in frames if isinstance(f, SyscallFrame))
+    buffered: Counter[str] = Counter(
+        syscall_name(nr) for f in frames if isinstance(f, FlushFrame)
+        for nr in buffered_syscalls(f.data))
     written = sum(len(w.data) for f in frames if isinstance(f, SyscallFrame) for w in f.writes)
     traps = sum(_RECORD_TRAPS.get(type(f), 1) for f in frames)
     traced = sum(syscalls.values())
     print(f"events\t{len(frames)}")
     for kind, count in kinds.most_common():
         print(f"  {kind}\t{count}")
-    print(f"syscalls\t{traced} traced, 0 buffered (no syscall buffering yet)")
+    total = traced + sum(buffered.values())
+    print(f"syscalls\t{traced} traced, {sum(buffered.values())} buffered")
     print(f"traps (record)\t{traps}")
-    if traced:
-        print(f"traps per 1000 syscalls\t{1000 * traps / traced:.0f} record, "
-              f"{1000 * (traced + kinds['InstructionTrapFrame']) / traced:.0f} replay")
+    if total:
+        print(f"traps per 1000 syscalls\t{1000 * traps / total:.1f} record, "
+              f"{1000 * (traced + kinds['InstructionTrapFrame']) / total:.1f} replay")
     print(f"bytes of syscall output\t{written}")
-    for name, count in syscalls.most_common(15):
-        print(f"  {name}\t{count}")
+    for name, count in (syscalls + buffered).most_common(15):
+        print(f"  {name}\t{count}\t({buffered[name]} buffered)")
 
 
 def describe(frame: Frame) -> str:
@@ -73,6 +91,9 @@ def describe(frame: Frame) -> str:
         return f"rdtsc = {frame.value:#x}"
     if isinstance(frame, ExitFrame):
         return f"exit status={frame.status:#x}"
+    if isinstance(frame, FlushFrame):
+        names = Counter(syscall_name(nr) for nr in buffered_syscalls(frame.data))
+        return "buffered " + ", ".join(f"{n}x{c}" for n, c in names.most_common())
     if isinstance(frame, PreemptFrame):
         return f"preempted at pc={Registers.from_bytes(frame.regs).rip:#x}"
     if isinstance(frame, SyscallEntryFrame):

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     if trace_dir.exists() and any(trace_dir.iterdir()):
         say(f"{trace_dir} exists and is not empty; choose another -o directory")
         return 2
-    session = RecordSession([args.program, *args.args], trace_dir)
+    session = RecordSession([args.program, *args.args], trace_dir,
+                            syscallbuf=not args.no_syscallbuf)
     # ^C goes to the whole foreground group: the program decides what it means.
     previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
     previous_term = signal.signal(signal.SIGTERM, _on_sigterm)

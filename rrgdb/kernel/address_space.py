@@ -12,6 +12,7 @@ PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_PRIVATE, MAP_SHARED = 0x02, 0x01
 
 AT_NULL, AT_IGNORE, AT_SYSINFO_EHDR = 0, 1, 33
+SYSCALL_BUFFER_ADDR = 0x70010000  # rrgdb.syscallbuf.BUFFER_ADDR (the kernel layer is below it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,8 @@ def memory_hash(task: Task) -> bytes:
     addresses): with the registers, it identifies a moment between syscalls."""
     digest = hashlib.blake2b(digest_size=32)
     for entry in read_maps(task.tid):
+        if entry.start == SYSCALL_BUFFER_ADDR:
+            continue  # its records are in the trace; its in_replay byte differs by design
         if entry.prot & PROT_WRITE and not entry.shared:
             digest.update(entry.start.to_bytes(8, "little"))
             digest.update(task.read(entry.start, entry.end - entry.start))

@@ -18,7 +18,14 @@ SCRATCH_ADDR = 0x70000000
 SCRATCH_SIZE = 0x1000
 SYSCALL_SITE = SCRATCH_ADDR  # `syscall` (0f 05) then int3
 SCRATCH_DATA = SCRATCH_ADDR + 0x100
-SCRATCH_CODE = b"\x0f\x05\xcc"
+# offset 0: the injection site (syscall; int3); offset 0x10: the preload library's
+# untraced stub, the one site its seccomp filter lets through: when recording
+# `syscall; mov $0x246,%r11d; ret`; when replaying, the same registers without the syscall
+# (rcx = the address after `syscall`, as the instruction leaves it).
+_INJECTION_SITE = b"\x0f\x05\xcc".ljust(0x10, b"\xcc")
+_R11_CONSTANT = b"\x41\xbb\x46\x02\x00\x00\xc3"
+SCRATCH_CODE_RECORD = _INJECTION_SITE + b"\x0f\x05" + _R11_CONSTANT
+SCRATCH_CODE_REPLAY = _INJECTION_SITE + b"\xb9\x12\x00\x00\x70" + _R11_CONSTANT
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x02, 0x10, 0x20
@@ -53,6 +60,8 @@ def run_syscall(task: Task, regs: Registers, returns: bool = True) -> Registers:
                 return after
         if stop.kind is StopKind.SIGNAL and stop.signo in (signal.SIGSTOP, signal.SIGCHLD):
             continue  # a debugger interrupt or a finished copy: not for the tracee
+        if stop.kind is StopKind.EVENT and stop.event == native.PTRACE_EVENT_SECCOMP:
+            continue  # the syscall buffer's filter reports it; it runs on
         raise InjectionError(
             f"unexpected stop {stop} in task {task.tid} while injecting syscall {regs.rax}")
     raise InjectionError(f"injected syscall {regs.rax} did not complete in task {task.tid}")
@@ -118,7 +127,7 @@ def fork_task(task: Task) -> Task:
     return child
 
 
-def map_scratch_page(task: Task) -> None:
+def map_scratch_page(task: Task, replay: bool) -> None:
     """Maps and fills the scratch page. Called once per address space, right after exec,
     at a stop where the task is about to run its first instruction."""
     regs = task.regs()
@@ -132,7 +141,7 @@ def map_scratch_page(task: Task) -> None:
         task.write(site, original)
     if addr != SCRATCH_ADDR:
         raise InjectionError(f"cannot map rrgdb's scratch page at {SCRATCH_ADDR:#x}: {addr}")
-    task.write(SCRATCH_ADDR, SCRATCH_CODE)
+    task.write(SCRATCH_ADDR, SCRATCH_CODE_REPLAY if replay else SCRATCH_CODE_RECORD)
 
 
 def open_in_tracee(task: Task, path: str) -> int:

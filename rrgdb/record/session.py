@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rrgdb import native
+from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import hide_vdso, memory_hash, read_maps, writable_snapshot
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import map_scratch_page
@@ -20,10 +20,13 @@ from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.record.outputs import UnsupportedSyscall, check_supported, entry_state, memory_writes
 from rrgdb.record.scheduler import Scheduler
 from rrgdb.syscall_numbers import NUMBERS
+from rrgdb.syscallbuf import take_records
 from rrgdb.syscalls import SPECS, SyscallSpec, syscall_name
 from rrgdb.trace import (
     ExecFrame,
     ExitFrame,
+    FlushFrame,
+    Frame,
     InstructionTrapFrame,
     Mapping,
     MemWrite,
@@ -38,7 +41,8 @@ from rrgdb.trace import (
 TRACE_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
                  | native.PTRACE_O_TRACEEXIT | native.PTRACE_O_EXITKILL
                  | native.PTRACE_O_TRACEFORK | native.PTRACE_O_TRACEVFORK
-                 | native.PTRACE_O_TRACECLONE | native.PTRACE_O_TRACEVFORKDONE)
+                 | native.PTRACE_O_TRACECLONE | native.PTRACE_O_TRACEVFORKDONE
+                 | native.PTRACE_O_TRACESECCOMP)
 SYNCHRONOUS_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
                        signal.SIGTRAP}
 PARK_TIMEOUT = 0.5  # seconds a parked signal waits for a syscall before it is forced
@@ -71,6 +75,8 @@ class _RecordTask:
     boundary: bytes = b""  # registers when it last left a syscall (a deterministic point)
     parked: list[tuple[int, bytes]] = field(default_factory=list)  # signals to re-raise
     fresh: bool = True  # its automatic first SIGSTOP is still to come
+    seccomp: bool = False  # under the syscall buffer's seccomp filter
+    trap_requested: bool = False  # rrgdb set the buffer's trap_at since the last flush
     vfork_parent: int = 0  # for a vfork child until it execs or exits: the parent's tid
     held: bool = False  # a vfork parent kept stopped until its child's exec is recorded
     parked_at: float = 0.0  # when its oldest parked signal arrived
@@ -121,7 +127,8 @@ class RecordSession:
     the order the recorder sees them, which replay follows.
     """
 
-    def __init__(self, argv: list[str], trace_dir: Path) -> None:
+    def __init__(self, argv: list[str], trace_dir: Path, syscallbuf: bool = True) -> None:
+        self.syscallbuf = syscallbuf
         self.program = resolve_program(argv[0])
         self.argv = argv
         self.trace_dir = trace_dir
@@ -154,7 +161,7 @@ class RecordSession:
         header = TraceHeader(
             program=self.program, argv=list(self.argv), cwd=os.getcwd(),
             rlimit_stack=_stack_limit(), created=time.time(),
-            kernel=platform.release(), cpu=cpu_model())
+            kernel=platform.release(), cpu=cpu_model(), syscallbuf=self.syscallbuf)
         self.writer = TraceWriter(self.trace_dir, header)
         try:
             status = self._record()
@@ -164,6 +171,15 @@ class RecordSession:
             raise
         self.writer.close()
         return status
+
+    def _environment(self) -> list[bytes]:
+        """Our environment, plus the preload library when syscalls are buffered."""
+        env = dict(os.environ)
+        if self.syscallbuf:
+            preload = str(syscallbuf.preload_library())
+            env["LD_PRELOAD"] = ":".join(p for p in (preload, env.get("LD_PRELOAD")) if p)
+            env["RRGDB_SYSCALLBUF"] = "1"
+        return [f"{k}={v}".encode() for k, v in env.items()]
 
     def kill_all(self) -> None:
         """Ends every tracee by pid."""
@@ -178,8 +194,7 @@ class RecordSession:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
             pid = native.spawn(self.program, [a.encode() for a in self.argv],
-                               [f"{k}={v}".encode() for k, v in os.environ.items()],
-                               None, None, False, write_fd)
+                               self._environment(), None, None, False, write_fd)
         finally:
             os.close(write_fd)
         task = Task(pid)
@@ -237,9 +252,12 @@ class RecordSession:
             pass  # SIGKILLed from outside while we looked at it: its exit comes next
 
     # -- turn-taking between the threads of a process ------------------------------------
-    def _resume(self, rt: _RecordTask, sig: int = 0) -> None:
+    def _resume(self, rt: _RecordTask, sig: int = 0, to_user: bool = False) -> None:
+        """Resumes rt. Into user code, a task under the syscall buffer's seccomp filter runs
+        with PTRACE_CONT: only its traced syscalls stop it (PTRACE_EVENT_SECCOMP)."""
+        request = native.PTRACE_CONT if to_user and rt.seccomp else native.PTRACE_SYSCALL
         try:
-            rt.task.resume(native.PTRACE_SYSCALL, sig)
+            rt.task.resume(request, sig)
         except ProcessLookupError:
             pass  # killed meanwhile (SIGKILL from outside); its exit comes next
 
@@ -252,7 +270,7 @@ class RecordSession:
         """rt is about to run user code: now if it has its process's turn, else later."""
         tgid = rt.task.tgid
         if tgid not in self._draining and self.scheduler.ask(tgid, rt.task.tid):
-            self._resume(rt, sig)
+            self._resume(rt, sig, to_user=True)
         else:
             self.scheduler.queue(tgid, rt.task.tid)
             rt.held_signal = sig
@@ -276,7 +294,7 @@ class RecordSession:
     def _run_next(self, tid: int) -> None:
         following = self.tasks.get(tid)
         if following is not None:
-            self._resume(following, following.held_signal)
+            self._resume(following, following.held_signal, to_user=True)
             following.held_signal = 0
 
     def _wait_any(self) -> tuple[int, int]:
@@ -319,6 +337,9 @@ class RecordSession:
             sig = self._on_signal(rt, stop)
             if sig is not None:
                 self._to_user(rt, sig)
+        elif stop.event == native.PTRACE_EVENT_SECCOMP:
+            self._on_syscall_entry(rt)  # a traced syscall under the buffer's filter
+            self._to_kernel(rt)
         elif stop.event == native.PTRACE_EVENT_EXEC:
             rt.pending = None
             self._on_exec(rt)
@@ -351,9 +372,25 @@ class RecordSession:
         else:
             raise RecordError(f"unexpected ptrace event {stop.event} in {rt.task.tid}")
 
-    def _write(self, frame: object) -> None:
+    def _write(self, frame: Frame) -> None:
         assert self.writer is not None
-        self.writer.write(frame)  # type: ignore[arg-type]
+        if self.syscallbuf and not isinstance(frame, ExecFrame):
+            self._flush(frame.tid)
+        self.writer.write(frame)
+
+    def _flush(self, tid: int) -> None:
+        """Buffered syscalls made since the task's last frame go in first, so replay puts
+        them back just before the stop that follows them."""
+        rt = self.tasks.get(tid)
+        if rt is None:
+            return
+        data = take_records(rt.task)
+        if data is None:
+            return
+        if len(data) > syscallbuf.PREFIX or rt.trap_requested:
+            assert self.writer is not None
+            self.writer.write(FlushFrame(tid, data))
+            rt.trap_requested = False
 
     # -- processes --------------------------------------------------------------------
     def _on_new_child(self, parent: _RecordTask, child_tid: int) -> None:
@@ -366,7 +403,9 @@ class RecordSession:
         pending.written = True
         flags = clone_flags(parent.task, pending.regs)
         tgid = parent.task.tgid if flags & CLONE_THREAD else child_tid
-        child = _RecordTask(Task(child_tid, tgid))
+        if flags & CLONE_VM:
+            syscallbuf.disable(parent.task)  # one buffer cannot serve two threads
+        child = _RecordTask(Task(child_tid, tgid), seccomp=parent.seccomp)
         if flags & CLONE_VFORK:
             child.vfork_parent = parent.task.tid
         self.tasks[child_tid] = child
@@ -387,7 +426,7 @@ class RecordSession:
         if stop.kind is not StopKind.SYSCALL:
             raise RecordError(f"unexpected stop {stop} after exec in {task.tid}")
         hide_vdso(task)
-        map_scratch_page(task)
+        map_scratch_page(task, replay=False)
         exe = os.readlink(f"/proc/{task.tid}/exe")
         exe_id = self.writer.add_file(f"/proc/{task.tid}/exe", name=exe)
         entries = read_maps(task.tid)
@@ -445,6 +484,8 @@ class RecordSession:
             skipped.orig_rax = 2**64 - 1
             task.set_regs(skipped)
         rt.pending = _PendingSyscall(regs, spec, entry_state(task, spec, regs))
+        if spec.special == "execve" and self.syscallbuf:
+            self._flush(task.tid)  # the buffer goes with the old program
         if any(t.task.tgid == task.tgid and t is not rt for t in self.tasks.values()):
             # other threads may run before this syscall returns: order its entry now
             self._write(SyscallEntryFrame(task.tid, regs.to_bytes()))
@@ -463,6 +504,10 @@ class RecordSession:
             after.rax = result
             task.set_regs(after)
         rt.boundary = after.to_bytes()
+        if (spec.special == "prctl" and regs.arg(0) == syscallbuf.PR_SET_SECCOMP
+                and result == 0 and syscallbuf.pending_bytes(task) == 0
+                and task.read(syscallbuf.DISABLED, 1)):
+            rt.seccomp = True  # the preload library's filter: untraced calls are buffered
         if pending.written:
             return
         writes = memory_writes(task, spec, regs, result, pending.state)
@@ -522,6 +567,8 @@ class RecordSession:
             if not rt.parked:
                 rt.parked_at = time.monotonic()
             rt.parked.append((signo, info))
+            # buffered calls must not hide the next syscall
+            rt.trap_requested |= syscallbuf.trap_soon(task)
             return 0
         parked = next((p for p in rt.parked if p[0] == signo), None)
         if parked is not None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rrgdb import native
+from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import MAP_PRIVATE, memory_hash, read_maps
 from rrgdb.kernel.breakpoints import INT3, Breakpoints, Watchpoint
 from rrgdb.kernel.registers import Registers
@@ -42,6 +42,7 @@ from rrgdb.record.session import (
     CLONE_PARENT_SETTID,
     CLONE_THREAD,
     CLONE_VFORK,
+    CLONE_VM,
     RDTSCP,
     apply_rdtsc,
     clone_flags,
@@ -51,6 +52,7 @@ from rrgdb.syscalls import SPECS, Replay, syscall_name
 from rrgdb.trace import (
     ExecFrame,
     ExitFrame,
+    FlushFrame,
     Frame,
     InstructionTrapFrame,
     PreemptFrame,
@@ -64,6 +66,7 @@ REPLAY_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
                   | native.PTRACE_O_TRACEEXIT | native.PTRACE_O_TRACEFORK
                   | native.PTRACE_O_TRACEVFORK | native.PTRACE_O_TRACECLONE
                   | native.PTRACE_O_EXITKILL)
+PREEMPTION_SEARCH_LIMIT = 200_000  # visits of the recorded pc tried before giving up
 MMAP = NUMBERS["mmap"]
 BRK = NUMBERS["brk"]
 MAP_SHARED, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x10, 0x20
@@ -111,6 +114,7 @@ class ReplayState:
     applied: int
     pending_signal: int
     exit_status: int | None
+    buffered: int  # bytes of flushed records the main thread has still to use up (-1: none)
 
 
 def write_to_fd(stream: int, data: bytes) -> None:
@@ -135,6 +139,7 @@ class ReplaySession:
         self._arrived: set[int] = set()  # tids standing at the arrival point of their event
         self._signals: dict[int, int] = {}  # signal to deliver at a tid's next resume
         self._group_exits: set[int] = set()  # processes whose threads are being killed
+        self._buffered: dict[int, int] = {}  # tid -> bytes of records it must use up
         self._lingering: list[Task] = []  # exited threads reaped with their last sibling
         self.exit_status: int | None = None
         self.stop_at_end = False  # report Trap.END before applying the exit
@@ -212,7 +217,8 @@ class ReplaySession:
 
     # -- checkpoints ------------------------------------------------------------------
     def state(self) -> ReplayState:
-        return ReplayState(self.applied, self._signals.get(self.main_tid, 0), self.exit_status)
+        return ReplayState(self.applied, self._signals.get(self.main_tid, 0), self.exit_status,
+                           self._buffered.get(self.main_tid, -1))
 
     @property
     def can_snapshot(self) -> bool:
@@ -237,6 +243,7 @@ class ReplaySession:
         self._signals = {self.main_tid: state.pending_signal}
         self._arrived.clear()
         self._group_exits.clear()
+        self._buffered = {self.main_tid: state.buffered} if state.buffered >= 0 else {}
         self._signal_reported = -1
         self.breakpoints.reinsert(self.task)
         self.breakpoints.apply_debug_registers(self.task)
@@ -279,6 +286,8 @@ class ReplaySession:
             trap = self._classify(task, stop, frame, step)
             if trap is not None:
                 return trap
+        if tid in self._buffered and not isinstance(frame, FlushFrame):
+            self._check_buffer_consumed(task, frame)
         if isinstance(frame, SyscallEntryFrame):
             self._check_regs(task, frame)  # it stays arrived: its SyscallFrame comes later
             self.applied += 1
@@ -295,6 +304,16 @@ class ReplaySession:
         self._arrived.discard(tid)
         return Interruption(Trap.STEP) if step else None
 
+    def _check_buffer_consumed(self, task: Task, frame: Frame) -> None:
+        """At the stop after a flush, the library must have used exactly the recorded
+        records (then, as the recorder did, the buffer is emptied)."""
+        expected = self._buffered.pop(frame.tid)
+        used = syscallbuf.pending_bytes(task)
+        if used != expected:
+            raise self._diverged(frame, f"the buffered syscalls used {used} bytes of "
+                                 f"records, not the {expected} recorded")
+        task.write(syscallbuf.POS, b"\0\0\0\0")
+
     def _reach_preemption(self, task: Task, frame: PreemptFrame) -> None:
         """Runs a thread to the first visit of the recorded pc whose registers and memory
         hash match the recording (the moment the recorder stopped it)."""
@@ -305,7 +324,7 @@ class ReplaySession:
         if patched:
             task.write(pc, INT3)
         try:
-            while True:
+            for _ in range(PREEMPTION_SEARCH_LIMIT):
                 stop = self._run(frame.tid, task, False)
                 if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
                     continue
@@ -330,11 +349,16 @@ class ReplaySession:
                 task.wait()
                 if patched:
                     task.write(pc, INT3)
+            raise self._diverged(frame, f"no visit of {pc:#x} in {PREEMPTION_SEARCH_LIMIT} "
+                                 "matches the recorded state (a loop that changes state at "
+                                 "every turn cannot be placed without a PMU)")
         finally:
             if patched:
                 task.write(pc, original)
 
     def _needs_running(self, frame: Frame) -> bool:
+        if isinstance(frame, FlushFrame):
+            return False
         if isinstance(frame, SignalFrame):
             return frame.deterministic
         if isinstance(frame, ExitFrame):
@@ -436,6 +460,9 @@ class ReplaySession:
             self._apply_exit(task, frame)
         elif isinstance(frame, PreemptFrame):
             self._check_regs(task, frame)
+        elif isinstance(frame, FlushFrame):
+            syscallbuf.put_records(task, frame.data)
+            self._buffered[frame.tid] = len(frame.data) - syscallbuf.PREFIX
 
     def _apply_syscall(self, task: Task, frame: SyscallFrame) -> None:
         regs = self._check_regs(task, frame)
@@ -505,6 +532,8 @@ class ReplaySession:
         finally:
             if lifted:
                 self.breakpoints.reinsert(task)
+        if flags & CLONE_VM:
+            syscallbuf.disable(task)  # as the recorder did: one buffer, two threads
         child_regs = regs.copy()
         kernel_view = child.regs()
         child_regs.rax = 0
@@ -540,6 +569,8 @@ class ReplaySession:
             call.set_arg(3, flags | MAP_FIXED)
         after = run_syscall(task, call)
         regs.fs_base, regs.gs_base = after.fs_base, after.gs_base  # arch_prctl's effect
+        if regs.syscallno == MMAP and after.result == syscallbuf.BUFFER_ADDR:
+            syscallbuf.mark_replay(task)  # the preload library's buffer: replay mode
         task.set_regs(regs)
         if fd >= 0:
             inject(task, "close", fd)
@@ -584,7 +615,7 @@ class ReplaySession:
         stop = task.wait()
         if stop.kind is not StopKind.SYSCALL:
             raise self._diverged(frame, f"expected the execve exit, got {_describe(stop)}")
-        map_scratch_page(task)
+        map_scratch_page(task, replay=True)
         for m in frame.mappings:
             if m.file_id and m.path != frame.exe_path and m.file_id != frame.exe_file_id:
                 fd = open_in_tracee(task, str(self.reader.file_path(m.file_id)))
@@ -682,7 +713,8 @@ def event_name(frame: Frame) -> str:
         return syscall_name(Registers.from_bytes(frame.regs).syscallno)
     if isinstance(frame, SignalFrame):
         return f"signal {signal.Signals(frame.signo).name}"
-    return {ExecFrame: "exec", InstructionTrapFrame: "rdtsc", ExitFrame: "exit"}.get(
+    return {ExecFrame: "exec", InstructionTrapFrame: "rdtsc", ExitFrame: "exit",
+            FlushFrame: "buffered syscalls"}.get(
         type(frame), type(frame).__name__)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 
-from rrgdb import native
+from rrgdb import native, syscallbuf
 from rrgdb.kernel.breakpoints import Breakpoints
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Stop, StopKind, Task
@@ -22,6 +22,7 @@ class Diversion:
     def __init__(self, task: Task, breakpoints: set[int]) -> None:
         self.task = task
         self.original_regs = task.regs().to_bytes()
+        syscallbuf.disable(task)  # live: its syscalls run for real, not from the buffer
         self.breakpoints = Breakpoints()
         for addr in breakpoints:
             self.breakpoints.insert(task, addr)

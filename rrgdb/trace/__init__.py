@@ -7,6 +7,7 @@ See docs/trace-format.md for the layout; TraceWriter writes a trace, TraceReader
 from ._frames import (
     ExecFrame,
     ExitFrame,
+    FlushFrame,
     Frame,
     InstructionTrapFrame,
     Mapping,
@@ -26,6 +27,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ExecFrame",
     "ExitFrame",
+    "FlushFrame",
     "Frame",
     "InstructionTrapFrame",
     "Mapping",

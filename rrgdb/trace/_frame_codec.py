@@ -16,6 +16,7 @@ from . import _layout as L
 from ._frames import (
     ExecFrame,
     ExitFrame,
+    FlushFrame,
     Frame,
     InstructionTrapFrame,
     Mapping,
@@ -173,6 +174,16 @@ def _dec_entry(c: Container) -> SyscallEntryFrame:
     return SyscallEntryFrame(c["tid"], c["regs"])
 
 
+def _enc_flush(f: FlushFrame) -> dict[str, Any]:
+    if type(f.data) is not bytes:
+        raise TypeError("FlushFrame.data must be bytes")
+    return {"tid": f.tid, "data": f.data}
+
+
+def _dec_flush(c: Container) -> FlushFrame:
+    return FlushFrame(c["tid"], c["data"])
+
+
 def _construct_codec(
     layout: Construct,
     fields: Callable[[Any], dict[str, Any]],
@@ -199,6 +210,7 @@ _KINDS: tuple[tuple[type, int, _Encode, _Decode], ...] = (
     ),
     (ExitFrame, L.KIND_EXIT, *_construct_codec(L.EXIT, _enc_exit, _dec_exit)),
     (PreemptFrame, L.KIND_PREEMPT, *_construct_codec(L.PREEMPT, _enc_preempt, _dec_preempt)),
+    (FlushFrame, L.KIND_FLUSH, *_construct_codec(L.FLUSH, _enc_flush, _dec_flush)),
     (
         SyscallEntryFrame,
         L.KIND_SYSCALL_ENTRY,

@@ -128,5 +128,14 @@ class SyscallEntryFrame:
     regs: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class FlushFrame:
+    """The records of a thread's buffered syscalls (made without a ptrace stop by the
+    preload library) since its previous stop, as the syscall buffer held them."""
+
+    tid: int
+    data: bytes
+
+
 Frame = (ExecFrame | SyscallFrame | SignalFrame | InstructionTrapFrame | ExitFrame
-         | PreemptFrame | SyscallEntryFrame)
+         | PreemptFrame | SyscallEntryFrame | FlushFrame)

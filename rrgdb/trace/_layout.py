@@ -115,6 +115,7 @@ KIND_INSTRUCTION_TRAP = 4
 KIND_EXIT = 5
 KIND_PREEMPT = 6
 KIND_SYSCALL_ENTRY = 7
+KIND_FLUSH = 8
 MEMORY_HASH_SIZE = 32
 
 _MEM_WRITE = Struct("addr" / Int64ul, *_blob("data"))
@@ -169,6 +170,8 @@ INSTRUCTION_TRAP = Struct(
 ).compile()
 
 EXIT = Struct("tid" / Int32sl, "status" / Int32sl).compile()
+
+FLUSH = Struct("tid" / Int32sl, *_blob("data")).compile()
 
 SYSCALL_ENTRY = Struct("tid" / Int32sl, "regs" / Bytes(REGS_SIZE)).compile()
 

@@ -1,0 +1,81 @@
+"""The syscall buffer shared with the preload library (stubs/preload.c; these numbers
+mirror stubs/preload.h): where it lives, and how the recorder empties it and the replayer
+refills it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rrgdb import native
+from rrgdb.kernel.task import Task
+
+BUFFER_ADDR = 0x70010000
+POS = BUFFER_ADDR  # u32: bytes of records written (record) or consumed (replay)
+IN_REPLAY = BUFFER_ADDR + 4
+DISABLED = BUFFER_ADDR + 5
+SEQ = BUFFER_ADDR + 8  # u32: buffered calls so far
+TRAP_AT = BUFFER_ADDR + 12  # u32: calls from this ordinal on are traced
+RECORDS = BUFFER_ADDR + 16
+PREFIX = 8  # a FlushFrame's data: trap_at (u32), reserved (u32), then the records
+UNTRACED_STUB = 0x70000010  # `syscall; ret` in the scratch page; seccomp lets it through
+PR_SET_SECCOMP = 22
+
+
+def preload_library() -> Path:
+    """The library `rrgdb record` preloads (built beside the native extension)."""
+    return Path(native.__file__).parent / "librrgdb_preload.so"
+
+
+def pending_bytes(task: Task) -> int:
+    """How many bytes of records the buffer holds (0 when the process has no buffer)."""
+    raw = task.read(POS, 4)
+    return int.from_bytes(raw, "little") if len(raw) == 4 else 0
+
+
+def trap_at(task: Task) -> int | None:
+    """The ordinal from which buffered calls are traced (None: no buffer)."""
+    raw = task.read(TRAP_AT, 4)
+    return int.from_bytes(raw, "little") if len(raw) == 4 else None
+
+
+def take_records(task: Task) -> bytes | None:
+    """Record side: what a FlushFrame holds (trap_at, then the records written since the
+    last stop), None when the process has no buffer; the buffer is emptied."""
+    trap = trap_at(task)
+    if trap is None:
+        return None
+    size = pending_bytes(task)
+    records = task.read_exact(RECORDS, size) if size else b""
+    if size:
+        task.write(POS, b"\0\0\0\0")
+    return trap.to_bytes(4, "little") + bytes(4) + records
+
+
+def put_records(task: Task, data: bytes) -> None:
+    """Replay side: the records the library will use before the thread's next stop."""
+    task.write(TRAP_AT, data[:4])
+    task.write(RECORDS, data[PREFIX:])
+    task.write(POS, b"\0\0\0\0")
+
+
+def trap_soon(task: Task) -> bool:
+    """Record side, with a signal held back: the library's next buffered call (and every
+    one after it) becomes a traced syscall, where the signal can be delivered. The
+    ordinal reaches the trace with the next FlushFrame, so replay traces the same call.
+    Returns whether it changed anything."""
+    raw = task.read(SEQ, 4)
+    if len(raw) == 4 and trap_at(task) == 0xFFFFFFFF:
+        task.write(TRAP_AT, raw)
+        return True
+    return False
+
+
+def disable(task: Task) -> None:
+    """Stops buffering in the task's process (threads or vfork share the buffer)."""
+    if task.read(DISABLED, 1):
+        task.write(DISABLED, b"\x01")
+
+
+def mark_replay(task: Task) -> None:
+    """Tells the library of a replayed process to take results from the buffer."""
+    task.write(IN_REPLAY, b"\x01")
