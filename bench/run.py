@@ -4,7 +4,9 @@ Compiles bench/syscall_heavy.c and bench/compute.c, runs each natively, under
 ``rrgdb record`` and under ``rrgdb replay -a`` (several runs each), and prints the median
 times and the record/native and replay/native ratios. Run on demand:
 
-    python bench/run.py [--runs 3] [--syscall-iterations 200000] [--compute-iterations N]  (compute default ~5 s native)
+    python bench/run.py [--runs 3] [--syscall-iterations 200000] [--compute-iterations N]
+
+(the compute workload defaults to about 5 s native)
 """
 
 from __future__ import annotations
