@@ -31,6 +31,7 @@ from rrgdb.gdb.target_description import host_has_avx
 from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.breakpoints import NoDebugRegisters, WatchKind, Watchpoint
 from rrgdb.kernel.registers import Registers
+from rrgdb.kernel.task import Task
 from rrgdb.replay.session import Echo, write_to_fd
 from rrgdb.timeline.diversion import Diversion
 from rrgdb.timeline.timeline import Outcome, ReplayTimeline
@@ -73,6 +74,7 @@ class ReplayTarget:
         self._names = session.reader.file_names()
         self._last_registers = RegisterState(b"\0" * 216, b"")
         self.diversion: Diversion | None = None  # a live copy running an inferior call
+        self._current = self._pid  # the thread of the last stop (recorded tid)
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -88,10 +90,16 @@ class ReplayTarget:
         return True
 
     def threads(self) -> list[int]:
-        return [] if self.timeline.finished else [self._pid]
+        if self.timeline.finished:
+            return []
+        return sorted(tid for tid, _ in self.timeline.session.followed_tasks())
 
     def current_thread(self) -> int:
-        return self._pid
+        return self._current if self._current in self.threads() else self._pid
+
+    def _task(self, tid: int) -> Task:
+        """The live thread with recorded tid (the main thread if there is none)."""
+        return dict(self.timeline.session.followed_tasks()).get(tid, self.timeline.task)
 
     # -- state ------------------------------------------------------------------------
     def read_registers(self, tid: int) -> RegisterState:
@@ -99,7 +107,7 @@ class ReplayTarget:
             task = self.diversion.task
             return RegisterState(task.regs().to_bytes(), task.xstate())
         if not self.timeline.finished:
-            task = self.timeline.task
+            task = self._task(tid)
             self._last_registers = RegisterState(task.regs().to_bytes(), task.xstate())
         return self._last_registers
 
@@ -221,7 +229,9 @@ class ReplayTarget:
             outcome = timeline.reverse_stepi()
         else:
             outcome = timeline.reverse_continue()
-        return StopEvent(self._reason(outcome), self._pid)
+        if outcome.tid:
+            self._current = outcome.tid
+        return StopEvent(self._reason(outcome), self.current_thread())
 
     def _diversion_resume(self, action: ResumeAction) -> StopReason:
         assert self.diversion is not None
@@ -304,7 +314,9 @@ class ReplayTarget:
                          for n, cp in sorted(timeline.user_checkpoints.items())]
                 return "\n".join(["ID\tWHERE", *lines]) + "\n"
             case ["real-tid"]:
-                return "" if timeline.finished else f"{timeline.task.tid}\n"
+                if timeline.finished:
+                    return ""
+                return f"{self._task(self.current_thread()).tid}\n"
             case ["refs", *rest]:
                 try:
                     addr, length = memory_refs.parse_refs_arguments(rest)

@@ -183,7 +183,8 @@ class RecordSession:
 
     def kill_all(self) -> None:
         """Ends every tracee by pid."""
-        for rt in list(self.tasks.values()):
+        # a process's leader is reaped only after its threads: reap leaders last
+        for rt in sorted(self.tasks.values(), key=lambda rt: rt.task.tid == rt.task.tgid):
             rt.task.kill()
         for pid in list(self._early):
             Task(pid).kill()

@@ -105,6 +105,7 @@ class Interruption:
     trap: Trap
     watch: Watchpoint | None = None
     signo: int = 0
+    tid: int = 0  # the recorded tid of the thread that stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,11 +187,22 @@ class ReplaySession:
 
     def close(self) -> None:
         """Ends every tracee (by pid)."""
-        for task in [*self.tasks.values(), *self._lingering]:
+        tasks = [*self.tasks.values(), *self._lingering]
+        # a process's leader is reaped only after its threads: kill all, reap leaders last
+        for task in sorted(tasks, key=lambda t: t.tid == t.tgid):
             task.kill()
         self._lingering.clear()
         if self.task is not None:
             self.task.kill()
+
+    def followed_tasks(self) -> list[tuple[int, Task]]:
+        """(recorded tid, task) of the live threads of the debugged process."""
+        assert self.task is not None
+        return [(tid, t) for tid, t in self.tasks.items() if t.tgid == self.task.tgid]
+
+    def is_arrived(self, tid: int) -> bool:
+        """Whether thread tid (0: the main thread) stands in the middle of an event."""
+        return (tid or self.main_tid) in self._arrived
 
     @property
     def arrived(self) -> bool:
@@ -266,7 +278,7 @@ class ReplaySession:
         task = self.tasks.get(tid)
         if task is None:
             raise self._diverged(frame, f"no live task for recorded tid {tid}")
-        followed = task is self.task
+        followed = task.tgid == self.task.tgid  # a thread of the debugged process
         step = step and followed
         while tid not in self._arrived:
             if isinstance(frame, PreemptFrame):
@@ -291,18 +303,18 @@ class ReplaySession:
         if isinstance(frame, SyscallEntryFrame):
             self._check_regs(task, frame)  # it stays arrived: its SyscallFrame comes later
             self.applied += 1
-            return Interruption(Trap.STEP) if step else None
+            return Interruption(Trap.STEP, tid=tid) if step else None
         if isinstance(frame, ExitFrame) and self.stop_at_end and followed:
             self.stop_at_end = False
-            return Interruption(Trap.END)
+            return Interruption(Trap.END, tid=tid)
         if (isinstance(frame, SignalFrame) and self.stop_at_signals and followed
                 and self._signal_reported != self.applied):
             self._signal_reported = self.applied
-            return Interruption(Trap.SIGNAL, signo=frame.signo)
+            return Interruption(Trap.SIGNAL, signo=frame.signo, tid=tid)
         self._apply(task, frame)
         self.applied += 1
         self._arrived.discard(tid)
-        return Interruption(Trap.STEP) if step else None
+        return Interruption(Trap.STEP, tid=tid) if step else None
 
     def _check_buffer_consumed(self, task: Task, frame: Frame) -> None:
         """At the stop after a flush, the library must have used exactly the recorded
@@ -393,23 +405,24 @@ class ReplaySession:
         if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP:
             if self.interrupt_requested.is_set():
                 self.interrupt_requested.clear()
-                return Interruption(Trap.INTERRUPT)
+                return Interruption(Trap.INTERRUPT, tid=frame.tid)
             return None  # a late interrupt signal: swallowed
-        if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP and task is self.task:
+        if (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP
+                and task.tgid == self.task.tgid):
             watch, stepped = self.breakpoints.triggered(task)
             if watch is not None:
-                return Interruption(Trap.WATCHPOINT, watch)
+                return Interruption(Trap.WATCHPOINT, watch, tid=frame.tid)
             regs = task.regs()
             if not stepped and regs.rip - 1 in self.breakpoints.software:
                 regs.rip -= 1
                 task.set_regs(regs)
-                return Interruption(Trap.BREAKPOINT)
+                return Interruption(Trap.BREAKPOINT, tid=frame.tid)
             if stepped:
                 if step:
-                    return Interruption(Trap.STEP)
+                    return Interruption(Trap.STEP, tid=frame.tid)
                 if regs.rip in self.breakpoints.software:
                     # stepping off one breakpoint landed on the next: that is a hit
-                    return Interruption(Trap.BREAKPOINT)
+                    return Interruption(Trap.BREAKPOINT, tid=frame.tid)
                 return None
         expected = self._arrival_kind(frame)
         if (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD
@@ -546,6 +559,8 @@ class ReplaySession:
             child.write(ctid, tid_bytes)
         if flags & CLONE_THREAD:
             child.tgid = task.tgid
+            if task.tgid == self.task.tgid:
+                self.breakpoints.apply_debug_registers(child)  # not inherited by threads
         self.tasks[frame.result] = child
         regs.rax = frame.result
         task.set_regs(regs)

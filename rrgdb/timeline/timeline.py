@@ -42,6 +42,7 @@ class Mark:
     applied: int
     identity: bytes
     at_end: bool = False
+    tid: int = 0  # the thread the moment belongs to (0: the main thread)
 
     @property
     def pc(self) -> int:
@@ -66,6 +67,7 @@ class Outcome:
     kind: str  # breakpoint | watchpoint | step | end | exited | begin | interrupted | signal
     watch: Watchpoint | None = None
     status: int = 0  # raw wait status for "exited"; the signal number for "signal"
+    tid: int = 0  # the recorded tid of the thread that stopped (0: the main thread)
 
 
 @dataclass
@@ -76,6 +78,9 @@ class _Window:
     start_hits: int  # hits of the window's pc before the first step (0: boundary)
     pc: int
     states: list[bytes] = field(default_factory=list)  # identities after 0..n steps
+    tid: int = 0  # the thread stepped
+    boundary: int = 0  # the event boundary the window starts from (after checkpoint)
+    owned: bool = True  # the checkpoint is the window's own (not a timeline checkpoint)
 
 
 class ReplayTimeline:
@@ -91,6 +96,7 @@ class ReplayTimeline:
         self._next_user_id = 1
         self._at_end = False
         self._window: _Window | None = None
+        self.current_tid = 0  # the thread of the last stop (0: the main thread)
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -101,7 +107,7 @@ class ReplayTimeline:
         self.session.close()
         for cp in self.checkpoints + list(self.user_checkpoints.values()):
             cp.task.kill()
-        if self._window is not None:
+        if self._window is not None and self._window.owned:
             self._window.checkpoint.task.kill()
         self.checkpoints.clear()
         self.user_checkpoints.clear()
@@ -127,18 +133,28 @@ class ReplayTimeline:
     # -- positions --------------------------------------------------------------------
     def mark(self) -> Mark:
         """The current moment."""
-        return Mark(self.session.applied, self._identity(), self._at_end)
+        return Mark(self.session.applied, self._identity(self.current_tid), self._at_end,
+                    self.current_tid)
 
-    def _identity(self) -> bytes:
-        regs = self.task.regs()
+    def _thread(self, tid: int) -> Task:
+        return dict(self.session.followed_tasks()).get(tid, self.task)
+
+    def _identity(self, tid: int = 0) -> bytes:
+        """The stopped thread's registers, and a digest of its stack and of the other
+        threads' registers."""
+        task = self._thread(tid)
+        regs = task.regs()
         regs.eflags &= ~_EFLAGS_VOLATILE
         below, above = STACK_FINGERPRINT
-        stack = self.task.read(regs.rsp - below, below + above)
-        return regs.to_bytes() + hashlib.blake2b(stack, digest_size=16).digest()
+        stack = task.read(regs.rsp - below, below + above)
+        others = b"".join(t.regs().to_bytes() for _, t in self.session.followed_tasks()
+                          if t is not task)  # the other threads' positions too
+        digest = hashlib.blake2b(stack + others, digest_size=16).digest()
+        return regs.to_bytes() + digest
 
     def _at(self, mark: Mark) -> bool:
-        return (self.session.applied == mark.applied and not self.session.arrived
-                and self._identity() == mark.identity)
+        return (self.session.applied == mark.applied and not self.session.is_arrived(mark.tid)
+                and self._identity(mark.tid) == mark.identity)
 
     # -- breakpoints ------------------------------------------------------------------
     def add_breakpoint(self, addr: int) -> bool:
@@ -152,11 +168,19 @@ class ReplayTimeline:
     def add_watchpoint(self, watch: Watchpoint) -> None:
         self.session.breakpoints.add_watch(self.task, watch)
         self.watchpoints.append(watch)
+        self._debug_registers_everywhere()
 
     def remove_watchpoint(self, watch: Watchpoint) -> None:
         if watch in self.watchpoints:
             self.watchpoints.remove(watch)
         self.session.breakpoints.remove_watch(self.task, watch)
+        self._debug_registers_everywhere()
+
+    def _debug_registers_everywhere(self) -> None:
+        """Debug registers are per thread: every thread of the process gets them."""
+        for _, task in self.session.followed_tasks():
+            if task is not self.task:
+                self.session.breakpoints.apply_debug_registers(task)
 
     def _set_internal(self, addrs: set[int], user: bool) -> None:
         """Arms exactly `addrs` (plus the user's breakpoints if `user`) as int3s."""
@@ -239,6 +263,14 @@ class ReplayTimeline:
     # -- forward ----------------------------------------------------------------------
     def forward(self, step: bool = False) -> Outcome:
         """Continue (or step one instruction) forwards."""
+        return self._note_thread(self._forward(step))
+
+    def _note_thread(self, outcome: Outcome) -> Outcome:
+        if outcome.tid:
+            self.current_tid = outcome.tid
+        return outcome
+
+    def _forward(self, step: bool) -> Outcome:
         self._window = None
         session = self.session
         if session.finished:
@@ -312,7 +344,7 @@ class ReplayTimeline:
     def reverse_continue(self) -> Outcome:
         """Goes back to the latest breakpoint or watchpoint stop before now."""
         with self._signals_silenced():
-            return self._reverse_continue()
+            return self._note_thread(self._reverse_continue())
 
     def _reverse_continue(self) -> Outcome:
         self._window = None
@@ -331,7 +363,7 @@ class ReplayTimeline:
                 self._replay_scan_to(cp, end, hits)
                 if result.trap is Trap.WATCHPOINT:
                     self._reverse_stepi(keep_window=False)
-                    return Outcome("watchpoint", watch=result.watch)
+                    return Outcome("watchpoint", watch=result.watch, tid=result.tid)
                 return _outcome(result)
             end = cp.mark
 
@@ -360,8 +392,8 @@ class ReplayTimeline:
             if self._at(end):
                 break
             if result.trap is Trap.WATCHPOINT or (
-                    result.trap is Trap.BREAKPOINT and self.task.regs().rip
-                    in self.user_breakpoints):
+                    result.trap is Trap.BREAKPOINT
+                    and self._thread(result.tid).regs().rip in self.user_breakpoints):
                 last = (stops, result)
         self._at_end = False
         return last
@@ -382,7 +414,7 @@ class ReplayTimeline:
     def reverse_stepi(self, keep_window: bool = True) -> Outcome:
         """Goes back one instruction. Reports a watchpoint the reversed instruction hit."""
         with self._signals_silenced():
-            return self._reverse_stepi(keep_window)
+            return self._note_thread(self._reverse_stepi(keep_window))
 
     @contextlib.contextmanager
     def _signals_silenced(self) -> Iterator[None]:
@@ -408,8 +440,8 @@ class ReplayTimeline:
         watch = self._goto_window(window, n - 1)
         self._window = window
         if watch is not None:
-            return Outcome("watchpoint", watch=watch)
-        return Outcome("step")
+            return Outcome("watchpoint", watch=watch, tid=window.tid)
+        return Outcome("step", tid=window.tid)
 
     def _build_window(self, end: Mark) -> _Window | None:
         """Finds the states leading to end by single-stepping from a nearby start."""
@@ -435,17 +467,19 @@ class ReplayTimeline:
             self._set_internal(set(), user=False)
             while session.applied < target_event - 1:
                 session.advance()
-        start_cp = self._temporary_checkpoint()
+        boundary = session.applied
+        owned = session.can_snapshot  # with threads live, restart from the checkpoint
+        start_cp = self._temporary_checkpoint() if owned else (prev if boundary_is_end else cp)
         hits = 0
         if not boundary_is_end and not end.at_end:
             # start stepping from the last visit of end's pc before end, if any
             total = self._run_to(end)
-            self._resume_from(start_cp)
-            self._set_internal(set(), user=False)
+            self._to_boundary(start_cp, boundary)
             if total > 0:
                 self._run_to(end, hits_to_count=total)
                 hits = total
-        window = _Window(start_cp, hits, end.pc, [self._identity()])
+        window = _Window(start_cp, hits, end.pc, [self._identity(end.tid)], end.tid,
+                         boundary, owned)
         self._set_internal(set(), user=False)
         session.stop_at_end = end.at_end  # stepping must not run into the exit itself
         while True:
@@ -457,16 +491,24 @@ class ReplayTimeline:
             if end.at_end and result is not None and result.trap is Trap.END:
                 window.states.append(end.identity)
                 break
-            window.states.append(self._identity())
+            window.states.append(self._identity(end.tid))
             if self._at(end):
                 break
             if session.applied > end.applied:
                 raise RuntimeError(f"lost position at event {end.applied} (pc {end.pc:#x})")
         return window
 
+    def _to_boundary(self, cp: Checkpoint, boundary: int) -> None:
+        """From cp, replays whole events (no breakpoints) up to event boundary."""
+        self._resume_from(cp)
+        self._set_internal(set(), user=False)
+        while self.session.applied < boundary:
+            self.session.advance()
+
     def _temporary_checkpoint(self) -> Checkpoint:
         if self._window is not None:
-            self._window.checkpoint.task.kill()
+            if self._window.owned:
+                self._window.checkpoint.task.kill()
             self._window = None
         return Checkpoint(self.session.snapshot(), self.session.state(), self.mark())
 
@@ -474,15 +516,14 @@ class ReplayTimeline:
         """Moves to the state after n steps of the window; returns a watchpoint hit by the
         step that follows it (the reversed instruction)."""
         session = self.session
-        self._resume_from(window.checkpoint)
-        self._set_internal(set(), user=False)
+        self._to_boundary(window.checkpoint, window.boundary)
         if window.start_hits:
-            target = Mark(window.checkpoint.mark.applied, window.states[0])
+            target = Mark(window.checkpoint.mark.applied, window.states[0], tid=window.tid)
             self._run_to(target, hits_to_count=window.start_hits)
         for _ in range(n):
             session.advance(step=True)
         watch = None
-        if self.watchpoints:
+        if self.watchpoints and session.can_snapshot:
             probe = Checkpoint(session.snapshot(), session.state(), self.mark())
             result = session.advance(step=True)
             if result is not None and result.trap is Trap.WATCHPOINT:
@@ -494,7 +535,7 @@ class ReplayTimeline:
 
 
 def _outcome(result: Interruption) -> Outcome:
-    return Outcome(result.trap.value, watch=result.watch, status=result.signo)
+    return Outcome(result.trap.value, watch=result.watch, status=result.signo, tid=result.tid)
 
 
 def registers_of(identity: bytes) -> Registers:
