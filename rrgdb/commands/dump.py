@@ -23,6 +23,7 @@ from rrgdb.trace import (
     SyscallEntryFrame,
     SyscallFrame,
     TraceError,
+    TraceHeader,
     TraceReader,
 )
 
@@ -49,8 +50,10 @@ def buffered_syscalls(data: bytes) -> list[int]:
     return numbers
 
 
-def print_stats(frames: list[Frame]) -> None:
+def print_stats(frames: list[Frame], header: TraceHeader) -> None:
     """The --stats summary."""
+    print(f"scheduling\t{header.extra.get('scheduling', 'unknown')}")
+    print(f"syscall buffering\t{'on' if header.syscallbuf else 'off'}")
     kinds: Counter[str] = Counter(type(f).__name__ for f in frames)
     syscalls: Counter[str] = Counter(
         syscall_name(Registers.from_bytes(f.regs).syscallno)
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         reader = TraceReader(resolve_trace(args.trace))
         if args.stats:
-            print_stats(list(reader.frames()))
+            print_stats(list(reader.frames()), reader.header)
         else:
             for index, frame in enumerate(reader.frames()):
                 print(f"{index}\t{frame.tid}\t{describe(frame)}")

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 from pathlib import Path
 
 from rrgdb.commands._common import new_trace_dir, point_latest, say
-from rrgdb.record.session import RecordError, RecordSession, exit_code, resolve_program
+from rrgdb.record.session import (
+    SCHEDULING_MODE,
+    RecordError,
+    RecordSession,
+    exit_code,
+    resolve_program,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     session = RecordSession([args.program, *args.args], trace_dir,
                             syscallbuf=not args.no_syscallbuf)
+    if sys.stderr.isatty():  # on a terminal, say how time is kept (also in the trace header)
+        say(f"recording with {SCHEDULING_MODE}")
     # ^C goes to the whole foreground group: the program decides what it means.
     previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
     previous_term = signal.signal(signal.SIGTERM, _on_sigterm)

@@ -95,6 +95,21 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+def pmu_available() -> bool:
+    """Whether hardware performance counters (retired branches) can be opened here."""
+    try:
+        fd = native.perf_event_open(0, 4, 0, 0)  # PERF_TYPE_HARDWARE, BRANCH_INSTRUCTIONS
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+SCHEDULING_MODE = ("no PMU: threads switch and asynchronous signals arrive at syscalls; "
+                   "a thread computing without syscalls is preempted at a point replay finds "
+                   "by its registers and memory")
+
+
 def _stack_limit() -> tuple[int, int]:
     soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
     return soft & 0xFFFFFFFFFFFFFFFF, hard & 0xFFFFFFFFFFFFFFFF
@@ -161,7 +176,8 @@ class RecordSession:
         header = TraceHeader(
             program=self.program, argv=list(self.argv), cwd=os.getcwd(),
             rlimit_stack=_stack_limit(), created=time.time(),
-            kernel=platform.release(), cpu=cpu_model(), syscallbuf=self.syscallbuf)
+            kernel=platform.release(), cpu=cpu_model(), syscallbuf=self.syscallbuf,
+            extra={"scheduling": SCHEDULING_MODE, "pmu": "yes" if pmu_available() else "no"})
         self.writer = TraceWriter(self.trace_dir, header)
         try:
             status = self._record()
