@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <sys/random.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -184,4 +186,65 @@ ssize_t getrandom(void *buf, size_t count, unsigned int flags)
     size_t got = ret > 0 ? (size_t)ret : 0;
     memcpy(buf, r->data, got);
     return finish(r, SYS_getrandom, ret, got);
+}
+
+int close(int fd)
+{
+    struct rrgdb_record *r = fd > 2 ? begin(0) : NULL;
+    if (!r)
+        return syscall(SYS_close, fd);
+    return finish(r, SYS_close, call(r, SYS_close, fd, 0, 0, 0), 0);
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if (flags & (O_CREAT | __O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, mode_t);
+        va_end(ap);
+    }
+    struct rrgdb_record *r = begin(0);
+    if (!r)
+        return syscall(SYS_openat, dirfd, path, flags, mode);
+    return finish(r, SYS_openat, call(r, SYS_openat, dirfd, (long)path, flags, mode), 0);
+}
+
+int open(const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if (flags & (O_CREAT | __O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, mode_t);
+        va_end(ap);
+    }
+    return openat(AT_FDCWD, path, flags, mode);
+}
+
+int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+    struct rrgdb_record *r = begin(sizeof *st);
+    if (!r)
+        return syscall(SYS_newfstatat, dirfd, path, st, flags);
+    long ret = call(r, SYS_newfstatat, dirfd, (long)path, (long)r->data, flags);
+    if (ret == 0)
+        memcpy(st, r->data, sizeof *st);
+    return finish(r, SYS_newfstatat, ret, ret == 0 ? sizeof *st : 0);
+}
+
+int fstat(int fd, struct stat *st)
+{
+    return fstatat(fd, "", st, AT_EMPTY_PATH);
+}
+
+int stat(const char *path, struct stat *st)
+{
+    return fstatat(AT_FDCWD, path, st, 0);
+}
+
+int lstat(const char *path, struct stat *st)
+{
+    return fstatat(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
 }
