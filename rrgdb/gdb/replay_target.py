@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -268,6 +269,10 @@ class ReplayTarget:
                     return ProcessKilled(os.WTERMSIG(status))
                 return ProcessExited(os.WEXITSTATUS(status))
         return StepDone()
+
+    def set_console(self, write: Callable[[str], None]) -> None:
+        """Where progress of long operations goes (gdb's console, through O packets)."""
+        self.timeline.progress = write
 
     def interrupt(self) -> None:
         self.timeline.interrupt()

@@ -154,6 +154,15 @@ class _Session:
         self._requests_in, self._requests_out = trio.open_memory_channel[rq.Request](256)
 
     async def run(self) -> None:
+        token = trio.lowlevel.current_trio_token()
+
+        def console(text: str) -> None:
+            """Called in the engine thread during a long request: an `O` packet to gdb."""
+            trio.from_thread.run(self._write_console, text, trio_token=token)
+
+        set_console = getattr(self._dispatcher.target, "set_console", None)
+        if set_console is not None:
+            await self._engine.call(set_console, console)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read_loop)
@@ -173,6 +182,12 @@ class _Session:
                     self._dispatcher.target.interrupt()
                 await self._engine.call(self._dispatcher.close)
                 await self._stream.aclose()
+
+    async def _write_console(self, text: str) -> None:
+        try:
+            await self._write(self._conn.send(rp.ConsoleOutput(text.encode())))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
 
     def _resume_running(self) -> bool:
         awaiting = self._conn.awaiting_reply

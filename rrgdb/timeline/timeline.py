@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +97,9 @@ class ReplayTimeline:
         self._at_end = False
         self._window: _Window | None = None
         self.current_tid = 0  # the thread of the last stop (0: the main thread)
+        self.progress: Callable[[str], None] | None = None  # e.g. gdb's console
+        self._progress_at = 0.0
+        self._op_started = 0.0  # when the running reverse operation began
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -343,6 +346,7 @@ class ReplayTimeline:
 
     def reverse_continue(self) -> Outcome:
         """Goes back to the latest breakpoint or watchpoint stop before now."""
+        self._op_started = time.monotonic()
         with self._signals_silenced():
             return self._note_thread(self._reverse_continue())
 
@@ -367,6 +371,15 @@ class ReplayTimeline:
                 return _outcome(result)
             end = cp.mark
 
+    def _report(self, what: str) -> None:
+        """Tells the user, at most once a second, how a search that runs long is doing."""
+        now = time.monotonic()
+        if (self.progress is None or now - self._op_started < 1.0
+                or now - self._progress_at < 1.0):
+            return
+        self._progress_at = now
+        self.progress(f"rrgdb: {what}\n")
+
     def _scan(self, cp: Checkpoint, end: Mark) -> tuple[int, Interruption] | str | None:
         """Replays [cp, end) with the user's breakpoints and watchpoints plus an internal
         breakpoint at end's pc; returns (stop number, result) of the last user stop."""
@@ -378,6 +391,8 @@ class ReplayTimeline:
         last = None
         stops = 0
         while not self._at(end):
+            self._report(f"searching backwards: replaying event {session.applied} "
+                         f"of {end.applied} (from the checkpoint at event {cp.mark.applied})")
             if self.interrupt_requested.is_set():
                 self.interrupt_requested.clear()
                 return "interrupted"
@@ -413,6 +428,7 @@ class ReplayTimeline:
 
     def reverse_stepi(self, keep_window: bool = True) -> Outcome:
         """Goes back one instruction. Reports a watchpoint the reversed instruction hit."""
+        self._op_started = time.monotonic()
         with self._signals_silenced():
             return self._note_thread(self._reverse_stepi(keep_window))
 
