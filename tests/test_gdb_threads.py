@@ -36,7 +36,7 @@ def test_threads_in_gdb_forward_and_reverse(threads: Recording, tmp_path: Path) 
     t.expect_re(second, r"Thread \d+ hit Breakpoint 1, work \(arg=0x1\)")
     ids = re.findall(r"Thread (\d+)\.(\d+)", t[listing])
     assert len({tid for _, tid in ids}) >= 3, t.context(listing)
-    assert re.search(r"^\*\s+\d+\s+Thread \d+\.\d+ work \(arg=0x1\)", t[listing], re.M), \
+    assert re.search(r"^\*\s+\d+\s+Thread \d+\.\d+\s+work \(arg=0x1\)", t[listing], re.M), \
         t.context(listing)
     t.expect(bt, "start_thread")
     t.expect(arg, "(void *) 0x1")
