@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from rrgdb import native
+from rrgdb.kernel.address_space import SYSCALL_BUFFER_ADDR
 from rrgdb.kernel.task import Task
 
-BUFFER_ADDR = 0x70010000
+BUFFER_ADDR = SYSCALL_BUFFER_ADDR
 POS = BUFFER_ADDR  # u32: bytes of records written (record) or consumed (replay)
 IN_REPLAY = BUFFER_ADDR + 4
 DISABLED = BUFFER_ADDR + 5
@@ -41,14 +42,14 @@ def trap_at(task: Task) -> int | None:
 def take_records(task: Task) -> bytes | None:
     """Record side: what a FlushFrame holds (trap_at, then the records written since the
     last stop), None when the process has no buffer; the buffer is emptied."""
-    trap = trap_at(task)
-    if trap is None:
+    header = task.read(BUFFER_ADDR, RECORDS - BUFFER_ADDR)  # one read per stop
+    if len(header) != RECORDS - BUFFER_ADDR:
         return None
-    size = pending_bytes(task)
+    size = int.from_bytes(header[:4], "little")
     records = task.read_exact(RECORDS, size) if size else b""
     if size:
         task.write(POS, b"\0\0\0\0")
-    return trap.to_bytes(4, "little") + bytes(4) + records
+    return header[TRAP_AT - BUFFER_ADDR:] + bytes(4) + records
 
 
 def put_records(task: Task, data: bytes) -> None:

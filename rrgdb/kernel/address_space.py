@@ -12,7 +12,7 @@ PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_PRIVATE, MAP_SHARED = 0x02, 0x01
 
 AT_NULL, AT_IGNORE, AT_SYSINFO_EHDR = 0, 1, 33
-SYSCALL_BUFFER_ADDR = 0x70010000  # rrgdb.syscallbuf.BUFFER_ADDR (the kernel layer is below it)
+SYSCALL_BUFFER_ADDR = 0x70010000  # the preload library's buffer (rrgdb.syscallbuf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +64,6 @@ def hide_vdso(task: Task) -> None:
         if key == AT_SYSINFO_EHDR:
             task.write(pos, AT_IGNORE.to_bytes(8, "little"))
         pos += 16
-
-
-def read_auxv(task: Task) -> bytes:
-    """The auxiliary vector (pairs of u64) from the initial stack, as gdb expects it."""
-    with open(f"/proc/{task.tid}/auxv", "rb") as f:
-        return f.read()
 
 
 def writable_snapshot(task: Task, entries: list[MapsEntry]) -> list[tuple[int, bytes]]:

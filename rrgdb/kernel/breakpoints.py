@@ -68,7 +68,6 @@ class Breakpoints:
 
     def __init__(self) -> None:
         self.software: dict[int, bytes] = {}  # address -> original byte (when inserted)
-        self.hardware: list[Watchpoint] = []
         self._slots: list[tuple[Watchpoint, int, int]] = []  # (owner, addr, size) per DR
 
     # -- software ---------------------------------------------------------------------
@@ -132,15 +131,18 @@ class Breakpoints:
             _aligned_pieces(watch.addr, watch.length)
         if len(self._slots) + len(pieces) > 4:
             raise NoDebugRegisters()
-        self.hardware.append(watch)
         self._slots += [(watch, a, s) for a, s in pieces]
         self.apply_debug_registers(task)
 
     def remove_watch(self, task: Task, watch: Watchpoint) -> None:
-        if watch in self.hardware:
-            self.hardware.remove(watch)
+        if watch in self.watches:
             self._slots = [s for s in self._slots if s[0] != watch]
             self.apply_debug_registers(task)
+
+    @property
+    def watches(self) -> list[Watchpoint]:
+        """The watchpoints set, in the order they were added."""
+        return list(dict.fromkeys(owner for owner, _, _ in self._slots))
 
     def apply_debug_registers(self, task: Task) -> None:
         """Programs DR0-DR3 and DR7 of the task from the current watchpoints."""

@@ -150,9 +150,6 @@ class Task:
             self.alive = False
         return stop
 
-    def step_syscall_info(self) -> tuple[int, ...]:
-        return native.syscall_info(self.tid)
-
     def siginfo(self) -> bytes:
         return native.get_siginfo(self.tid)
 

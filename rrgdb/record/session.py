@@ -20,7 +20,6 @@ from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.record.outputs import UnsupportedSyscall, check_supported, entry_state, memory_writes
 from rrgdb.record.scheduler import Scheduler
 from rrgdb.syscall_numbers import NUMBERS
-from rrgdb.syscallbuf import take_records
 from rrgdb.syscalls import SPECS, SyscallSpec, syscall_name
 from rrgdb.trace import (
     ExecFrame,
@@ -401,7 +400,7 @@ class RecordSession:
         rt = self.tasks.get(tid)
         if rt is None:
             return
-        data = take_records(rt.task)
+        data = syscallbuf.take_records(rt.task)
         if data is None:
             return
         if len(data) > syscallbuf.PREFIX or rt.trap_requested:

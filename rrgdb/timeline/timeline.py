@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rrgdb.kernel.breakpoints import Watchpoint
-from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
 from rrgdb.replay.session import (
     Echo,
@@ -91,7 +90,6 @@ class ReplayTimeline:
         self.checkpoints: list[Checkpoint] = []
         self.user_checkpoints: dict[int, Checkpoint] = {}
         self.user_breakpoints: set[int] = set()
-        self.watchpoints: list[Watchpoint] = []
         self._last_checkpoint_time = 0.0
         self._next_user_id = 1
         self._at_end = False
@@ -168,14 +166,15 @@ class ReplayTimeline:
         self.user_breakpoints.discard(addr)
         self.session.breakpoints.remove(self.task, addr)
 
+    @property
+    def watchpoints(self) -> list[Watchpoint]:
+        return self.session.breakpoints.watches
+
     def add_watchpoint(self, watch: Watchpoint) -> None:
         self.session.breakpoints.add_watch(self.task, watch)
-        self.watchpoints.append(watch)
         self._debug_registers_everywhere()
 
     def remove_watchpoint(self, watch: Watchpoint) -> None:
-        if watch in self.watchpoints:
-            self.watchpoints.remove(watch)
         self.session.breakpoints.remove_watch(self.task, watch)
         self._debug_registers_everywhere()
 
@@ -553,7 +552,3 @@ class ReplayTimeline:
 def _outcome(result: Interruption) -> Outcome:
     return Outcome(result.trap.value, watch=result.watch, status=result.signo, tid=result.tid)
 
-
-def registers_of(identity: bytes) -> Registers:
-    """The registers recorded in a mark's identity."""
-    return Registers.from_bytes(identity[:216])
