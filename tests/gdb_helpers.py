@@ -120,7 +120,8 @@ def free_port() -> int:
 class ReplayServer:
     """``python -m rrgdb replay -s PORT TRACE`` with its output captured in files."""
 
-    def __init__(self, trace: Path, logdir: Path, ready_timeout: float = 60.0) -> None:
+    def __init__(self, trace: Path, logdir: Path, ready_timeout: float = 60.0,
+                 options: Sequence[str] = ()) -> None:
         self.trace = trace
         self.port = free_port()
         logdir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,8 @@ class ReplayServer:
         self.stderr_path = logdir / f"server-{self.port}.err"
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rrgdb", "replay", "-s", str(self.port), str(trace)],
+                [sys.executable, "-m", "rrgdb", "replay", "-s", str(self.port), *options,
+                 str(trace)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -193,9 +195,11 @@ class ReplayServer:
 
 
 @contextmanager
-def replay_server(recording: Recording, logdir: Path) -> Iterator[ReplayServer]:
-    """A replay server for one recording, ended (by pid) when the block exits."""
-    server = ReplayServer(recording.trace, logdir)
+def replay_server(recording: Recording, logdir: Path,
+                  options: Sequence[str] = ()) -> Iterator[ReplayServer]:
+    """A replay server for one recording (extra `replay` options: e.g. -p PID), ended (by
+    pid) when the block exits."""
+    server = ReplayServer(recording.trace, logdir, options=options)
     try:
         yield server
     finally:

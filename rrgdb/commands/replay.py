@@ -8,10 +8,12 @@ import functools
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rrgdb.commands._common import EXIT_BAD_TRACE, resolve_trace, say
 from rrgdb.record.session import exit_code
+from rrgdb.replay.processes import choose_process, recorded_processes
 from rrgdb.replay.session import DivergenceError, IncompleteTrace, ReplaySession
 from rrgdb.trace import TraceError, TraceReader
 
@@ -22,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-s", "--port", type=int, help="serve gdb on 127.0.0.1:PORT")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1)")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("-p", "--onprocess", metavar="PID|NAME",
+                        help="debug this process (see `rrgdb ps`) from its first exec")
+    chosen.add_argument("-f", "--onfork", metavar="PID",
+                        help="debug this process from its fork")
     parser.add_argument("trace", nargs="?", help="trace directory (default: the latest)")
 
 
@@ -34,9 +41,19 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_TRACE
     if args.autopilot:
         return _autopilot(trace_dir)
+    wanted = args.onprocess or args.onfork
+    follow = 0
+    if wanted:
+        try:
+            follow = choose_process(recorded_processes(TraceReader(trace_dir).frames()),
+                                    wanted).pid
+        except (TraceError, ValueError) as e:
+            say(str(e))
+            return EXIT_BAD_TRACE
+    factory = functools.partial(_target_factory, trace_dir, follow, bool(args.onfork))
     if args.port is not None:
-        return _serve(trace_dir, args.host, args.port)
-    return _with_gdb(trace_dir, args.host)
+        return _serve(factory, args.host, args.port)
+    return _with_gdb(factory, args.host)
 
 
 def _autopilot(trace_dir: Path) -> int:
@@ -65,22 +82,21 @@ def _show_progress(applied: int, total: int) -> None:
     sys.stderr.flush()
 
 
-def _target_factory(trace_dir: Path) -> object:
+def _target_factory(trace_dir: Path, follow: int, at_fork: bool) -> object:
     from rrgdb.gdb.replay_target import ReplayTarget
 
-    return ReplayTarget(trace_dir)
+    return ReplayTarget(trace_dir, follow=follow, at_fork=at_fork)
 
 
 def _announce(host: str, port: int) -> None:
     say(f"listening; connect with: gdb -ex 'target extended-remote {host}:{port}'")
 
 
-def _serve(trace_dir: Path, host: str, port: int) -> int:
+def _serve(factory: Callable[[], object], host: str, port: int) -> int:
     import trio
 
     from rrgdb.gdb.server import serve
 
-    factory = functools.partial(_target_factory, trace_dir)
     try:
         trio.run(functools.partial(serve, factory, host, port,  # type: ignore[arg-type]
                                    functools.partial(_announce, host)))
@@ -92,7 +108,7 @@ def _serve(trace_dir: Path, host: str, port: int) -> int:
     return 0
 
 
-def _with_gdb(trace_dir: Path, host: str) -> int:
+def _with_gdb(factory: Callable[[], object], host: str) -> int:
     import trio
 
     from rrgdb.gdb.server import serve
@@ -101,7 +117,6 @@ def _with_gdb(trace_dir: Path, host: str) -> int:
     if gdb is None:
         say("gdb is not installed; use -s PORT to serve another debugger, or -a")
         return EXIT_BAD_TRACE
-    factory = functools.partial(_target_factory, trace_dir)
     status = 0
 
     async def main() -> None:

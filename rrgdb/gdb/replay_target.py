@@ -33,10 +33,10 @@ from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.breakpoints import NoDebugRegisters, WatchKind, Watchpoint
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
+from rrgdb.replay.processes import recorded_processes
 from rrgdb.replay.session import Echo, write_to_fd
 from rrgdb.timeline.diversion import Diversion
 from rrgdb.timeline.timeline import Outcome, ReplayTimeline
-from rrgdb.trace import ExecFrame
 
 _WATCH_KINDS = {
     BreakpointKind.WRITE_WATCH: WatchKind.WRITE,
@@ -61,15 +61,21 @@ rrgdb monitor commands:
 class ReplayTarget:
     """A replayed process as gdb sees it (implements rrgdb.gdb.target.DebugTarget)."""
 
-    def __init__(self, trace_dir: Path, echo: Echo | None = write_to_fd) -> None:
+    def __init__(self, trace_dir: Path, echo: Echo | None = write_to_fd, follow: int = 0,
+                 at_fork: bool = False) -> None:
+        """follow: the recorded pid of the process to debug (0: the first), from its fork
+        (at_fork) or its first exec."""
         self.timeline = ReplayTimeline(trace_dir, echo)
         self.timeline.session.stop_at_signals = True
-        self.timeline.start()
+        try:
+            self.timeline.start(follow, at_fork)
+        except BaseException:
+            self.timeline.close()
+            raise
         session = self.timeline.session
-        self._pid = session.recorded_tid
-        first = session.frames[0]
-        assert isinstance(first, ExecFrame)
-        self._exe = first.exe_path
+        self._pid = session.main_tid
+        process = recorded_processes(session.frames)[self._pid]
+        self._exe = process.program_before(session.follow_at)
         with open(f"/proc/{self.timeline.task.tid}/auxv", "rb") as f:
             self._auxv = f.read()
         self._names = session.reader.file_names()

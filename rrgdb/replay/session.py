@@ -47,6 +47,7 @@ from rrgdb.record.session import (
     apply_rdtsc,
     clone_flags,
 )
+from rrgdb.replay.processes import recorded_processes
 from rrgdb.syscall_numbers import NUMBERS
 from rrgdb.syscalls import SPECS, Replay, syscall_name
 from rrgdb.trace import (
@@ -116,6 +117,7 @@ class ReplayState:
     pending_signal: int
     exit_status: int | None
     buffered: int  # bytes of flushed records the main thread has still to use up (-1: none)
+    tid: int  # the recorded tid of the one task snapshot
 
 
 def write_to_fd(stream: int, data: bytes) -> None:
@@ -132,11 +134,12 @@ class ReplaySession:
         self.reader = TraceReader(trace_dir.resolve())
         self.frames: list[Frame] = []
         self.echo = echo
-        self.task: Task | None = None
+        self.task: Task | None = None  # the followed process's main thread, once it exists
         self.breakpoints = Breakpoints()
         self.applied = 0  # frames applied so far; frames[applied] is the next event
         self.tasks: dict[int, Task] = {}  # recorded tid -> live tracee
-        self.main_tid = 0  # the process the debugger follows (the first one)
+        self.main_tid = 0  # the process the debugger follows (default: the first one)
+        self.follow_at = 1  # the event index from which it is followed
         self._arrived: set[int] = set()  # tids standing at the arrival point of their event
         self._signals: dict[int, int] = {}  # signal to deliver at a tid's next resume
         self._group_exits: set[int] = set()  # processes whose threads are being killed
@@ -161,6 +164,16 @@ class ReplaySession:
         if not self.frames or not isinstance(self.frames[0], ExecFrame):
             raise DivergenceError("the trace does not start with an exec event")
 
+    def follow(self, pid: int, at_fork: bool = False) -> None:
+        """Makes the debugger follow recorded process pid instead of the first one: from
+        right after its fork (at_fork) or its first exec (ValueError: no such process)."""
+        if not self.frames:
+            self.load()
+        process = recorded_processes(self.frames).get(pid)
+        if process is None:
+            raise ValueError(f"no process {pid} in this recording")
+        self.main_tid, self.follow_at = pid, process.start_of_debugging(at_fork)
+
     def start(self) -> None:
         """Spawns the tracee and replays the initial exec (event 0)."""
         if not self.frames:
@@ -170,8 +183,8 @@ class ReplaySession:
         exe = str(self.reader.file_path(first.exe_file_id))
         pid = native.spawn(exe, first.argv, first.envp, "/", self.reader.header.rlimit_stack,
                            True, -1)
-        task = self.task = Task(pid)
-        self.main_tid = first.tid
+        task = Task(pid)
+        self.main_tid = self.main_tid or first.tid
         self.tasks = {first.tid: task}
         stop = task.wait()
         if stop.kind is not StopKind.SIGNAL or stop.signo != signal.SIGSTOP:
@@ -184,6 +197,20 @@ class ReplaySession:
         self._apply_exec(task, first)
         self.applied = 1
         self.echoed = max(self.echoed, 1)
+        self._maybe_begin_following()
+
+    def _maybe_begin_following(self) -> None:
+        """At the event the followed process's debugging starts from: it becomes the
+        task breakpoints and watchpoints apply to."""
+        if self.applied != self.follow_at:
+            return
+        task = self.tasks[self.main_tid]
+        if task.tgid != task.tid:
+            raise ValueError(f"{self.main_tid} is a thread of process {task.tgid}, "
+                             "not a process")
+        self.task = task
+        self.breakpoints.reinsert(task)
+        self.breakpoints.apply_debug_registers(task)
 
     def close(self) -> None:
         """Ends every tracee (by pid)."""
@@ -197,8 +224,11 @@ class ReplaySession:
 
     def followed_tasks(self) -> list[tuple[int, Task]]:
         """(recorded tid, task) of the live threads of the debugged process."""
-        assert self.task is not None
-        return [(tid, t) for tid, t in self.tasks.items() if t.tgid == self.task.tgid]
+        return [(tid, t) for tid, t in self.tasks.items() if self._followed(t)]
+
+    def _followed(self, task: Task) -> bool:
+        """Whether task is a thread of the debugged process (once it is followed)."""
+        return self.task is not None and task.tgid == self.task.tgid
 
     def is_arrived(self, tid: int) -> bool:
         """Whether thread tid (0: the main thread) stands in the middle of an event."""
@@ -229,8 +259,10 @@ class ReplaySession:
 
     # -- checkpoints ------------------------------------------------------------------
     def state(self) -> ReplayState:
-        return ReplayState(self.applied, self._signals.get(self.main_tid, 0), self.exit_status,
-                           self._buffered.get(self.main_tid, -1))
+        """The state that goes with snapshot() (one task live)."""
+        tid = next(iter(self.tasks))
+        return ReplayState(self.applied, self._signals.get(tid, 0), self.exit_status,
+                           self._buffered.get(tid, -1), tid)
 
     @property
     def can_snapshot(self) -> bool:
@@ -239,33 +271,39 @@ class ReplaySession:
 
     def snapshot(self) -> Task:
         """A forked, stopped copy of the tracee (between events only)."""
-        assert self.task is not None and self.can_snapshot
-        self.breakpoints.lift(self.task)
+        assert self.can_snapshot
+        task = next(iter(self.tasks.values()))
+        followed = task is self.task
+        if followed:
+            self.breakpoints.lift(task)
         try:
-            return fork_task(self.task)
+            return fork_task(task)
         finally:
-            self.breakpoints.reinsert(self.task)
+            if followed:
+                self.breakpoints.reinsert(task)
 
     def resume_from(self, snapshot: Task, state: ReplayState) -> None:
         """Makes a fresh fork of snapshot the live tracee, at the snapshot's position."""
         self.close()
-        self.task = fork_task(snapshot)
-        self.tasks = {self.main_tid: self.task}
+        task = fork_task(snapshot)
+        self.tasks = {state.tid: task}
+        followed = state.tid == self.main_tid and state.applied >= self.follow_at
+        self.task = task if followed else None
         self.applied, self.exit_status = state.applied, state.exit_status
-        self._signals = {self.main_tid: state.pending_signal}
+        self._signals = {state.tid: state.pending_signal}
         self._arrived.clear()
         self._group_exits.clear()
-        self._buffered = {self.main_tid: state.buffered} if state.buffered >= 0 else {}
+        self._buffered = {state.tid: state.buffered} if state.buffered >= 0 else {}
         self._signal_reported = -1
-        self.breakpoints.reinsert(self.task)
-        self.breakpoints.apply_debug_registers(self.task)
+        if followed:
+            self.breakpoints.reinsert(task)
+            self.breakpoints.apply_debug_registers(task)
 
     # -- running ----------------------------------------------------------------------
     def advance(self, step: bool = False) -> Interruption | None:
         """Replays the next event, unless a breakpoint, watchpoint or (with step) the end
         of one instruction interrupts the arrival. A completed single step that ends
         with an event (a syscall instruction) also returns Trap.STEP."""
-        assert self.task is not None
         frame = self.frames[self.applied] if self.applied < len(self.frames) else None
         if frame is None:
             if not self.reader.complete:
@@ -278,7 +316,7 @@ class ReplaySession:
         task = self.tasks.get(tid)
         if task is None:
             raise self._diverged(frame, f"no live task for recorded tid {tid}")
-        followed = task.tgid == self.task.tgid  # a thread of the debugged process
+        followed = self._followed(task)
         step = step and followed
         while tid not in self._arrived:
             if isinstance(frame, PreemptFrame):
@@ -314,6 +352,7 @@ class ReplaySession:
         self._apply(task, frame)
         self.applied += 1
         self._arrived.discard(tid)
+        self._maybe_begin_following()
         return Interruption(Trap.STEP, tid=tid) if step else None
 
     def _check_buffer_consumed(self, task: Task, frame: Frame) -> None:
@@ -407,8 +446,7 @@ class ReplaySession:
                 self.interrupt_requested.clear()
                 return Interruption(Trap.INTERRUPT, tid=frame.tid)
             return None  # a late interrupt signal: swallowed
-        if (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP
-                and task.tgid == self.task.tgid):
+        if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP and self._followed(task):
             watch, stepped = self.breakpoints.triggered(task)
             if watch is not None:
                 return Interruption(Trap.WATCHPOINT, watch, tid=frame.tid)
@@ -443,12 +481,11 @@ class ReplaySession:
 
     # -- helpers ----------------------------------------------------------------------
     def _diverged(self, frame: Frame, detail: str) -> DivergenceError:
-        assert self.task is not None
         index = self.applied
         previous = (f"; the previous event, {index - 1}, was {event_name(self.frames[index - 1])}"
                     if index > 0 else "")
         return DivergenceError(f"replay diverged at event {index} ({event_name(frame)}, tid "
-                               f"{self.task.tid}): {detail}{previous}")
+                               f"{frame.tid}): {detail}{previous}")
 
     def _check_regs(self, task: Task, frame: Frame) -> Registers:
         now = task.regs()
@@ -506,7 +543,7 @@ class ReplaySession:
                 task.write(w.addr, w.data)
             regs.rax = frame.result
             task.set_regs(regs)
-            if nr in MAPPING_CHANGES and self.breakpoints.software:
+            if nr in MAPPING_CHANGES and self.breakpoints.software and self._followed(task):
                 self.breakpoints.reinsert(task)
         if frame.stream and self.echo is not None and self.applied >= self.echoed:
             self.echo(frame.stream, self._written_bytes(task, regs, frame.result))
@@ -559,7 +596,7 @@ class ReplaySession:
             child.write(ctid, tid_bytes)
         if flags & CLONE_THREAD:
             child.tgid = task.tgid
-            if task.tgid == self.task.tgid:
+            if self._followed(task):
                 self.breakpoints.apply_debug_registers(child)  # not inherited by threads
         self.tasks[frame.result] = child
         regs.rax = frame.result

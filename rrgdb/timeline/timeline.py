@@ -57,6 +57,7 @@ class Checkpoint:
     mark: Mark
     user_id: int = 0  # nonzero for checkpoints the user asked for (monitor checkpoint)
     boundary: bool = True  # taken at an event boundary (user checkpoints may be mid-event)
+    replay_to: int = 0  # >0: the copy is from earlier; resuming replays up to this event
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +101,28 @@ class ReplayTimeline:
         self._op_started = 0.0  # when the running reverse operation began
 
     # -- lifecycle --------------------------------------------------------------------
-    def start(self) -> None:
-        self.session.start()
-        self._add_checkpoint()
+    def start(self, follow: int = 0, at_fork: bool = False) -> None:
+        """Starts the replay, following the first process or recorded process `follow`
+        (from its fork or its first exec: see ReplaySession.follow)."""
+        session = self.session
+        if follow:
+            session.follow(follow, at_fork)
+        session.start()
+        if session.task is not None:
+            self._add_checkpoint()
+            return
+        # A later process: its start is reached by replaying from the first one's start,
+        # unless a copy can be forked there (the followed process alone).
+        origin, state = session.snapshot(), session.state()
+        while session.task is None:
+            session.advance()
+        if session.can_snapshot:
+            origin.kill()
+            self._add_checkpoint()
+        else:
+            self.checkpoints.append(Checkpoint(origin, state, self.mark(),
+                                               replay_to=session.applied))
+            self._last_checkpoint_time = time.monotonic()
 
     def close(self) -> None:
         self.session.close()
@@ -246,6 +266,8 @@ class ReplayTimeline:
 
     def _resume_from(self, cp: Checkpoint) -> None:
         self.session.resume_from(cp.task, cp.state)
+        while self.session.applied < cp.replay_to:
+            self.session.advance()  # no stops: nothing is followed before replay_to
         self._at_end = False
         self._restore_user_breakpoints()
         self.session.breakpoints.apply_debug_registers(self.task)
