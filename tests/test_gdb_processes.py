@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import run_rrgdb
+from conftest import record, run_rrgdb
 from gdb_helpers import GdbScript, Recording, record_program, replay_server
 
 
@@ -91,3 +91,11 @@ def test_an_unknown_process_is_refused_with_the_list(forks: Recording, option: s
     assert result.returncode == 2, result
     message = result.stderr.decode()
     assert "no process 999999" in message and str(child_pid(forks)) in message, message
+
+
+def test_ps_lists_processes_not_threads(build, tmp_path: Path) -> None:
+    """pthread_create's clone3 keeps its flags in memory: the trace keeps them too."""
+    trace = tmp_path / "trace"
+    record([str(build("threads_mutex", "O0"))], trace)
+    listing = run_rrgdb(["ps", trace]).stdout.decode().splitlines()
+    assert len(listing) == 2, listing  # the header and the one process

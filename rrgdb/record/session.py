@@ -415,9 +415,14 @@ class RecordSession:
         pending = parent.pending
         if pending is None:
             raise RecordError(f"task {parent.task.tid} created {child_tid} outside a syscall")
-        self._write(SyscallFrame(parent.task.tid, pending.regs.to_bytes(), child_tid, [], 0, ""))
-        pending.written = True
         flags = clone_flags(parent.task, pending.regs)
+        # clone3 takes its flags from memory: kept with the frame (as the bytes the call
+        # read), so that tools reading the trace tell threads from processes
+        args = ([MemWrite(pending.regs.arg(0), flags.to_bytes(8, "little"))]
+                if syscall_name(pending.regs.syscallno) == "clone3" else [])
+        self._write(SyscallFrame(parent.task.tid, pending.regs.to_bytes(), child_tid, args,
+                                 0, ""))
+        pending.written = True
         tgid = parent.task.tgid if flags & CLONE_THREAD else child_tid
         if flags & CLONE_VM:
             syscallbuf.disable(parent.task)  # one buffer cannot serve two threads

@@ -46,9 +46,7 @@ class RecordedProcess:
 
 
 def recorded_processes(frames: Iterable[Frame]) -> dict[int, RecordedProcess]:
-    """Every process of the recording, in creation order. Threads made by clone/fork
-    with CLONE_THREAD in a register are left out; a clone3's flags are in memory the
-    trace does not keep, so its children are listed as processes."""
+    """Every process of the recording, in creation order (threads are left out)."""
     processes: dict[int, RecordedProcess] = {}
     process_of: dict[int, int] = {}  # tid -> pid
     for index, frame in enumerate(frames):
@@ -67,7 +65,7 @@ def recorded_processes(frames: Iterable[Frame]) -> dict[int, RecordedProcess]:
             if name not in FORKS:
                 continue
             parent = process_of.get(frame.tid, frame.tid)
-            if name == "clone" and regs.arg(0) & CLONE_THREAD:
+            if _clone_flags(name, regs, frame) & CLONE_THREAD:
                 process_of[frame.result] = parent
                 continue
             process_of[frame.result] = frame.result
@@ -77,6 +75,15 @@ def recorded_processes(frames: Iterable[Frame]) -> dict[int, RecordedProcess]:
                 child.programs.append((index, path, argv))
             processes[frame.result] = child
     return processes
+
+
+def _clone_flags(name: str, regs: Registers, frame: SyscallFrame) -> int:
+    """The flags of a recorded fork-like call (clone3's are kept as its frame's bytes)."""
+    if name == "clone":
+        return regs.arg(0)
+    if name == "clone3" and frame.writes:
+        return int.from_bytes(frame.writes[0].data[:8], "little")
+    return 0
 
 
 def choose_process(processes: dict[int, RecordedProcess], wanted: str) -> RecordedProcess:
