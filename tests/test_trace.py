@@ -9,9 +9,11 @@ import stat
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +36,7 @@ from rrgdb.trace import (
     TraceWriter,
 )
 from rrgdb.trace import _layout as L
+from rrgdb.trace._codec import pack_block, unpack_block_header
 from rrgdb.trace._frame_codec import decode_frames, encode_frame
 
 REGS = bytes(range(216))
@@ -170,6 +173,44 @@ def test_fast_syscall_codec_matches_construct_layout(
     encoded = encode_frame(frame)
     assert encoded == bytes([L.KIND_SYSCALL]) + spec
     assert decode_frames(encoded, 0, 1, "t") == [frame]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tid=st.integers(-(2**31), 2**31 - 1),
+    i32=st.integers(-(2**31), 2**31 - 1),
+    u32=st.integers(0, 2**32 - 1),
+    u64=st.integers(0, U64_MAX),
+    data=st.binary(max_size=300),
+    flag=st.booleans(),
+)
+def test_struct_codecs_match_the_construct_layouts(
+    tid: int, i32: int, u32: int, u64: int, data: bytes, flag: bool
+) -> None:
+    siginfo, memory_hash = bytes(range(128)), bytes(range(32))
+    cases: list[tuple[Frame, int, object, dict[str, object]]] = [
+        (SignalFrame(tid, REGS, i32, siginfo, flag), L.KIND_SIGNAL, L.SIGNAL,
+         {"tid": tid, "regs": REGS, "signo": i32, "siginfo": siginfo, "deterministic": flag}),
+        (InstructionTrapFrame(tid, REGS, u64, u32), L.KIND_INSTRUCTION_TRAP,
+         L.INSTRUCTION_TRAP, {"tid": tid, "regs": REGS, "value": u64, "aux": u32}),
+        (ExitFrame(tid, i32), L.KIND_EXIT, L.EXIT, {"tid": tid, "status": i32}),
+        (PreemptFrame(tid, REGS, memory_hash), L.KIND_PREEMPT, L.PREEMPT,
+         {"tid": tid, "regs": REGS, "memory_hash": memory_hash}),
+        (SyscallEntryFrame(tid, REGS), L.KIND_SYSCALL_ENTRY, L.SYSCALL_ENTRY,
+         {"tid": tid, "regs": REGS}),
+        (FlushFrame(tid, data), L.KIND_FLUSH, L.FLUSH, {"tid": tid, "data": data}),
+    ]  # fmt: skip
+    for frame, kind, layout, fields in cases:
+        encoded = encode_frame(frame)
+        assert encoded == bytes([kind]) + layout.build(fields)  # type: ignore[attr-defined]
+        assert decode_frames(encoded, 0, 1, "t") == [frame]
+    block = pack_block(data, u64, u32, zstandard.ZstdCompressor())
+    head = L.BLOCK_HEADER.parse(block)
+    assert (head.magic, head.first_frame, head.frames, head.raw_size) == (
+        L.BLOCK_MAGIC, u64, u32, len(data))
+    assert head.header_crc == zlib.crc32(block[: L.BLOCK_HEADER_SIZE - 4])
+    assert unpack_block_header(block[: L.BLOCK_HEADER_SIZE], u64, "t") == (
+        u64, u32, len(data), head.stored_size, head.data_crc)
 
 
 @pytest.mark.parametrize(
@@ -518,3 +559,48 @@ def test_file_names_map_the_programs_paths_to_copies(tmp_path: Path) -> None:
     writer.close()
     names = TraceReader(tmp_path / "t").file_names()
     assert names == {"/usr/lib/libdemo.so": file_id}
+
+
+# -- the file cache shared by recordings ----------------------------------------------------
+
+
+def test_file_cache_links_an_unchanged_file_and_never_serves_a_changed_one(
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    lib = tmp_path / "lib.so"
+    lib.write_bytes(b"first version")
+    lib.chmod(0o755)
+
+    def record_once(name: str) -> tuple[str, Path]:
+        writer = TraceWriter(tmp_path / name, make_header(), file_cache=cache)
+        file_id = writer.add_file(lib)
+        writer.close()
+        return file_id, TraceReader(tmp_path / name).file_path(file_id)
+
+    first_id, first_copy = record_once("t1")
+    second_id, second_copy = record_once("t2")
+    assert second_id == first_id
+    assert os.path.samefile(first_copy, second_copy)  # linked, not copied again
+    assert os.access(second_copy, os.X_OK)
+    assert not os.access(second_copy, os.W_OK) or os.geteuid() == 0
+
+    # Same size, mtime put back: only the ctime tells, and it must.
+    before = lib.stat()
+    lib.write_bytes(b"other version")
+    os.utime(lib, ns=(before.st_atime_ns, before.st_mtime_ns))
+    third_id, third_copy = record_once("t3")
+    assert third_id == hashlib.sha256(b"other version").hexdigest() != first_id
+    assert third_copy.read_bytes() == b"other version"
+    assert first_copy.read_bytes() == b"first version"  # the cache's copy is untouched
+
+
+def test_file_cache_is_optional(tmp_path: Path) -> None:
+    """A cache that cannot be created (no home, another filesystem) only costs a copy."""
+    (tmp_path / "not-a-dir").write_bytes(b"")
+    for _ in range(2):
+        trace = tmp_path / f"t{_}"
+        writer = TraceWriter(trace, make_header(), file_cache=tmp_path / "not-a-dir" / "c")
+        file_id = writer.add_file(Path(__file__))
+        writer.close()
+        assert TraceReader(trace).file_path(file_id).read_bytes() == Path(__file__).read_bytes()

@@ -8,37 +8,41 @@ from __future__ import annotations
 
 import re
 import zlib
+from typing import NamedTuple
 
 import zstandard
-from construct import Container
 
 from . import _layout as L
 from ._frames import TraceError, TraceHeader
-from ._layout import LAYOUT_ERRORS, decode_text, encode_text
+from ._layout import LAYOUT_ERRORS, decode_text, encode_text, layout_error_text
 
 # -- blocks ---------------------------------------------------------------------------------
+
+
+class BlockHeader(NamedTuple):
+    """The fields of a block header (L.BLOCK_HEADER) but its magic and crc."""
+
+    first_frame: int
+    frames: int
+    raw_size: int
+    stored_size: int
+    data_crc: int
 
 
 def pack_block(raw: bytes, first: int, count: int, compressor: zstandard.ZstdCompressor) -> bytes:
     """A whole block (header + zstd-compressed frames) ready to append to the events file."""
     stored = compressor.compress(raw)
-    fields = {
-        "magic": L.BLOCK_MAGIC,
-        "first_frame": first,
-        "frames": count,
-        "raw_size": len(raw),
-        "stored_size": len(stored),
-        "data_crc": zlib.crc32(stored),
-        "header_crc": 0,
-    }
-    fields["header_crc"] = zlib.crc32(L.BLOCK_HEADER.build(fields)[: L.BLOCK_HEADER_SIZE - 4])
-    return L.BLOCK_HEADER.build(fields) + stored
+    head = L.BLOCK_HEADER_STRUCT.pack(
+        L.BLOCK_MAGIC, first, count, len(raw), len(stored), zlib.crc32(stored), 0
+    )[:-4]
+    return head + zlib.crc32(head).to_bytes(4, "little") + stored
 
 
-def unpack_block_header(data: bytes, first: int, where: str) -> Container:
+def unpack_block_header(data: bytes, first: int, where: str) -> BlockHeader:
     """The checked header of the block expected to start with frame number first."""
-    head = L.BLOCK_HEADER.parse(data)
-    if head.magic != L.BLOCK_MAGIC or head.header_crc != zlib.crc32(data[:-4]):
+    magic, *fields, header_crc = L.BLOCK_HEADER_STRUCT.unpack(data)
+    head = BlockHeader(*fields)
+    if magic != L.BLOCK_MAGIC or header_crc != zlib.crc32(data[:-4]):
         raise TraceError(f"{where}: block header is corrupt")
     if head.first_frame != first:
         raise TraceError(f"{where}: block starts at frame {head.first_frame}, expected {first}")
@@ -46,7 +50,7 @@ def unpack_block_header(data: bytes, first: int, where: str) -> Container:
 
 
 def unpack_block_data(
-    head: Container, stored: bytes, decompressor: zstandard.ZstdDecompressor, where: str
+    head: BlockHeader, stored: bytes, decompressor: zstandard.ZstdDecompressor, where: str
 ) -> bytes:
     """The raw frame bytes of a block whose header and stored bytes were read whole."""
     if zlib.crc32(stored) != head.data_crc:
@@ -114,7 +118,7 @@ def decode_header(data: bytes, where: str) -> TraceHeader:
             extra={decode_text(e.key): decode_text(e.value) for e in c.extra},
         )
     except LAYOUT_ERRORS as e:
-        raise TraceError(f"{where}: header is malformed: {e}") from e
+        raise TraceError(f"{where}: header is malformed: {layout_error_text(e)}") from e
 
 
 def encode_complete(frames: int, events_size: int) -> bytes:

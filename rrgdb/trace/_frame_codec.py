@@ -10,7 +10,7 @@ from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
-from construct import Construct, Container
+from construct import Container
 
 from . import _layout as L
 from ._frames import (
@@ -34,7 +34,7 @@ _Decode = Callable[[BytesIO], Frame]
 
 
 def _fixed(value: bytes, size: int, name: str) -> bytes:
-    # Neither struct's "s" nor compiled construct's Bytes(n) checks the length on writing.
+    # struct's "s" pads or cuts to the size instead of refusing another length.
     if len(value) != size or type(value) is not bytes:
         raise ValueError(f"{name} must be {size} bytes, got {value!r:.60}")
     return value
@@ -67,7 +67,7 @@ def _decode_syscall(stream: BytesIO) -> SyscallFrame:
     return SyscallFrame(tid, regs, result, writes, stream_no, decode_text(read(size)))
 
 
-# -- the other kinds: construct, through dicts of their fields ------------------------------
+# -- ExecFrame: construct, through dicts of its fields ---------------------------------------
 
 
 def _enc_write(w: MemWrite) -> dict[str, Any]:
@@ -123,99 +123,85 @@ def _dec_exec(c: Container) -> ExecFrame:
     )
 
 
-def _enc_signal(f: SignalFrame) -> dict[str, Any]:
-    return {
-        "tid": f.tid,
-        "regs": _fixed(f.regs, L.REGS_SIZE, "regs"),
-        "signo": f.signo,
-        "siginfo": _fixed(f.siginfo, L.SIGINFO_SIZE, "siginfo"),
-        "deterministic": bool(f.deterministic),
-    }
+# -- the fixed-size kinds: one struct each (see _layout) ------------------------------------
 
 
-def _dec_signal(c: Container) -> SignalFrame:
-    return SignalFrame(c["tid"], c["regs"], c["signo"], c["siginfo"], c["deterministic"])
-
-
-def _enc_trap(f: InstructionTrapFrame) -> dict[str, Any]:
+def _encode_signal(f: SignalFrame) -> bytes:
     regs = _fixed(f.regs, L.REGS_SIZE, "regs")
-    return {"tid": f.tid, "regs": regs, "value": f.value, "aux": f.aux}
+    siginfo = _fixed(f.siginfo, L.SIGINFO_SIZE, "siginfo")
+    return L.SIGNAL_STRUCT.pack(f.tid, regs, f.signo, siginfo, bool(f.deterministic))
 
 
-def _dec_trap(c: Container) -> InstructionTrapFrame:
-    return InstructionTrapFrame(c["tid"], c["regs"], c["value"], c["aux"])
+def _decode_signal(stream: BytesIO) -> SignalFrame:
+    return SignalFrame(*L.SIGNAL_STRUCT.unpack(stream.read(L.SIGNAL_STRUCT.size)))
 
 
-def _enc_exit(f: ExitFrame) -> dict[str, Any]:
-    return {"tid": f.tid, "status": f.status}
+def _encode_trap(f: InstructionTrapFrame) -> bytes:
+    regs = _fixed(f.regs, L.REGS_SIZE, "regs")
+    return L.INSTRUCTION_TRAP_STRUCT.pack(f.tid, regs, f.value, f.aux)
 
 
-def _dec_exit(c: Container) -> ExitFrame:
-    return ExitFrame(c["tid"], c["status"])
+def _decode_trap(stream: BytesIO) -> InstructionTrapFrame:
+    size = L.INSTRUCTION_TRAP_STRUCT.size
+    return InstructionTrapFrame(*L.INSTRUCTION_TRAP_STRUCT.unpack(stream.read(size)))
 
 
-def _enc_preempt(f: PreemptFrame) -> dict[str, Any]:
-    return {
-        "tid": f.tid,
-        "regs": _fixed(f.regs, L.REGS_SIZE, "regs"),
-        "memory_hash": _fixed(f.memory_hash, L.MEMORY_HASH_SIZE, "memory_hash"),
-    }
+def _encode_exit(f: ExitFrame) -> bytes:
+    return L.EXIT_STRUCT.pack(f.tid, f.status)
 
 
-def _dec_preempt(c: Container) -> PreemptFrame:
-    return PreemptFrame(c["tid"], c["regs"], c["memory_hash"])
+def _decode_exit(stream: BytesIO) -> ExitFrame:
+    return ExitFrame(*L.EXIT_STRUCT.unpack(stream.read(L.EXIT_STRUCT.size)))
 
 
-def _enc_entry(f: SyscallEntryFrame) -> dict[str, Any]:
-    return {"tid": f.tid, "regs": _fixed(f.regs, L.REGS_SIZE, "regs")}
+def _encode_preempt(f: PreemptFrame) -> bytes:
+    regs = _fixed(f.regs, L.REGS_SIZE, "regs")
+    memory_hash = _fixed(f.memory_hash, L.MEMORY_HASH_SIZE, "memory_hash")
+    return L.PREEMPT_STRUCT.pack(f.tid, regs, memory_hash)
 
 
-def _dec_entry(c: Container) -> SyscallEntryFrame:
-    return SyscallEntryFrame(c["tid"], c["regs"])
+def _decode_preempt(stream: BytesIO) -> PreemptFrame:
+    return PreemptFrame(*L.PREEMPT_STRUCT.unpack(stream.read(L.PREEMPT_STRUCT.size)))
 
 
-def _enc_flush(f: FlushFrame) -> dict[str, Any]:
+def _encode_entry(f: SyscallEntryFrame) -> bytes:
+    return L.SYSCALL_ENTRY_STRUCT.pack(f.tid, _fixed(f.regs, L.REGS_SIZE, "regs"))
+
+
+def _decode_entry(stream: BytesIO) -> SyscallEntryFrame:
+    size = L.SYSCALL_ENTRY_STRUCT.size
+    return SyscallEntryFrame(*L.SYSCALL_ENTRY_STRUCT.unpack(stream.read(size)))
+
+
+def _encode_flush(f: FlushFrame) -> bytes:
     if type(f.data) is not bytes:
         raise TypeError("FlushFrame.data must be bytes")
-    return {"tid": f.tid, "data": f.data}
+    return L.FLUSH_HEAD.pack(f.tid, len(f.data)) + f.data
 
 
-def _dec_flush(c: Container) -> FlushFrame:
-    return FlushFrame(c["tid"], c["data"])
+def _decode_flush(stream: BytesIO) -> FlushFrame:
+    tid, size = L.FLUSH_HEAD.unpack(stream.read(L.FLUSH_HEAD.size))
+    return FlushFrame(tid, stream.read(size))
 
 
-def _construct_codec(
-    layout: Construct,
-    fields: Callable[[Any], dict[str, Any]],
-    convert: Callable[[Container], Frame],
-) -> tuple[_Encode, _Decode]:
-    def encode(frame: Any) -> bytes:
-        return layout.build(fields(frame))
+def _encode_exec(f: ExecFrame) -> bytes:
+    return L.EXEC.build(_enc_exec(f))
 
-    def decode(stream: BytesIO) -> Frame:
-        return convert(layout.parse_stream(stream))
 
-    return encode, decode
+def _decode_exec(stream: BytesIO) -> ExecFrame:
+    return _dec_exec(L.EXEC.parse_stream(stream))
 
 
 # One row per frame kind: its type, kind byte, encoder and decoder.
 _KINDS: tuple[tuple[type, int, _Encode, _Decode], ...] = (
-    (ExecFrame, L.KIND_EXEC, *_construct_codec(L.EXEC, _enc_exec, _dec_exec)),
+    (ExecFrame, L.KIND_EXEC, _encode_exec, _decode_exec),
     (SyscallFrame, L.KIND_SYSCALL, _encode_syscall, _decode_syscall),
-    (SignalFrame, L.KIND_SIGNAL, *_construct_codec(L.SIGNAL, _enc_signal, _dec_signal)),
-    (
-        InstructionTrapFrame,
-        L.KIND_INSTRUCTION_TRAP,
-        *_construct_codec(L.INSTRUCTION_TRAP, _enc_trap, _dec_trap),
-    ),
-    (ExitFrame, L.KIND_EXIT, *_construct_codec(L.EXIT, _enc_exit, _dec_exit)),
-    (PreemptFrame, L.KIND_PREEMPT, *_construct_codec(L.PREEMPT, _enc_preempt, _dec_preempt)),
-    (FlushFrame, L.KIND_FLUSH, *_construct_codec(L.FLUSH, _enc_flush, _dec_flush)),
-    (
-        SyscallEntryFrame,
-        L.KIND_SYSCALL_ENTRY,
-        *_construct_codec(L.SYSCALL_ENTRY, _enc_entry, _dec_entry),
-    ),
+    (SignalFrame, L.KIND_SIGNAL, _encode_signal, _decode_signal),
+    (InstructionTrapFrame, L.KIND_INSTRUCTION_TRAP, _encode_trap, _decode_trap),
+    (ExitFrame, L.KIND_EXIT, _encode_exit, _decode_exit),
+    (PreemptFrame, L.KIND_PREEMPT, _encode_preempt, _decode_preempt),
+    (FlushFrame, L.KIND_FLUSH, _encode_flush, _decode_flush),
+    (SyscallEntryFrame, L.KIND_SYSCALL_ENTRY, _encode_entry, _decode_entry),
 )
 _ENCODERS = {t: (bytes([kind]), encode) for t, kind, encode, _ in _KINDS}
 _DECODERS = {bytes([kind]): (t.__name__, decode) for t, kind, _, decode in _KINDS}
@@ -253,7 +239,9 @@ def decode_frames(raw: bytes, first: int, count: int, where: str) -> list[Frame]
         try:
             append(decode(stream))
         except L.LAYOUT_ERRORS as e:
-            raise TraceError(f"{where}: frame {index} ({name}) is malformed: {e}") from e
+            raise TraceError(
+                f"{where}: frame {index} ({name}) is malformed: {L.layout_error_text(e)}"
+            ) from e
         if tell() > end:
             raise TraceError(f"{where}: frame {index} ({name}) runs past the end of its block")
     if tell() != end:

@@ -4,6 +4,12 @@ This is the one module that knows binary layouts (the text of files/index is in 
 docs/trace-format.md describes the same thing in prose. Every integer is little-endian. A
 "blob" is a u32 byte count followed by that many bytes; strings are blobs holding
 os.fsencode()d text.
+
+The schemas are not compiled: construct's compile step costs ~1-5 ms per schema at every
+start, more than it saves on records read or written a few times per trace (the header,
+the completion marker, ExecFrame). Records on a hot path have an equivalent `struct` codec
+below their schema (~20x faster than even compiled construct); tests/test_trace.py checks
+that both give the same bytes.
 """
 
 from __future__ import annotations
@@ -54,6 +60,11 @@ BLOCK_MAX_BYTES = 1 << 20
 LAYOUT_ERRORS = (ConstructError, struct.error)
 
 
+def layout_error_text(error: Exception) -> str:
+    """One line for an error of LAYOUT_ERRORS (construct's span several: path, then cause)."""
+    return " ".join(str(error).split())
+
+
 def encode_text(text: str) -> bytes:
     """How strings are stored: as os.fsencode() would on Linux, whatever the locale."""
     return text.encode("utf-8", "surrogateescape")
@@ -67,8 +78,8 @@ def decode_text(data: bytes) -> str:
 def _blob(name: str) -> tuple[Construct, Construct]:
     """A u32 length then that many bytes, as two fields `<name>_len` and `<name>`.
 
-    Spelled with Rebuild + Bytes rather than Prefixed(GreedyBytes) because construct
-    compiles this form in both directions, which is several times faster on the hot path.
+    Spelled with Rebuild + Bytes rather than Prefixed(GreedyBytes) so that the blob's size
+    is a field of its own, as in the struct codecs.
     """
     size = f"{name}_len"
     return (size / Rebuild(Int32ul, len_(this[name])), name / Bytes(this[size]))
@@ -76,7 +87,7 @@ def _blob(name: str) -> tuple[Construct, Construct]:
 
 # -- header file: preamble, then crc32 of the body, then the body --------------------------
 
-PREAMBLE = Struct("magic" / Bytes(8), "version" / Int32ul, "crc" / Int32ul).compile()
+PREAMBLE = Struct("magic" / Bytes(8), "version" / Int32ul, "crc" / Int32ul)
 PREAMBLE_SIZE = PREAMBLE.sizeof()
 
 HEADER_BODY = Struct(
@@ -91,7 +102,7 @@ HEADER_BODY = Struct(
     "syscallbuf" / Flag,
     "extra" / PrefixedArray(Int32ul, Struct(*_blob("key"), *_blob("value"))),
     Terminated,
-).compile()
+)
 
 # -- events file: a sequence of blocks ------------------------------------------------------
 
@@ -103,8 +114,9 @@ BLOCK_HEADER = Struct(
     "stored_size" / Int32ul,
     "data_crc" / Int32ul,  # crc32 of the stored (compressed) bytes
     "header_crc" / Int32ul,  # crc32 of the 28 bytes before this field
-).compile()
-BLOCK_HEADER_SIZE = BLOCK_HEADER.sizeof()
+)
+BLOCK_HEADER_STRUCT = struct.Struct("<4sQIIIII")  # BLOCK_HEADER, read and written per block
+BLOCK_HEADER_SIZE = BLOCK_HEADER_STRUCT.size
 
 # -- frames: a kind byte, then the kind's fields --------------------------------------------
 
@@ -139,7 +151,7 @@ EXEC = Struct(
     "envp" / PrefixedArray(Int32ul, Struct(*_blob("item"))),
     "mappings" / PrefixedArray(Int32ul, _MAPPING),
     "memory" / PrefixedArray(Int32ul, _MEM_WRITE),
-).compile()
+)
 
 SYSCALL = Struct(
     "tid" / Int32sl,
@@ -148,11 +160,10 @@ SYSCALL = Struct(
     "writes" / PrefixedArray(Int32ul, _MEM_WRITE),
     "stream" / Int8ul,
     *_blob("file_id"),
-).compile()
+)
 
-# SYSCALL again in struct notation, for the hot path of recording and replay (construct's
-# compiled codec costs ~25 us per frame each way, struct ~3 us). Encoding with these must
-# give exactly the bytes of SYSCALL; tests/test_trace.py checks.
+# SYSCALL in struct notation, for the hot path of recording and replay (construct's
+# compiled codec costs ~25 us per frame each way, struct ~3 us).
 SYSCALL_HEAD = struct.Struct(f"<i{REGS_SIZE}sqI")  # tid, regs, result, len(writes)
 MEM_WRITE_HEAD = struct.Struct("<QI")  # addr, len(data), then data
 SYSCALL_TAIL = struct.Struct("<BI")  # stream, len(file_id), then file_id
@@ -163,21 +174,27 @@ SIGNAL = Struct(
     "signo" / Int32sl,
     "siginfo" / Bytes(SIGINFO_SIZE),
     "deterministic" / Flag,
-).compile()
+)
+SIGNAL_STRUCT = struct.Struct(f"<i{REGS_SIZE}si{SIGINFO_SIZE}s?")
 
 INSTRUCTION_TRAP = Struct(
     "tid" / Int32sl, "regs" / Bytes(REGS_SIZE), "value" / Int64ul, "aux" / Int32ul
-).compile()
+)
+INSTRUCTION_TRAP_STRUCT = struct.Struct(f"<i{REGS_SIZE}sQI")
 
-EXIT = Struct("tid" / Int32sl, "status" / Int32sl).compile()
+EXIT = Struct("tid" / Int32sl, "status" / Int32sl)
+EXIT_STRUCT = struct.Struct("<ii")
 
-FLUSH = Struct("tid" / Int32sl, *_blob("data")).compile()
+FLUSH = Struct("tid" / Int32sl, *_blob("data"))
+FLUSH_HEAD = struct.Struct("<iI")  # tid, len(data), then data
 
-SYSCALL_ENTRY = Struct("tid" / Int32sl, "regs" / Bytes(REGS_SIZE)).compile()
+SYSCALL_ENTRY = Struct("tid" / Int32sl, "regs" / Bytes(REGS_SIZE))
+SYSCALL_ENTRY_STRUCT = struct.Struct(f"<i{REGS_SIZE}s")
 
 PREEMPT = Struct(
     "tid" / Int32sl, "regs" / Bytes(REGS_SIZE), "memory_hash" / Bytes(MEMORY_HASH_SIZE)
-).compile()
+)
+PREEMPT_STRUCT = struct.Struct(f"<i{REGS_SIZE}s{MEMORY_HASH_SIZE}s")
 
 # -- complete file: written atomically by TraceWriter.close() -------------------------------
 
@@ -186,5 +203,5 @@ COMPLETE = Struct(
     "frames" / Int64ul,
     "events_size" / Int64ul,
     "crc" / Int32ul,  # crc32 of the 24 bytes before this field
-).compile()
+)
 COMPLETE_SIZE = COMPLETE.sizeof()
