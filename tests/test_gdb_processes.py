@@ -75,6 +75,27 @@ def test_follow_the_child_from_its_fork(forks: Recording, tmp_path: Path) -> Non
     t.expect_re(again, r"Breakpoint 2, child_side \(n=10\)")
 
 
+def test_the_followed_process_execs(forks: Recording, tmp_path: Path) -> None:
+    """Followed from its fork, the child execs: gdb gets an exec event, loads the new
+    program, and reverse execution goes back to the exec, not before it."""
+    s = GdbScript()
+    s("break child_side")
+    s("continue")
+    s("break work")
+    first = s("continue")
+    s("continue")
+    back = s("reverse-continue")
+    begin = s("reverse-continue")
+    again = s("continue")
+    with replay_server(forks, tmp_path, ["-f", str(child_pid(forks))]) as server:
+        t = s.run_remote(server)
+    t.expect(first, "is executing new program")
+    t.expect_re(first, r"Breakpoint 2, work \(x=1\)")
+    t.expect_re(back, r"Breakpoint 2, work \(x=1\)")
+    t.expect(begin, "No more reverse-execution history", "_start")
+    t.expect_re(again, r"Breakpoint 2, work \(x=1\)")
+
+
 def test_follow_a_process_by_program_name(forks: Recording, tmp_path: Path) -> None:
     """A name picks the first process running that program: here the parent."""
     s = GdbScript()

@@ -191,6 +191,13 @@ def test_multiprocess_negotiated_only_when_both_offer_it() -> None:
     assert sent == b"$T05thread:p4d2.4d2;swbreak:;#3c"
 
 
+def test_exec_events_negotiated_only_when_both_offer_them() -> None:
+    conn = Connection()
+    conn.receive_data(packet(b"qSupported:multiprocess+;exec-events+"))
+    conn.send(rp.Supported(("PacketSize=100000", "exec-events+")))
+    assert conn.dialect == rp.Dialect(exec_events=True)
+
+
 def test_without_multiprocess_thread_ids_are_plain() -> None:
     conn = Connection()
     conn.receive_data(packet(b"qSupported:swbreak+"))

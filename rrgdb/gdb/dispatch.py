@@ -22,6 +22,7 @@ from rrgdb.gdb.target import (
     DebugTarget,
     Direction,
     EndOfHistory,
+    ExecStop,
     Interrupted,
     ProcessExited,
     ProcessKilled,
@@ -65,6 +66,7 @@ def supported_features(reverse: bool) -> tuple[str, ...]:
         f"PacketSize={PACKET_SIZE:x}", "QStartNoAckMode+", "qXfer:features:read+",
         "qXfer:auxv:read+", "qXfer:exec-file:read+", "qXfer:threads:read+",
         "multiprocess+", "swbreak+", "hwbreak+", "vContSupported+", "QPassSignals+",
+        "exec-events+",
     )  # fmt: skip
     return features + (("ReverseContinue+", "ReverseStep+") if reverse else ())
 
@@ -288,6 +290,8 @@ class Dispatcher:
                 return rp.StopReply(SIGTRAP, thread)
             case SignalStop(signo=signo):
                 return rp.StopReply(to_gdb_signal(signo), thread)
+            case ExecStop(path=path):
+                return rp.StopReply(SIGTRAP, thread, rp.ExecHit(path))
             case EndOfHistory(at_beginning=True):
                 return rp.StopReply(0, thread, rp.HistoryBoundary(at_beginning=True))
             case EndOfHistory(at_beginning=False):

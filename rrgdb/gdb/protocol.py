@@ -114,13 +114,14 @@ class Connection:
         elif isinstance(request, QuerySupported) and isinstance(reply, Supported):
             agreed = {
                 f
-                for f in ("multiprocess", "swbreak", "hwbreak")
+                for f in ("multiprocess", "swbreak", "hwbreak", "exec-events")
                 if request.offers(f) and reply.offers(f)
             }
             self._dialect = Dialect(
                 multiprocess="multiprocess" in agreed,
                 swbreak="swbreak" in agreed,
                 hwbreak="hwbreak" in agreed,
+                exec_events="exec-events" in agreed,
             )
 
     def _next_event(self) -> Event | _Nothing | None:

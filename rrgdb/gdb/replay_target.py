@@ -17,6 +17,7 @@ from rrgdb.gdb.target import (
     BreakpointStop,
     Direction,
     EndOfHistory,
+    ExecStop,
     Interrupted,
     ProcessExited,
     ProcessKilled,
@@ -37,6 +38,7 @@ from rrgdb.replay.processes import recorded_processes
 from rrgdb.replay.session import Echo, write_to_fd
 from rrgdb.timeline.diversion import Diversion
 from rrgdb.timeline.timeline import Outcome, ReplayTimeline
+from rrgdb.trace import ExecFrame
 
 _WATCH_KINDS = {
     BreakpointKind.WRITE_WATCH: WatchKind.WRITE,
@@ -76,12 +78,15 @@ class ReplayTarget:
         self._pid = session.main_tid
         process = recorded_processes(session.frames)[self._pid]
         self._exe = process.program_before(session.follow_at)
-        with open(f"/proc/{self.timeline.task.tid}/auxv", "rb") as f:
-            self._auxv = f.read()
+        self._auxv = self._read_auxv()
         self._names = session.reader.file_names()
         self._last_registers = RegisterState(b"\0" * 216, b"")
         self.diversion: Diversion | None = None  # a live copy running an inferior call
         self._current = self._pid  # the thread of the last stop (recorded tid)
+
+    def _read_auxv(self) -> bytes:
+        with open(f"/proc/{self.timeline.task.tid}/auxv", "rb") as f:
+            return f.read()
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -269,6 +274,12 @@ class ReplayTarget:
                 return Interrupted()
             case "signal":
                 return SignalStop(outcome.status)
+            case "exec":
+                session = self.timeline.session
+                exec_frame = session.frames[session.applied - 1]
+                assert isinstance(exec_frame, ExecFrame)
+                self._exe, self._auxv = exec_frame.exe_path, self._read_auxv()
+                return ExecStop(self._exe)
             case "exited":
                 status = outcome.status
                 if os.WIFSIGNALED(status):

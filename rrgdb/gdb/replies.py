@@ -20,6 +20,7 @@ class Dialect:
     multiprocess: bool = False
     swbreak: bool = False
     hwbreak: bool = False
+    exec_events: bool = False
 
 
 def format_thread_id(thread: ThreadId, dialect: Dialect) -> bytes:
@@ -139,7 +140,17 @@ class HistoryBoundary:
         return b"replaylog:begin;" if self.at_beginning else b"replaylog:end;"
 
 
-StopReasonField = BreakpointHit | WatchpointHit | HistoryBoundary
+@dataclass(frozen=True, slots=True)
+class ExecHit:
+    """Stop reason: `exec:<hex path>` (only when gdb accepts exec-events)."""
+
+    path: str
+
+    def encode(self, dialect: Dialect) -> bytes:
+        return b"exec:%b;" % self.path.encode().hex().encode() if dialect.exec_events else b""
+
+
+StopReasonField = BreakpointHit | WatchpointHit | HistoryBoundary | ExecHit
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,13 @@ class SignalStop:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecStop:
+    """The process has just exec'd the program at `path` (gdb loads its symbols)."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
 class EndOfHistory:
     """The replay reached the start (`at_beginning`) or the end of the recording."""
 
@@ -98,6 +105,7 @@ StopReason = (
     | WatchpointStop
     | StepDone
     | SignalStop
+    | ExecStop
     | EndOfHistory
     | Interrupted
     | ProcessExited

@@ -97,6 +97,7 @@ class Trap(enum.Enum):
     END = "end"  # arrived at the exit: the last stop before the process is gone
     SIGNAL = "signal"  # a recorded signal is about to be delivered (debugger sees it)
     INTERRUPT = "interrupted"  # the debugger asked to stop (interrupt())
+    EXEC = "exec"  # the followed process has just exec'd a new program
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ class ReplaySession:
         self.exit_status: int | None = None
         self.stop_at_end = False  # report Trap.END before applying the exit
         self.stop_at_signals = False  # report Trap.SIGNAL before delivering a signal
+        self.stop_at_exec = False  # report Trap.EXEC after the followed process's exec
         self._signal_reported = -1  # frame index whose signal was reported already
         self.interrupt_requested = threading.Event()
         self._running: Task | None = None  # the task resumed right now, if any
@@ -353,6 +355,8 @@ class ReplaySession:
         self.applied += 1
         self._arrived.discard(tid)
         self._maybe_begin_following()
+        if isinstance(frame, ExecFrame) and followed and self.stop_at_exec:
+            return Interruption(Trap.EXEC, tid=tid)
         return Interruption(Trap.STEP, tid=tid) if step else None
 
     def _check_buffer_consumed(self, task: Task, frame: Frame) -> None:

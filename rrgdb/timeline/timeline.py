@@ -65,6 +65,7 @@ class Outcome:
     """How a timeline operation ended."""
 
     kind: str  # breakpoint | watchpoint | step | end | exited | begin | interrupted | signal
+    # | exec
     watch: Watchpoint | None = None
     status: int = 0  # raw wait status for "exited"; the signal number for "signal"
     tid: int = 0  # the recorded tid of the thread that stopped (0: the main thread)
@@ -295,7 +296,7 @@ class ReplayTimeline:
         return outcome
 
     def _forward(self, step: bool) -> Outcome:
-        self._window = None
+        self._drop_window()
         session = self.session
         if session.finished:
             return Outcome("exited", status=session.exit_status or 0)
@@ -310,11 +311,14 @@ class ReplayTimeline:
             if self.interrupt_requested.is_set():
                 self.interrupt_requested.clear()
                 return Outcome("interrupted")
-            session.interruptible = True
+            session.interruptible = session.stop_at_exec = True
             try:
                 result = session.advance(step)
             finally:
-                session.interruptible = False
+                session.interruptible = session.stop_at_exec = False
+            if result is not None and result.trap is Trap.EXEC:
+                self._begin_new_program()
+                return _outcome(result)
             if result is None or session.applied != applied:
                 self._maybe_checkpoint()  # only at event boundaries
             applied = session.applied
@@ -322,6 +326,26 @@ class ReplayTimeline:
                 if result.trap is Trap.END:
                     self._at_end = True
                 return _outcome(result)
+
+    def _begin_new_program(self) -> None:
+        """After the followed process's exec, the debugger's history starts here: the
+        breakpoints, watchpoints and checkpoints it had belong to the old program."""
+        session = self.session
+        for watch in self.watchpoints:
+            self.remove_watchpoint(watch)
+        self.user_breakpoints.clear()
+        origin = self.checkpoints[0]
+        for cp in self.checkpoints[1:] + list(self.user_checkpoints.values()):
+            cp.task.kill()
+        self.user_checkpoints.clear()
+        self._drop_window()
+        self.checkpoints = []
+        if session.can_snapshot:
+            origin.task.kill()
+            self._add_checkpoint()
+        else:  # reached by replaying from the old origin
+            self.checkpoints.append(Checkpoint(origin.task, origin.state, self.mark(),
+                                               replay_to=session.applied))
 
     # -- reverse ----------------------------------------------------------------------
     def _run_to(self, mark: Mark, hits_to_count: int | None = None) -> int:
@@ -372,7 +396,7 @@ class ReplayTimeline:
             return self._note_thread(self._reverse_continue())
 
     def _reverse_continue(self) -> Outcome:
-        self._window = None
+        self._drop_window()
         origin = end = self.mark()
         while True:
             cp = self._checkpoint_before(end)
@@ -542,11 +566,14 @@ class ReplayTimeline:
         while self.session.applied < boundary:
             self.session.advance()
 
+    def _drop_window(self) -> None:
+        """Forgets the reverse-stepi window (and ends its own checkpoint)."""
+        if self._window is not None and self._window.owned:
+            self._window.checkpoint.task.kill()
+        self._window = None
+
     def _temporary_checkpoint(self) -> Checkpoint:
-        if self._window is not None:
-            if self._window.owned:
-                self._window.checkpoint.task.kill()
-            self._window = None
+        self._drop_window()
         return Checkpoint(self.session.snapshot(), self.session.state(), self.mark())
 
     def _goto_window(self, window: _Window, n: int) -> Watchpoint | None:
