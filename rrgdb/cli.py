@@ -1,7 +1,7 @@
 """The command line: argument parsing only; each subcommand lives in rrgdb.commands.
 
-Only the chosen subcommand's module is imported: importing them all would make every
-command pay for the others' dependencies at start-up.
+When the first argument names a subcommand, only that subcommand's module is imported and
+only its parser built: the others' dependencies would cost every command start-up time.
 """
 
 from __future__ import annotations
@@ -26,21 +26,19 @@ def command_module(name: str) -> ModuleType:
     return importlib.import_module(f"rrgdb.commands.{name}")
 
 
-def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
-    """The parser; only the subcommand `chosen` (all of them when None) gets its arguments."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of subcommand `only` alone."""
     parser = argparse.ArgumentParser(prog="rrgdb", description="record, replay and debug "
                                      "programs backwards and forwards with gdb")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in COMMANDS.items():
-        subparser = sub.add_parser(name, help=help_text)
-        if chosen is None or name == chosen:
-            command_module(name).add_arguments(subparser)
+        if only is None or name == only:
+            command_module(name).add_arguments(sub.add_parser(name, help=help_text))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # The top level has no options but -h, so the first other word names the subcommand.
-    chosen = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(chosen if chosen in COMMANDS else None).parse_args(argv)
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(only).parse_args(argv)
     return command_module(args.command).run(args)
