@@ -184,12 +184,15 @@ def _decode_flush(stream: BytesIO) -> FlushFrame:
     return FlushFrame(tid, stream.read(size))
 
 
+_EXEC = L.CompiledOnReuse(L.EXEC)
+
+
 def _encode_exec(f: ExecFrame) -> bytes:
-    return L.EXEC.build(_enc_exec(f))
+    return _EXEC.build(_enc_exec(f))
 
 
 def _decode_exec(stream: BytesIO) -> ExecFrame:
-    return _dec_exec(L.EXEC.parse_stream(stream))
+    return _dec_exec(_EXEC.parse_stream(stream))
 
 
 # One row per frame kind: its type, kind byte, encoder and decoder.

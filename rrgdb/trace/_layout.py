@@ -15,11 +15,13 @@ that both give the same bytes.
 from __future__ import annotations
 
 import struct
+from typing import Any, BinaryIO
 
 from construct import (
     Bytes,
     Construct,
     ConstructError,
+    Container,
     Flag,
     Float64l,
     Int8ul,
@@ -83,6 +85,31 @@ def _blob(name: str) -> tuple[Construct, Construct]:
     """
     size = f"{name}_len"
     return (size / Rebuild(Int32ul, len_(this[name])), name / Bytes(this[size]))
+
+
+class CompiledOnReuse:
+    """A schema used uncompiled for its first `uses` builds and parses, compiled after.
+
+    Compiling costs more than a few uncompiled uses (ExecFrame: ~6 ms against ~3.5 ms per
+    use, 0.4 ms compiled): a trace with one exec never pays for it, one with hundreds does
+    once.
+    """
+
+    def __init__(self, schema: Construct, uses: int = 2) -> None:
+        self._schema = schema
+        self._left = uses
+
+    def _current(self) -> Construct:
+        if self._left == 0:
+            self._schema = self._schema.compile()
+        self._left -= 1
+        return self._schema
+
+    def build(self, fields: dict[str, Any]) -> bytes:
+        return self._current().build(fields)
+
+    def parse_stream(self, stream: BinaryIO) -> Container:
+        return self._current().parse_stream(stream)
 
 
 # -- header file: preamble, then crc32 of the body, then the body --------------------------
