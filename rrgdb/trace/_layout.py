@@ -5,11 +5,11 @@ docs/trace-format.md describes the same thing in prose. Every integer is little-
 "blob" is a u32 byte count followed by that many bytes; strings are blobs holding
 os.fsencode()d text.
 
-The schemas are not compiled: construct's compile step costs ~1-5 ms per schema at every
-start, more than it saves on records read or written a few times per trace (the header,
-the completion marker, ExecFrame). Records on a hot path have an equivalent `struct` codec
-below their schema (~20x faster than even compiled construct); tests/test_trace.py checks
-that both give the same bytes.
+The schemas are not compiled at import: construct's compile step costs ~1-6 ms per schema
+at every start, more than it saves on records read or written a few times per trace (the
+header, the completion marker; ExecFrame's is compiled when reused). Records on a hot path
+have an equivalent `struct` codec below their schema (~20x faster than even compiled
+construct); tests/test_trace.py checks that both give the same bytes.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ def decode_text(data: bytes) -> str:
 def _blob(name: str) -> tuple[Construct, Construct]:
     """A u32 length then that many bytes, as two fields `<name>_len` and `<name>`.
 
-    Spelled with Rebuild + Bytes rather than Prefixed(GreedyBytes) so that the blob's size
-    is a field of its own, as in the struct codecs.
+    Spelled with Rebuild + Bytes rather than Prefixed(GreedyBytes) because construct
+    compiles this form in both directions (see CompiledOnReuse).
     """
     size = f"{name}_len"
     return (size / Rebuild(Int32ul, len_(this[name])), name / Bytes(this[size]))
