@@ -3,80 +3,97 @@
  * Under `rrgdb record` (RRGDB_SYSCALLBUF set) the constructor maps a buffer at a fixed
  * address and installs a seccomp filter that lets syscalls made from ONE instruction --
  * the `syscall` of the untraced stub in rrgdb's scratch page -- run without a ptrace stop,
- * and sends every other syscall to the recorder. The wrappers below perform a few hot
- * syscalls through that stub and append a record (number, result, output bytes) to the
+ * and sends every other syscall to the recorder. rrgdb_buffered() performs the hot
+ * syscalls through that stub and appends a record (number, result, output bytes) to the
  * buffer; the recorder copies the buffer into the trace whenever it stops the thread
  * anyway, and empties it.
  *
+ * Two paths lead to rrgdb_buffered(): the exported wrappers below (read, write, stat, ...,
+ * which a program's own calls reach through LD_PRELOAD), and libc's internal syscall
+ * sites, which the constructor patches (patch.c) into jumps to per-site trampolines.
+ *
  * Under replay the same code runs with the buffer's in_replay byte set (by the replayer):
- * the wrappers skip the syscall and take the result and output bytes from the records the
+ * the stub makes no syscall and the result and output bytes come from the records the
  * replayer put in the buffer, so replay needs no ptrace stop for them either. Everything
- * else -- the copies, the bookkeeping -- is the same in record and replay.
+ * else -- the copies, the bookkeeping, the patching -- is the same in record and replay.
+ *
+ * rrgdb_buffered() runs in place of a `syscall` instruction, so it must leave every
+ * register a syscall leaves (the hook saves the general ones): the whole file is built
+ * without SSE/x87 code, and nothing on that path calls libc.
  */
 #define _GNU_SOURCE
+#pragma GCC target("general-regs-only")
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
-#include <fcntl.h>
-#include <stdarg.h>
-#include <sys/random.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "preload.h"
 
+#define MAX_IO 65536        /* larger transfers are traced (records must fit the buffer) */
+#define MAX_POLL_FDS 64
+#define NOT_BUFFERED LONG_MIN /* no syscall returns it */
+#define STAT_BYTES 144      /* struct stat */
+#define STATX_BYTES 256      /* struct statx */
+#define TERMIOS_BYTES 36     /* the kernel's struct termios (TCGETS) */
+
 static struct rrgdb_syscallbuf *buffer;
 
-/* A syscall through the untraced stub in rrgdb's scratch page. */
-static long untraced(long nr, long a, long b, long c, long d)
+/* A syscall through the untraced stub in rrgdb's scratch page. The caller may be a leaf
+ * function using the red zone, which the call would overwrite: skip it. */
+static long untraced(long nr, long a, long b, long c, long d, long e, long f)
 {
     register long rax __asm__("rax") = nr;
     register long rdi __asm__("rdi") = a;
     register long rsi __asm__("rsi") = b;
     register long rdx __asm__("rdx") = c;
     register long r10 __asm__("r10") = d;
-    __asm__ volatile("call *%[stub]"
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("lea -128(%%rsp),%%rsp\n\t"
+                     "call *%[stub]\n\t"
+                     "lea 128(%%rsp),%%rsp"
                      : "+r"(rax)
                      : [stub] "r"((long)RRGDB_UNTRACED_STUB), "r"(rdi), "r"(rsi), "r"(rdx),
-                       "r"(r10)
+                       "r"(r10), "r"(r8), "r"(r9)
                      : "rcx", "r11", "memory");
     return rax;
 }
 
-__attribute__((constructor)) static void rrgdb_syscallbuf_init(void)
+/* An ordinary syscall: the seccomp filter sends it to the recorder. */
+static long traced(long nr, long a, long b, long c, long d, long e, long f)
 {
-    if (!getenv("RRGDB_SYSCALLBUF"))
-        return;
-    void *at = mmap((void *)RRGDB_SYSCALLBUF_ADDR, RRGDB_SYSCALLBUF_SIZE,
-                    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-                    -1, 0);
-    if (at != (void *)RRGDB_SYSCALLBUF_ADDR)
-        return;
-    struct sock_filter filter[] = {
-        /* allow only when the instruction pointer is right after the stub's syscall */
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RRGDB_UNTRACED_STUB + 2, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE),
-    };
-    struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-        return;
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
-        return;
-    buffer = at;
-    buffer->trap_at = UINT32_MAX;
+    register long rax __asm__("rax") = nr;
+    register long rdi __asm__("rdi") = a;
+    register long rsi __asm__("rsi") = b;
+    register long rdx __asm__("rdx") = c;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("syscall"
+                     : "+r"(rax)
+                     : "r"(rdi), "r"(rsi), "r"(rdx), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return rax;
+}
+
+/* memcpy without libc (whose copies use vector registers the hook does not save). */
+static void copy(void *dst, const void *src, size_t n)
+{
+    __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
 }
 
 /* The next record, or NULL when buffering is off (then the caller makes a traced call). */
@@ -103,6 +120,272 @@ static long finish(struct rrgdb_record *r, long nr, long ret, size_t out_bytes)
     }
     b->pos += (r->size + 7) & ~7u;
     b->locked = 0;
+    return ret;
+}
+
+/* The result: from the kernel when recording, from the record when replaying. The stub
+ * is called either way (in replay rrgdb's scratch page holds a stub that makes no syscall
+ * but leaves the same registers), so the two runs execute the same instructions. */
+static long call(struct rrgdb_record *r, long nr, const long *a)
+{
+    long ret = untraced(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    return buffer->in_replay ? r->ret : ret;
+}
+
+/* The recorder stopped the call while it blocked (rrgdb/syscallbuf.py): the record says
+ * so, and the caller makes the call again as a traced syscall, in replay too. */
+static long abandon(struct rrgdb_record *r, long nr)
+{
+    finish(r, nr, RRGDB_ABANDONED, 0);
+    return NOT_BUFFERED;
+}
+
+/* A call whose only effect on the caller is its result. */
+static long plain(long nr, const long *a)
+{
+    struct rrgdb_record *r = begin(0);
+    if (!r)
+        return NOT_BUFFERED;
+    long ret = call(r, nr, a);
+    return ret == RRGDB_ABANDONED ? abandon(r, nr) : finish(r, nr, ret, 0);
+}
+
+/* How many bytes an output-writing call wrote: `ret` of them (read), all of them when
+ * it returned 0 (stat) or any non-error value (time). */
+enum written { RET_BYTES, ALL_IF_ZERO, ALL_IF_OK };
+
+/* A call that writes up to `size` bytes at the pointer in argument `slot`: the kernel
+ * writes into the record instead, and the bytes are copied out. */
+static long output(long nr, long *a, int slot, size_t size, enum written how)
+{
+    void *dest = (void *)a[slot];
+    if (!dest)
+        return plain(nr, a); /* the kernel's own answer (EFAULT or no output) */
+    if (size > MAX_IO)
+        return NOT_BUFFERED;
+    struct rrgdb_record *r = begin(size);
+    if (!r)
+        return NOT_BUFFERED;
+    a[slot] = (long)r->data;
+    long ret = call(r, nr, a);
+    if (ret == RRGDB_ABANDONED)
+        return abandon(r, nr);
+    size_t got = how == RET_BYTES     ? (ret > 0 ? (size_t)ret : 0)
+                 : how == ALL_IF_ZERO ? (ret == 0 ? size : 0)
+                                      : (ret >= 0 || ret <= -4096 ? size : 0);
+    copy(dest, r->data, got);
+    return finish(r, nr, ret, got);
+}
+
+/* readv: read into the record as one piece, then scatter. */
+static long readv_buffered(long *a)
+{
+    const struct iovec *iov = (const struct iovec *)a[1];
+    if (a[2] < 0 || a[2] > 16)
+        return NOT_BUFFERED;
+    size_t total = 0;
+    for (long i = 0; i < a[2]; i++)
+        total += iov[i].iov_len;
+    if (total > MAX_IO)
+        return NOT_BUFFERED;
+    struct rrgdb_record *r = begin(total);
+    if (!r)
+        return NOT_BUFFERED;
+    struct iovec one = {r->data, total};
+    long args[6] = {a[0], (long)&one, 1, 0, 0, 0};
+    long ret = call(r, SYS_readv, args);
+    if (ret == RRGDB_ABANDONED)
+        return abandon(r, SYS_readv);
+    size_t got = ret > 0 ? (size_t)ret : 0;
+    for (size_t done = 0, i = 0; done < got; i++) {
+        size_t n = got - done < iov[i].iov_len ? got - done : iov[i].iov_len;
+        copy(iov[i].iov_base, r->data + done, n);
+        done += n;
+    }
+    return finish(r, SYS_readv, ret, got);
+}
+
+/* poll with a zero timeout (never blocks): the array is input and output. */
+static long poll_buffered(long *a)
+{
+    size_t size = (size_t)a[1] * 8;
+    if (a[2] != 0 || (unsigned long)a[1] > MAX_POLL_FDS || !a[0])
+        return NOT_BUFFERED;
+    struct rrgdb_record *r = begin(size);
+    if (!r)
+        return NOT_BUFFERED;
+    void *fds = (void *)a[0];
+    if (!buffer->in_replay)
+        copy(r->data, fds, size); /* in replay the record holds the kernel's answer */
+    a[0] = (long)r->data;
+    long ret = call(r, SYS_poll, a);
+    if (ret == RRGDB_ABANDONED)
+        return abandon(r, SYS_poll);
+    size_t got = ret >= 0 ? size : 0;
+    copy(fds, r->data, got);
+    return finish(r, SYS_poll, ret, got);
+}
+
+/* recvfrom with a source address: data, then the address length, then the address. */
+static long recvfrom_buffered(long *a)
+{
+    void *buf = (void *)a[1], *addr = (void *)a[4];
+    uint32_t *addrlen = (uint32_t *)a[5];
+    if (!addr || !addrlen)
+        return output(SYS_recvfrom, a, 1, (size_t)a[2], RET_BYTES);
+    size_t at = ((size_t)a[2] + 7) & ~(size_t)7, room = *addrlen;
+    if (at > MAX_IO || room > 128)
+        return NOT_BUFFERED;
+    struct rrgdb_record *r = begin(at + 8 + room);
+    if (!r)
+        return NOT_BUFFERED;
+    uint32_t *len = (uint32_t *)(r->data + at);
+    if (!buffer->in_replay)
+        *len = (uint32_t)room;
+    a[1] = (long)r->data;
+    a[4] = (long)(len + 2);
+    a[5] = (long)len;
+    long ret = call(r, SYS_recvfrom, a);
+    if (ret == RRGDB_ABANDONED)
+        return abandon(r, SYS_recvfrom);
+    size_t got = ret >= 0 ? at + 8 + room : 0;
+    if (ret >= 0) {
+        copy(buf, r->data, (size_t)ret);
+        copy(addr, len + 2, *len < room ? *len : room);
+        *addrlen = *len;
+    }
+    return finish(r, SYS_recvfrom, ret, got);
+}
+
+/* The buffered form of syscall nr, or NOT_BUFFERED. stdin/stdout/stderr transfers stay
+ * traced (replay echoes output from those events); anything that changes the address
+ * space or signal state, or can block indefinitely besides I/O, is never buffered.
+ * getpid stays a traced event too: the trace shows the recorded process's identity. */
+static long buffered(long nr, long *a)
+{
+    switch (nr) {
+    case SYS_read:
+        return a[0] > 2 ? output(nr, a, 1, (size_t)a[2], RET_BYTES) : NOT_BUFFERED;
+    case SYS_pread64:
+    case SYS_getdents64:
+        return output(nr, a, 1, (size_t)a[2], RET_BYTES);
+    case SYS_getrandom:
+        return output(nr, a, 0, (size_t)a[1], RET_BYTES);
+    case SYS_recvfrom:
+        return recvfrom_buffered(a);
+    case SYS_readv:
+        return a[0] > 2 ? readv_buffered(a) : NOT_BUFFERED;
+    case SYS_poll:
+        return poll_buffered(a);
+    case SYS_write:
+    case SYS_pwrite64:
+    case SYS_writev:
+    case SYS_sendto:
+    case SYS_close:
+        return a[0] > 2 ? plain(nr, a) : NOT_BUFFERED;
+    case SYS_stat:
+    case SYS_fstat:
+    case SYS_lstat:
+        return output(nr, a, 1, STAT_BYTES, ALL_IF_ZERO);
+    case SYS_newfstatat:
+        return output(nr, a, 2, STAT_BYTES, ALL_IF_ZERO);
+    case SYS_statx:
+        return output(nr, a, 4, STATX_BYTES, ALL_IF_ZERO);
+    case SYS_clock_gettime:
+    case SYS_clock_getres:
+        return output(nr, a, 1, sizeof(struct timespec), ALL_IF_ZERO);
+    case SYS_time:
+        return output(nr, a, 0, sizeof(time_t), ALL_IF_OK);
+    case SYS_ioctl:
+        switch ((unsigned int)a[1]) {
+        case TCGETS:
+            return output(nr, a, 2, TERMIOS_BYTES, ALL_IF_ZERO);
+        case TIOCGWINSZ:
+            return output(nr, a, 2, sizeof(struct winsize), ALL_IF_ZERO);
+        case FIONREAD:
+            return output(nr, a, 2, sizeof(int), ALL_IF_ZERO);
+        }
+        return NOT_BUFFERED;
+    case SYS_fcntl:
+        switch ((int)a[1]) {
+        case F_DUPFD:
+        case F_DUPFD_CLOEXEC:
+        case F_GETFD:
+        case F_SETFD:
+        case F_GETFL:
+        case F_SETFL:
+            return plain(nr, a);
+        }
+        return NOT_BUFFERED; /* locks can block; the rest write structures */
+    case SYS_lseek:
+    case SYS_open:
+    case SYS_openat:
+    case SYS_access:
+    case SYS_faccessat:
+    case SYS_faccessat2:
+    case SYS_gettid:
+    case SYS_getppid:
+    case SYS_getuid:
+    case SYS_geteuid:
+    case SYS_getgid:
+    case SYS_getegid:
+        return plain(nr, a);
+    }
+    return NOT_BUFFERED;
+}
+
+/* What rrgdb_buffered returns (in rax and rdx). */
+struct outcome {
+    long result;   /* -errno on failure */
+    long buffered; /* 0: the caller makes the syscall itself, traced */
+};
+
+/* Syscall nr, if it can be buffered. The hook calls it; hidden, so the hook's call needs
+ * no PLT. */
+__attribute__((visibility("hidden"))) struct outcome rrgdb_buffered(long nr, long a0, long a1,
+                                                                    long a2, long a3, long a4,
+                                                                    long a5)
+{
+    long a[6] = {a0, a1, a2, a3, a4, a5};
+    long ret = buffer ? buffered(nr, a) : NOT_BUFFERED;
+    return (struct outcome){ret, ret != NOT_BUFFERED};
+}
+
+#include "patch.c"
+
+__attribute__((constructor)) static void rrgdb_syscallbuf_init(void)
+{
+    if (!getenv("RRGDB_SYSCALLBUF"))
+        return;
+    void *at = mmap((void *)RRGDB_SYSCALLBUF_ADDR, RRGDB_SYSCALLBUF_SIZE,
+                    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                    -1, 0);
+    if (at != (void *)RRGDB_SYSCALLBUF_ADDR)
+        return;
+    struct sock_filter filter[] = {
+        /* allow only when the instruction pointer is right after the stub's syscall */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RRGDB_UNTRACED_STUB + 2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE),
+    };
+    struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return;
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+        return;
+    buffer = at;
+    buffer->trap_at = UINT32_MAX;
+    patch_syscall_sites();
+}
+
+/* -- the exported wrappers: a program's own calls ------------------------------------ */
+
+/* The libc convention: -1 and errno on failure. */
+static long result(long ret)
+{
     if (ret < 0 && ret > -4096) {
         errno = (int)-ret;
         return -1;
@@ -110,141 +393,160 @@ static long finish(struct rrgdb_record *r, long nr, long ret, size_t out_bytes)
     return ret;
 }
 
-/* The result: from the kernel when recording, from the record when replaying. The stub
- * is called either way (in replay rrgdb's scratch page holds a stub that makes no syscall
- * but leaves the same registers), so the two runs execute the same instructions. */
-static long call(struct rrgdb_record *r, long nr, long a, long b, long c, long d)
-{
-    long ret = untraced(nr, a, b, c, d);
-    return buffer->in_replay ? r->ret : ret;
-}
+#define SYSCALL(nr, a, b, c, d) result(hooked(nr, (long)(a), (long)(b), (long)(c), (long)(d)))
 
 ssize_t read(int fd, void *buf, size_t count)
 {
-    struct rrgdb_record *r = fd > 2 && count <= 65536 ? begin(count) : NULL;
-    if (!r)
-        return syscall(SYS_read, fd, buf, count);
-    long ret = call(r, SYS_read, fd, (long)r->data, (long)count, 0);
-    size_t got = ret > 0 ? (size_t)ret : 0;
-    memcpy(buf, r->data, got);
-    return finish(r, SYS_read, ret, got);
+    return SYSCALL(SYS_read, fd, buf, count, 0);
 }
 
 ssize_t pread64(int fd, void *buf, size_t count, off_t offset)
 {
-    struct rrgdb_record *r = count <= 65536 ? begin(count) : NULL;
-    if (!r)
-        return syscall(SYS_pread64, fd, buf, count, offset);
-    long ret = call(r, SYS_pread64, fd, (long)r->data, (long)count, offset);
-    size_t got = ret > 0 ? (size_t)ret : 0;
-    memcpy(buf, r->data, got);
-    return finish(r, SYS_pread64, ret, got);
+    return SYSCALL(SYS_pread64, fd, buf, count, offset);
+}
+ssize_t pread(int fd, void *buf, size_t count, off_t offset)
+{
+    return SYSCALL(SYS_pread64, fd, buf, count, offset);
 }
 
 ssize_t write(int fd, const void *buf, size_t count)
 {
-    /* stdout/stderr stay traced: replay echoes them from those events */
-    struct rrgdb_record *r = fd > 2 ? begin(0) : NULL;
-    if (!r)
-        return syscall(SYS_write, fd, buf, count);
-    return finish(r, SYS_write, call(r, SYS_write, fd, (long)buf, (long)count, 0), 0);
+    return SYSCALL(SYS_write, fd, buf, count, 0);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset)
+{
+    return SYSCALL(SYS_pwrite64, fd, buf, count, offset);
+}
+ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
+{
+    return SYSCALL(SYS_pwrite64, fd, buf, count, offset);
+}
+
+ssize_t readv(int fd, const struct iovec *iov, int count)
+{
+    return SYSCALL(SYS_readv, fd, iov, count, 0);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int count)
+{
+    return SYSCALL(SYS_writev, fd, iov, count, 0);
 }
 
 off_t lseek(int fd, off_t offset, int whence)
 {
-    struct rrgdb_record *r = begin(0);
-    if (!r)
-        return syscall(SYS_lseek, fd, offset, whence);
-    return finish(r, SYS_lseek, call(r, SYS_lseek, fd, offset, whence, 0), 0);
+    return SYSCALL(SYS_lseek, fd, offset, whence, 0);
 }
-
-pid_t getppid(void)
+off64_t lseek64(int fd, off64_t offset, int whence)
 {
-    struct rrgdb_record *r = begin(0);
-    if (!r)
-        return syscall(SYS_getppid);
-    return finish(r, SYS_getppid, call(r, SYS_getppid, 0, 0, 0, 0), 0);
-}
-
-int clock_gettime(clockid_t clock, struct timespec *ts)
-{
-    struct rrgdb_record *r = begin(sizeof *ts);
-    if (!r)
-        return syscall(SYS_clock_gettime, clock, ts);
-    long ret = call(r, SYS_clock_gettime, clock, (long)r->data, 0, 0);
-    if (ret == 0)
-        memcpy(ts, r->data, sizeof *ts);
-    return finish(r, SYS_clock_gettime, ret, ret == 0 ? sizeof *ts : 0);
-}
-
-ssize_t getrandom(void *buf, size_t count, unsigned int flags)
-{
-    struct rrgdb_record *r = count <= 65536 ? begin(count) : NULL;
-    if (!r)
-        return syscall(SYS_getrandom, buf, count, flags);
-    long ret = call(r, SYS_getrandom, (long)r->data, (long)count, flags, 0);
-    size_t got = ret > 0 ? (size_t)ret : 0;
-    memcpy(buf, r->data, got);
-    return finish(r, SYS_getrandom, ret, got);
+    return SYSCALL(SYS_lseek, fd, offset, whence, 0);
 }
 
 int close(int fd)
 {
-    struct rrgdb_record *r = fd > 2 ? begin(0) : NULL;
-    if (!r)
-        return syscall(SYS_close, fd);
-    return finish(r, SYS_close, call(r, SYS_close, fd, 0, 0, 0), 0);
+    return SYSCALL(SYS_close, fd, 0, 0, 0);
+}
+
+/* open's mode argument exists only when the flags create a file. */
+static int open_at(int dirfd, const char *path, int flags, va_list ap)
+{
+    mode_t mode = flags & (O_CREAT | __O_TMPFILE) ? va_arg(ap, mode_t) : 0;
+    return SYSCALL(SYS_openat, dirfd, path, flags, mode);
 }
 
 int openat(int dirfd, const char *path, int flags, ...)
 {
-    mode_t mode = 0;
-    if (flags & (O_CREAT | __O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    struct rrgdb_record *r = begin(0);
-    if (!r)
-        return syscall(SYS_openat, dirfd, path, flags, mode);
-    return finish(r, SYS_openat, call(r, SYS_openat, dirfd, (long)path, flags, mode), 0);
+    va_list ap;
+    va_start(ap, flags);
+    int fd = open_at(dirfd, path, flags, ap);
+    va_end(ap);
+    return fd;
+}
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    int fd = open_at(dirfd, path, flags, ap);
+    va_end(ap);
+    return fd;
 }
 
 int open(const char *path, int flags, ...)
 {
-    mode_t mode = 0;
-    if (flags & (O_CREAT | __O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    return openat(AT_FDCWD, path, flags, mode);
+    va_list ap;
+    va_start(ap, flags);
+    int fd = open_at(AT_FDCWD, path, flags, ap);
+    va_end(ap);
+    return fd;
+}
+
+int open64(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    int fd = open_at(AT_FDCWD, path, flags, ap);
+    va_end(ap);
+    return fd;
 }
 
 int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
-    struct rrgdb_record *r = begin(sizeof *st);
-    if (!r)
-        return syscall(SYS_newfstatat, dirfd, path, st, flags);
-    long ret = call(r, SYS_newfstatat, dirfd, (long)path, (long)r->data, flags);
-    if (ret == 0)
-        memcpy(st, r->data, sizeof *st);
-    return finish(r, SYS_newfstatat, ret, ret == 0 ? sizeof *st : 0);
+    return SYSCALL(SYS_newfstatat, dirfd, path, st, flags);
+}
+int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
+{
+    return SYSCALL(SYS_newfstatat, dirfd, path, st, flags);
 }
 
 int fstat(int fd, struct stat *st)
 {
-    return fstatat(fd, "", st, AT_EMPTY_PATH);
+    return SYSCALL(SYS_newfstatat, fd, "", st, AT_EMPTY_PATH);
+}
+int fstat64(int fd, struct stat64 *st)
+{
+    return SYSCALL(SYS_newfstatat, fd, "", st, AT_EMPTY_PATH);
 }
 
 int stat(const char *path, struct stat *st)
 {
-    return fstatat(AT_FDCWD, path, st, 0);
+    return SYSCALL(SYS_newfstatat, AT_FDCWD, path, st, 0);
+}
+int stat64(const char *path, struct stat64 *st)
+{
+    return SYSCALL(SYS_newfstatat, AT_FDCWD, path, st, 0);
 }
 
 int lstat(const char *path, struct stat *st)
 {
-    return fstatat(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+    return SYSCALL(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+}
+int lstat64(const char *path, struct stat64 *st)
+{
+    return SYSCALL(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+}
+
+int access(const char *path, int mode)
+{
+    return SYSCALL(SYS_access, path, mode, 0, 0);
+}
+
+ssize_t getdents64(int fd, void *buf, size_t count)
+{
+    return SYSCALL(SYS_getdents64, fd, buf, count, 0);
+}
+
+pid_t getppid(void)
+{
+    return SYSCALL(SYS_getppid, 0, 0, 0, 0);
+}
+
+int clock_gettime(clockid_t clock, struct timespec *ts)
+{
+    return SYSCALL(SYS_clock_gettime, clock, ts, 0, 0);
+}
+
+ssize_t getrandom(void *buf, size_t count, unsigned int flags)
+{
+    return SYSCALL(SYS_getrandom, buf, count, flags, 0);
 }

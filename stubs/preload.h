@@ -1,5 +1,5 @@
 /* The syscall buffer shared by the preload library (preload.c), the recorder and the
- * replayer (rrgdb/record/syscallbuf.py mirrors these numbers). */
+ * replayer (rrgdb/syscallbuf.py mirrors these numbers). */
 #ifndef RRGDB_PRELOAD_H
 #define RRGDB_PRELOAD_H
 #include <stdint.h>
@@ -9,12 +9,15 @@
 /* In rrgdb's scratch page. Record: syscall; mov $0x246,%r11d; ret. Replay: the same
  * registers without the syscall: mov $0x70000012,%ecx; mov $0x246,%r11d; ret. */
 #define RRGDB_UNTRACED_STUB 0x70000010UL
+/* The result the recorder gives a buffered call it stopped while blocked (ERESTARTSYS,
+ * which programs never see): the call is made again as a traced syscall. */
+#define RRGDB_ABANDONED (-512L)
 
 struct rrgdb_syscallbuf {
     uint32_t pos;       /* bytes of records (record: written; replay: consumed) */
     uint8_t in_replay;  /* set by the replayer */
     uint8_t disabled;   /* set by rrgdb when buffering must stop (threads, vfork) */
-    uint8_t locked;     /* a wrapper is between begin and finish (signal handlers) */
+    uint8_t locked;     /* a call is between begin and finish (signal handlers) */
     uint8_t pad;
     uint32_t seq;       /* buffered calls made so far */
     uint32_t trap_at;   /* calls from this ordinal on are traced (set by the recorder when

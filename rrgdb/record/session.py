@@ -505,8 +505,10 @@ class RecordSession:
             skipped.orig_rax = 2**64 - 1
             task.set_regs(skipped)
         rt.pending = _PendingSyscall(regs, spec, entry_state(task, spec, regs))
-        if spec.special == "execve" and self.syscallbuf:
-            self._flush(task.tid)  # the buffer goes with the old program
+        if spec.special in ("execve", "clone") and self.syscallbuf:
+            # the buffer goes with the old program; a new process must start with an empty
+            # copy, as it does in replay, where the fork follows the parent's flush
+            self._flush(task.tid)
         if any(t.task.tgid == task.tgid and t is not rt for t in self.tasks.values()):
             # other threads may run before this syscall returns: order its entry now
             self._write(SyscallEntryFrame(task.tid, regs.to_bytes()))

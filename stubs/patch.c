@@ -1,0 +1,353 @@
+/* Patching the syscall sites of libc and the dynamic loader (part of preload.c, which
+ * includes it).
+ *
+ * libc calls its syscalls inline (`mov $NR,%eax; syscall`), so LD_PRELOAD cannot reach
+ * the calls libc makes for itself (printf -> write, readdir -> getdents64, fopen ->
+ * openat). The constructor finds those sites for the syscalls rrgdb_buffered() buffers
+ * and replaces each with a jump to a trampoline that calls it through the hook. A
+ * buffered call leaves the registers exactly as the syscall would have (rax = result,
+ * rcx = the address after the `syscall`, r11 = rflags, everything else unchanged); any
+ * other call is made by the trampoline's own `syscall` with the site's registers.
+ *
+ * The constructor runs in replay too, on the trace's copy of the same libc, and does the
+ * same thing: reading memory, and mmap/mprotect through traced syscalls that replay
+ * executes for real at the recorded addresses.
+ */
+#include <link.h>
+#include <string.h>
+
+#define MAX_SITES 512
+#define TRAMPOLINE_SIZE 64
+#define NEAR 0x7ff00000L /* a rel32 reaches this far */
+/* Bytes below the stack pointer the hook clears after rrgdb_buffered() returns: its
+ * frames hold record- or replay-only values (in_replay branches), and preemption points
+ * hash the whole stack. Covers its deepest path (-fstack-usage: ~400 bytes) with room. */
+#define SCRUB 768
+#define RRGDB_STR_(x) #x
+#define RRGDB_STR(x) RRGDB_STR_(x)
+
+/* Entered from a trampoline (or hooked()) with rax = the syscall number, the arguments
+ * in rdi, rsi, rdx, r10, r8, r9, the red zone skipped. Calls rrgdb_buffered with the C
+ * convention. Buffered: rax = the result, rcx = 1, r11 = rflags. Not buffered: rcx = 0,
+ * for the caller to make the syscall itself. Every other register is kept. */
+__asm__(".text\n"
+        ".globl rrgdb_syscall_hook\n"
+        ".hidden rrgdb_syscall_hook\n"
+        ".type rrgdb_syscall_hook,@function\n"
+        "rrgdb_syscall_hook:\n"
+        "    pushfq\n"
+        "    push %rbp\n"
+        "    mov %rsp,%rbp\n"
+        "    push %rax\n"
+        "    push %rdi\n"
+        "    push %rsi\n"
+        "    push %rdx\n"
+        "    push %r8\n"
+        "    push %r9\n"
+        "    push %r10\n"
+        "    cld\n"
+        "    and $-16,%rsp\n"
+        "    sub $8,%rsp\n"
+        "    push %r9\n"
+        "    mov %r8,%r9\n"
+        "    mov %r10,%r8\n"
+        "    mov %rdx,%rcx\n"
+        "    mov %rsi,%rdx\n"
+        "    mov %rdi,%rsi\n"
+        "    mov %rax,%rdi\n"
+        "    call rrgdb_buffered\n"
+        "    mov %rax,%r11\n"
+        "    mov %rdx,%rsi\n"
+        "    lea -" RRGDB_STR(SCRUB) "(%rsp),%rdi\n"
+        "    mov $" RRGDB_STR(SCRUB) ",%ecx\n"
+        "    xor %eax,%eax\n"
+        "    rep stosb\n"
+        "    mov %r11,%rax\n"
+        "    mov %rsi,%rcx\n"
+        "    lea -56(%rbp),%rsp\n"
+        "    pop %r10\n"
+        "    pop %r9\n"
+        "    pop %r8\n"
+        "    pop %rdx\n"
+        "    pop %rsi\n"
+        "    pop %rdi\n"
+        "    jrcxz 1f\n"
+        "    lea 8(%rsp),%rsp\n"
+        "    jmp 2f\n"
+        "1:  pop %rax\n"
+        "2:  pop %rbp\n"
+        "    popfq\n"
+        "    pushfq\n"
+        "    pop %r11\n"
+        "    ret\n"
+        ".size rrgdb_syscall_hook, .-rrgdb_syscall_hook\n");
+void rrgdb_syscall_hook(void);
+
+/* A syscall from C (the exported wrappers): buffered through the hook, else traced. */
+static long hooked(long nr, long a, long b, long c, long d)
+{
+    register long rax __asm__("rax") = nr;
+    register long rdi __asm__("rdi") = a;
+    register long rsi __asm__("rsi") = b;
+    register long rdx __asm__("rdx") = c;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("lea -128(%%rsp),%%rsp\n\t"
+                     "call rrgdb_syscall_hook\n\t"
+                     "lea 128(%%rsp),%%rsp\n\t"
+                     "test %%rcx,%%rcx\n\t"
+                     "jnz 1f\n\t"
+                     "syscall\n"
+                     "1:"
+                     : "+r"(rax)
+                     : "r"(rdi), "r"(rsi), "r"(rdx), "r"(r10)
+                     : "rcx", "r11", "memory", "cc");
+    return rax;
+}
+
+/* The syscalls whose sites are patched: those buffered() can buffer. */
+static const uint16_t patched_syscalls[] = {
+    SYS_read, SYS_write, SYS_close, SYS_stat, SYS_fstat, SYS_lstat, SYS_poll, SYS_lseek,
+    SYS_ioctl, SYS_pread64, SYS_pwrite64, SYS_readv, SYS_writev, SYS_access,
+    SYS_sendto, SYS_recvfrom, SYS_fcntl, SYS_getuid, SYS_getgid, SYS_geteuid, SYS_getegid,
+    SYS_getppid, SYS_gettid, SYS_time, SYS_getdents64, SYS_clock_gettime, SYS_clock_getres,
+    SYS_open, SYS_openat, SYS_newfstatat, SYS_faccessat, SYS_getrandom, SYS_statx,
+    SYS_faccessat2,
+};
+
+/* A site, by the bytes it replaces:
+ *   MOV: `mov $NR,%eax; syscall` (7 bytes);
+ *   XOR: read's `xor %eax,%eax; syscall; cmp $-4096 (or -4095),%rax` (10 bytes);
+ *   CMP: `syscall; cmp $-4096 (or -4095),%rax` (8 bytes) shortly after a `mov $NR,%eax`
+ *        (the arguments are set up in between).
+ * The jump to the trampoline replaces the mov, or the syscall and the cmp. The number is in eax at the jump (the trampoline
+ * executes the MOV and XOR sites' own first instruction), and whatever it is, a call the
+ * hook does not buffer is made by the trampoline's own `syscall` with the site's
+ * registers and stack pointer, so a wrongly guessed number costs only time. */
+enum kind { REJECTED, MOV, XOR, CMP };
+
+struct site {
+    uint8_t *at;
+    enum kind kind;
+};
+
+static const uint8_t length[] = {[MOV] = 7, [XOR] = 10, [CMP] = 8};
+static const uint8_t prefix[] = {[MOV] = 5, [XOR] = 2, [CMP] = 0}; /* before the syscall */
+/* Bytes replaced by the jump (and never-reached nops): a MOV site keeps its `syscall`, so
+ * a jump to it from elsewhere still makes the syscall. */
+static const uint8_t rewritten[] = {[MOV] = 5, [XOR] = 10, [CMP] = 8};
+static const char *const filler[] = {[0] = "", [3] = "\x0f\x1f\x00",
+                                     [5] = "\x0f\x1f\x44\0\0"}; /* nops, by length */
+
+static struct site sites[MAX_SITES];
+static size_t site_count;
+
+static int patched(unsigned int nr)
+{
+    for (size_t i = 0; i < sizeof patched_syscalls / sizeof patched_syscalls[0]; i++)
+        if (patched_syscalls[i] == nr)
+            return 1;
+    return 0;
+}
+
+static int matches(const uint8_t *p, const char *bytes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (uint8_t)bytes[i])
+            return 0;
+    return 1;
+}
+
+static int mov_eax(const uint8_t *p) /* `mov $NR,%eax` with NR patched */
+{
+    return p[0] == 0xb8 && p[3] == 0 && p[4] == 0 && patched(p[1] | (unsigned int)p[2] << 8);
+}
+
+static int syscall_cmp(const uint8_t *p) /* `syscall; cmp $-4096 (or -4095),%rax` */
+{
+    return matches(p, "\x0f\x05\x48\x3d", 4) && p[4] <= 1 && matches(p + 5, "\xf0\xff\xff", 3);
+}
+
+static enum kind site_kind(const uint8_t *p, const uint8_t *start)
+{
+    if (mov_eax(p) && matches(p + 5, "\x0f\x05", 2))
+        return MOV;
+    if (matches(p, "\x31\xc0", 2) && syscall_cmp(p + 2))
+        return XOR;
+    if (syscall_cmp(p))
+        for (const uint8_t *q = p - 5; q >= start && q > p - 20; q--)
+            if (mov_eax(q))
+                return CMP;
+    return REJECTED;
+}
+
+/* A direct jump or call to `target`: rejects the site it lands inside of, at one of the
+ * instructions the patch removes (an XOR or CMP site's `syscall` or cmp). */
+static void jump_to(const uint8_t *target)
+{
+    size_t lo = 0, hi = site_count;
+    while (lo < hi) { /* the first site starting at or after target */
+        size_t mid = (lo + hi) / 2;
+        if (sites[mid].at < target)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return;
+    struct site *s = &sites[lo - 1];
+    size_t offset = (size_t)(target - s->at), syscall_at = prefix[s->kind];
+    if ((s->kind == XOR || s->kind == CMP) && offset > 0 &&
+        (offset == syscall_at || offset == syscall_at + 2))
+        s->kind = REJECTED;
+}
+
+static int32_t rel32(const uint8_t *p)
+{
+    int32_t v;
+    copy(&v, p, 4);
+    return v;
+}
+
+/* Finds the sites, then drops those some direct jump may land inside of: any byte that
+ * could be a jump counts (a few false alarms cost a few sites). Indirect jumps (switch
+ * tables) are not seen; glibc's syscall wrappers have none into these bytes. */
+static void find_sites(uint8_t *start, uint8_t *end)
+{
+    for (uint8_t *p = start; p + 10 <= end && site_count < MAX_SITES; p++) {
+        enum kind kind = site_kind(p, start);
+        if (kind != REJECTED) {
+            sites[site_count++] = (struct site){p, kind};
+            p += length[kind] - 1;
+        }
+    }
+    for (uint8_t *p = start; p + 6 <= end; p++) {
+        if ((p[0] & 0xf0) == 0x70 || p[0] == 0xeb)
+            jump_to(p + 2 + (int8_t)p[1]);
+        else if (p[0] == 0xe8 || p[0] == 0xe9)
+            jump_to(p + 5 + rel32(p + 1));
+        else if (p[0] == 0x0f && (p[1] & 0xf0) == 0x80)
+            jump_to(p + 6 + rel32(p + 2));
+    }
+}
+
+static uint8_t *emit(uint8_t *t, const void *bytes, size_t n)
+{
+    copy(t, bytes, n);
+    return t + n;
+}
+
+/* A rel32 field at t that addresses target (from the end of the instruction, which the
+ * field ends). */
+static uint8_t *emit_rel32(uint8_t *t, const uint8_t *target)
+{
+    int32_t rel = (int32_t)(target - (t + 4));
+    return emit(t, &rel, 4);
+}
+
+/* The trampoline of site s at t; the page starts with the hook's address. */
+static void write_trampoline(uint8_t *t, const struct site *s, uint8_t *page)
+{
+    uint8_t *after = s->at + prefix[s->kind] + 2; /* where the syscall returned to */
+    t = emit(t, "\x48\x8d\x64\x24\x80", 5);       /* lea -128(%rsp),%rsp */
+    t = emit(t, s->at, prefix[s->kind]);          /* the site's mov (or xor) to eax */
+    t = emit(t, "\xff\x15", 2);                   /* call *hook(%rip) */
+    t = emit_rel32(t, page);
+    t = emit(t, "\x48\x8d\xa4\x24\x80\0\0\0", 8); /* lea 128(%rsp),%rsp */
+    t = emit(t, "\xe3\x09", 2);                   /* jrcxz 1f (not buffered) */
+    t = emit(t, "\x48\x8d\x0d", 3);               /* lea <after>(%rip),%rcx */
+    t = emit_rel32(t, after);
+    t = emit(t, "\xeb\x02", 2);                   /* jmp 2f */
+    t = emit(t, "\x0f\x05", 2);                   /* 1: syscall (traced) */
+    if (s->kind != MOV)
+        t = emit(t, after, 6);                    /* 2: cmp $-4096,%rax */
+    t = emit(t, "\xe9", 1);                       /* jmp <after the site> */
+    emit_rel32(t, s->at + length[s->kind]);
+}
+
+/* The object being looked for (its file name's start) and, once found, its code. */
+struct text {
+    const char *name;
+    uint8_t *start, *end;
+};
+
+static int find_text(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct text *text = data;
+    const char *slash = strrchr(info->dlpi_name, '/');
+    if (strncmp(slash ? slash + 1 : info->dlpi_name, text->name, strlen(text->name)) != 0)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && ph->p_flags & PF_X) {
+            text->start = (uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+            text->end = text->start + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int near(const uint8_t *a, const uint8_t *b)
+{
+    long d = a - b;
+    return d < NEAR && d > -NEAR;
+}
+
+/* Patches the syscall sites of the loaded object whose file name starts with `name` (see
+ * the top of this file). Gives up, leaving the object as it is, if anything does not fit. */
+static void patch(const char *name)
+{
+    struct text text = {name, NULL, NULL};
+    if (!dl_iterate_phdr(find_text, &text))
+        return;
+    site_count = 0;
+    find_sites(text.start, text.end);
+    size_t used = 0;
+    for (size_t i = 0; i < site_count; i++)
+        used += sites[i].kind != REJECTED;
+    if (!used)
+        return;
+    size_t page_size = 4096;
+    size_t size = (16 + used * TRAMPOLINE_SIZE + page_size - 1) & ~(page_size - 1);
+    long got = traced(SYS_mmap, 0, (long)size, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (got < 0 && got > -4096)
+        return;
+    uint8_t *page = (uint8_t *)got;
+    if (!near(page, text.end) || !near(page + size, text.start)) {
+        traced(SYS_munmap, got, (long)size, 0, 0, 0, 0);
+        return;
+    }
+    void (*hook)(void) = rrgdb_syscall_hook;
+    copy(page, &hook, sizeof hook);
+    uint8_t *t = page + 16;
+    for (size_t i = 0; i < site_count; i++) {
+        if (sites[i].kind != REJECTED) {
+            write_trampoline(t, &sites[i], page);
+            t += TRAMPOLINE_SIZE;
+        }
+    }
+    traced(SYS_mprotect, got, (long)size, PROT_READ | PROT_EXEC, 0, 0, 0);
+    long from = (long)text.start & ~(long)(page_size - 1), size_text = (long)text.end - from;
+    if (traced(SYS_mprotect, from, size_text, PROT_READ | PROT_WRITE | PROT_EXEC, 0, 0, 0) != 0)
+        return;
+    t = page + 16;
+    for (size_t i = 0; i < site_count; i++) {
+        struct site *s = &sites[i];
+        if (s->kind == REJECTED)
+            continue;
+        uint8_t *p = emit(s->at, "\xe9", 1); /* jmp <trampoline>, then never-reached nops */
+        p = emit_rel32(p, t);
+        emit(p, filler[rewritten[s->kind] - 5], rewritten[s->kind] - 5);
+        t += TRAMPOLINE_SIZE;
+    }
+    traced(SYS_mprotect, from, size_text, PROT_READ | PROT_EXEC, 0, 0, 0);
+}
+
+/* libc's sites, and the dynamic loader's (dlopen: openat, read, fstat, close). */
+static void patch_syscall_sites(void)
+{
+    patch("libc.so.");
+    patch("ld-linux-x86-64.so.");
+}
