@@ -29,13 +29,14 @@ from ._codec import FILE_ID
 PRUNE_AGE = 24 * 3600
 
 
-def default_cache_dir() -> Path:
-    """$RRGDB_CACHE_DIR, else $XDG_CACHE_HOME/rrgdb/files, else ~/.cache/rrgdb/files."""
+def default_cache_dir() -> Path | None:
+    """$RRGDB_CACHE_DIR, else $XDG_CACHE_HOME/rrgdb/files, else ~/.cache/rrgdb/files; None
+    (no cache) when that cache base directory does not exist (e.g. no home directory)."""
     env = os.environ.get("RRGDB_CACHE_DIR")
     if env:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "rrgdb" / "files"
+    return Path(base) / "rrgdb" / "files" if os.path.isdir(base) else None
 
 
 def stat_key(st: os.stat_result) -> str:

@@ -90,7 +90,8 @@ class TraceWriter:
         self._events_size = 0
         self._stored: set[str] = set()  # file ids in files/ (and in files/index)
         self._by_stat: dict[tuple[int, int, int, int], str] = {}
-        self._cache = FileCache(file_cache or default_cache_dir())
+        cache_dir = file_cache or default_cache_dir()
+        self._cache = FileCache(cache_dir) if cache_dir is not None else None
         self._closed = False
 
     @property
@@ -144,7 +145,8 @@ class TraceWriter:
                 file_id = self._link_cached(st)
                 if file_id is None:
                     file_id = self._copy(src, st)
-                    if stat_key(os.fstat(src.fileno())) == stat_key(st):  # unchanged meanwhile
+                    unchanged = stat_key(os.fstat(src.fileno())) == stat_key(st)
+                    if self._cache is not None and unchanged:
                         self._cache.add(st, file_id, self._files_dir / file_id)
                 self._by_stat[key] = file_id
         if name is not None and (file_id, name) not in self._names:
@@ -156,6 +158,8 @@ class TraceWriter:
     def _link_cached(self, st: os.stat_result) -> str | None:
         """The file_id of the file whose stat is st if the file cache has it (its copy is
         then in the trace), else None."""
+        if self._cache is None:
+            return None
         file_id = self._cache.lookup(st)
         if file_id is None:
             return None
@@ -208,7 +212,8 @@ class TraceWriter:
             encode_complete(self._frames_written, self._events_size),
         )
         self._release()
-        self._cache.prune()
+        if self._cache is not None:
+            self._cache.prune()
 
     def _release(self) -> None:
         self._closed = True
