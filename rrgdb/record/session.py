@@ -51,6 +51,11 @@ WRITE_SYSCALLS = {NUMBERS["write"], NUMBERS["writev"], NUMBERS["pwrite64"], NUMB
 MMAP = NUMBERS["mmap"]
 MAP_ANONYMOUS = 0x20
 SIGINFO_CODE = slice(8, 12)
+# ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND: a syscall interrupted by a signal, which the
+# kernel restarts with the same number unless a handler runs; ERESTART_RESTARTBLOCK: the
+# same, continued by restart_syscall
+RESTART_SAME, RESTART_BLOCK = (-512, -513, -514), -516
+RESTART_SYSCALL = NUMBERS["restart_syscall"]
 
 
 class RecordError(Exception):
@@ -81,6 +86,9 @@ class _RecordTask:
     parked_at: float = 0.0  # when its oldest parked signal arrived
     stopping: bool = False  # rrgdb sent it SIGSTOP (preemption or a parked signal)
     held_signal: int = 0  # the signal to resume it with when its turn comes
+    # a syscall that returned a restart code, written at the task's next event unless the
+    # kernel restarts it (no handler ran): then the program never saw that result
+    interrupted: tuple[_PendingSyscall, SyscallFrame] | None = None
 
 
 def cpu_model() -> str:
@@ -390,6 +398,10 @@ class RecordSession:
 
     def _write(self, frame: Frame) -> None:
         assert self.writer is not None
+        rt = self.tasks.get(frame.tid)
+        if rt is not None and rt.interrupted is not None:
+            interrupted, rt.interrupted = rt.interrupted[1], None
+            self._write(interrupted)
         if self.syscallbuf and not isinstance(frame, ExecFrame):
             self._flush(frame.tid)
         self.writer.write(frame)
@@ -490,6 +502,10 @@ class RecordSession:
     def _on_syscall_entry(self, rt: _RecordTask) -> None:
         task = rt.task
         regs = task.regs()
+        if self._restarted(rt, regs):
+            if rt.parked:  # as below: a parked signal interrupts it if it blocks again
+                native.tgkill(task.tgid, task.tid, rt.parked[0][0])
+            return
         nr = regs.syscallno
         spec = SPECS.get(nr)
         try:
@@ -517,6 +533,25 @@ class RecordSession:
             signo, _info = rt.parked[0]
             native.tgkill(task.tgid, task.tid, signo)
 
+    def _restarted(self, rt: _RecordTask, regs: Registers) -> bool:
+        """At a syscall entry: True if it is the kernel restarting the task's interrupted
+        syscall after a signal that ran no handler. That syscall goes on as if it had
+        never been interrupted: its entry is already recorded, and restart_syscall is
+        recorded as the original syscall."""
+        if rt.interrupted is None:
+            return False
+        pending, frame = rt.interrupted
+        rt.interrupted = None
+        same_site = regs.rip == pending.regs.rip
+        if same_site and (
+            (frame.result in RESTART_SAME and regs.syscallno == pending.regs.syscallno)
+            or (frame.result == RESTART_BLOCK and regs.syscallno == RESTART_SYSCALL)
+        ):
+            rt.pending = pending
+            return True
+        self._write(frame)
+        return False
+
     def _on_syscall_exit(self, rt: _RecordTask, pending: _PendingSyscall) -> None:
         task = rt.task
         after = task.regs()
@@ -541,7 +576,11 @@ class RecordSession:
         file_id = ""
         if nr == MMAP and result >= 0 and not regs.arg(3) & MAP_ANONYMOUS:
             file_id = self._mapped_file(task, regs.arg(4))
-        self._write(SyscallFrame(task.tid, regs.to_bytes(), result, writes, stream, file_id))
+        frame = SyscallFrame(task.tid, regs.to_bytes(), result, writes, stream, file_id)
+        if result in RESTART_SAME or result == RESTART_BLOCK:
+            rt.interrupted = (pending, frame)
+        else:
+            self._write(frame)
 
     def _stdio_stream(self, task: Task, fd: int) -> int:
         try:
