@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rrgdb import native
 from rrgdb.kernel.address_space import SYSCALL_BUFFER_ADDR
+from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
 
 BUFFER_ADDR = SYSCALL_BUFFER_ADDR
@@ -16,10 +17,13 @@ IN_REPLAY = BUFFER_ADDR + 4
 DISABLED = BUFFER_ADDR + 5
 SEQ = BUFFER_ADDR + 8  # u32: buffered calls so far
 TRAP_AT = BUFFER_ADDR + 12  # u32: calls from this ordinal on are traced
+LOCKED = BUFFER_ADDR + 6  # u8: a buffered call is between its start and its record
 RECORDS = BUFFER_ADDR + 16
 PREFIX = 8  # a FlushFrame's data: trap_at (u32), reserved (u32), then the records
 UNTRACED_STUB = 0x70000010  # `syscall; ret` in the scratch page; seccomp lets it through
 PR_SET_SECCOMP = 22
+ABANDONED = -512  # ERESTARTSYS, which user space never sees: "retry this call traced"
+_RESTART_CODES = {-512, -513, -514, -516}  # ERESTARTSYS, -NOINTR, -NOHAND, _RESTARTBLOCK
 
 
 def preload_library() -> Path:
@@ -80,3 +84,21 @@ def disable(task: Task) -> None:
 def mark_replay(task: Task) -> None:
     """Tells the library of a replayed process to take results from the buffer."""
     task.write(IN_REPLAY, b"\x01")
+
+
+def in_call(task: Task) -> bool:
+    """Whether the task is inside a buffered call (between its start and its record)."""
+    return task.read(LOCKED, 1) == b"\x01"
+
+
+def abandon_if_blocked(task: Task, regs: Registers) -> None:
+    """Record side, at a stop inside a buffered call: if the call was blocked in the
+    kernel (stopped at the untraced stub with a restart code), it returns ABANDONED
+    instead of restarting; the library records that and makes the call again as a
+    traced syscall, where signals can be delivered and the wait is seen (the role of
+    rr's desched events)."""
+    if (regs.rip == UNTRACED_STUB + 2 and regs.syscallno >= 0
+            and regs.result in _RESTART_CODES):
+        regs.rax = ABANDONED
+        regs.orig_rax = -1  # not in a syscall any more: the kernel does not restart it
+        task.set_regs(regs)

@@ -629,8 +629,10 @@ class RecordSession:
             if not rt.parked:
                 rt.parked_at = time.monotonic()
             rt.parked.append((signo, info))
-            # buffered calls must not hide the next syscall
+            # buffered calls must not hide the next syscall, nor block until it comes
             rt.trap_requested |= syscallbuf.trap_soon(task)
+            if syscallbuf.in_call(task):
+                syscallbuf.abandon_if_blocked(task, regs)
             return 0
         parked = next((p for p in rt.parked if p[0] == signo), None)
         if parked is not None:
@@ -645,6 +647,13 @@ class RecordSession:
         parked signal waited for a syscall. Mid-computation, the moment is recorded by its
         state (PreemptFrame); then the parked signal is delivered here, or the turn passes."""
         task = rt.task
+        if syscallbuf.in_call(task):
+            # Between a buffered call's start and its record: no event can be placed here.
+            # If it blocks in the kernel, it gives up and the library retries it as a
+            # traced syscall (where a parked signal is delivered); else it soon finishes.
+            rt.stopping = False
+            syscallbuf.abandon_if_blocked(task, regs)
+            return 0
         if regs.to_bytes() != rt.boundary:
             self._drain()
             if self._pending_stops:  # handle those first, then come back to this stop
