@@ -9,7 +9,6 @@ from pathlib import Path
 
 from rrgdb.commands._common import new_trace_dir, point_latest, say
 from rrgdb.record.session import (
-    SCHEDULING_MODE,
     RecordError,
     RecordSession,
     exit_code,
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     session = RecordSession([args.program, *args.args], trace_dir,
                             syscallbuf=not args.no_syscallbuf)
     if sys.stderr.isatty():  # on a terminal, say how time is kept (also in the trace header)
-        say(f"recording with {SCHEDULING_MODE}")
+        say(f"recording with {session.mode}")
     # ^C goes to the whole foreground group: the program decides what it means.
     previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
     previous_term = signal.signal(signal.SIGTERM, _on_sigterm)

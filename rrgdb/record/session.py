@@ -112,9 +112,16 @@ def pmu_available() -> bool:
     return True
 
 
-SCHEDULING_MODE = ("no PMU: threads switch and asynchronous signals arrive at syscalls; "
-                   "a thread computing without syscalls is preempted at a point replay finds "
-                   "by its registers and memory")
+_WITHOUT_PMU = ("threads switch and asynchronous signals arrive at syscalls; a thread "
+                "computing without syscalls is preempted at a point replay finds by its "
+                "registers and memory")
+
+
+def scheduling_mode(pmu: bool) -> str:
+    """How this recording places thread switches and signals (said by `rrgdb record`)."""
+    if pmu:
+        return f"a PMU is present but not used by this version: {_WITHOUT_PMU}"
+    return f"no PMU: {_WITHOUT_PMU}"
 
 
 def _stack_limit() -> tuple[int, int]:
@@ -160,6 +167,8 @@ class RecordSession:
         self._early: dict[int, int] = {}  # new children that stopped before their parent's event
         self._main = 0
         self.scheduler = Scheduler()
+        self.pmu = pmu_available()
+        self.mode = scheduling_mode(self.pmu)  # how thread switches and signals are placed
         self._deferred: dict[int, list[tuple[int, int]]] = {}  # tgid -> held-back stops
         self._draining: set[int] = set()  # tgids whose held-back stops are being handled
         self._main_status = 0
@@ -184,7 +193,7 @@ class RecordSession:
             program=self.program, argv=list(self.argv), cwd=os.getcwd(),
             rlimit_stack=_stack_limit(), created=time.time(),
             kernel=platform.release(), cpu=cpu_model(), syscallbuf=self.syscallbuf,
-            extra={"scheduling": SCHEDULING_MODE, "pmu": "yes" if pmu_available() else "no"})
+            extra={"scheduling": self.mode, "pmu": "yes" if self.pmu else "no"})
         self.writer = TraceWriter(self.trace_dir, header)
         try:
             status = self._record()
