@@ -1,8 +1,9 @@
 """Benchmark rrgdb against native execution: wall time of record and replay vs native.
 
-Compiles bench/syscall_heavy.c and bench/compute.c, runs each natively, under
-``rrgdb record`` and under ``rrgdb replay -a`` (several runs each), and prints the median
-times and the record/native and replay/native ratios. Run on demand:
+Compiles bench/syscall_heavy.c, bench/compute.c and bench/threads_condvar.c, and also runs
+two shell loops (fork/exec and pipelines); runs each natively, under ``rrgdb record`` and
+under ``rrgdb replay -a`` (several runs each), and prints the median times and the
+record/native and replay/native ratios. Run on demand:
 
     python bench/run.py [--runs 3] [--syscall-iterations 200000] [--compute-iterations N]
 
@@ -28,13 +29,21 @@ REPO_ROOT = BENCH_DIR.parent
 TIMEOUT = 3600.0
 
 
+# $1 is the workload's size argument
+FORK_EXEC_SCRIPT = "i=0; while [ $i -lt $1 ]; do /bin/true; i=$((i+1)); done"
+PIPELINE_SCRIPT = 'i=0; while [ $i -lt $1 ]; do echo $i | cat | wc -c >/dev/null; i=$((i+1)); done'
+
+
 @dataclass(frozen=True)
 class Workload:
-    """One benchmark program and the argument that sets its size."""
+    """One benchmark: a C program (source, compiled with cflags) or a shell script run as
+    ``sh -c SCRIPT sh N``, and the argument N that sets its size."""
 
     name: str
-    source: Path
+    source: Path | None
     iterations: int
+    cflags: tuple[str, ...] = ()
+    script: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,8 +66,8 @@ def rrgdb_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
 
-def compile_workload(source: Path, output: Path) -> None:
-    subprocess.run(["gcc", "-O2", "-o", str(output), str(source)], check=True)
+def compile_workload(source: Path, output: Path, cflags: Sequence[str] = ()) -> None:
+    subprocess.run(["gcc", "-O2", *cflags, "-o", str(output), str(source)], check=True)
 
 
 def timed(cmd: Sequence[str], env: dict[str, str]) -> float:
@@ -83,10 +92,13 @@ def timed(cmd: Sequence[str], env: dict[str, str]) -> float:
 
 
 def measure(
-    workload: Workload, binary: Path, scratch: Path, runs: int, env: dict[str, str]
+    workload: Workload, binary: Path | None, scratch: Path, runs: int, env: dict[str, str]
 ) -> Result:
     """Run the workload natively, under record and under replay -a, ``runs`` times each."""
-    program = [str(binary), str(workload.iterations)]
+    if binary is None:
+        program = ["/bin/sh", "-c", workload.script, "sh", str(workload.iterations)]
+    else:
+        program = [str(binary), str(workload.iterations)]
     rrgdb = [sys.executable, "-m", "rrgdb"]
     native, recorded, replayed = [], [], []
     for run in range(runs):
@@ -140,8 +152,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cost, ~0.3 s, is reported by the startup row)",
     )
     parser.add_argument(
+        "--thread-items",
+        type=int,
+        default=20_000,
+        help="items handed from 2 producer to 2 consumer threads (default 20000)",
+    )
+    parser.add_argument(
+        "--fork-iterations",
+        type=int,
+        default=200,
+        help="fork+exec of /bin/true in the fork_exec shell loop (default 200)",
+    )
+    parser.add_argument(
+        "--pipeline-iterations",
+        type=int,
+        default=100,
+        help="'echo | cat | wc -c' pipelines in the pipeline shell loop (default 100)",
+    )
+    parser.add_argument(
         "--only",
-        choices=["syscall_heavy", "compute", "startup"],
+        choices=["syscall_heavy", "compute", "startup", "threads", "fork_exec", "pipeline"],
         action="append",
         help="run only this workload (repeatable)",
     )
@@ -152,6 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         Workload("compute", BENCH_DIR / "compute.c", args.compute_iterations),
         # compute with one round: rrgdb's fixed cost (start-up, exec, trace files)
         Workload("startup", BENCH_DIR / "compute.c", 1),
+        Workload(
+            "threads", BENCH_DIR / "threads_condvar.c", args.thread_items, cflags=("-pthread",)
+        ),
+        Workload("fork_exec", None, args.fork_iterations, script=FORK_EXEC_SCRIPT),
+        Workload("pipeline", None, args.pipeline_iterations, script=PIPELINE_SCRIPT),
     ]
     if args.only:
         workloads = [w for w in workloads if w.name in args.only]
@@ -160,8 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         scratch = Path(tmp)
         results = []
         for workload in workloads:
-            binary = scratch / workload.name
-            compile_workload(workload.source, binary)
+            binary = None
+            if workload.source is not None:
+                binary = scratch / workload.name
+                compile_workload(workload.source, binary, workload.cflags)
             try:
                 results.append(measure(workload, binary, scratch, args.runs, env))
             except (RuntimeError, subprocess.TimeoutExpired) as error:
