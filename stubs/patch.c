@@ -7,7 +7,7 @@
  * and replaces each with a jump to a trampoline that calls it through the hook. A
  * buffered call leaves the registers exactly as the syscall would have (rax = result,
  * rcx = the address after the `syscall`, r11 = rflags, everything else unchanged); any
- * other call is made by the trampoline's own `syscall` with the site's registers.
+ * other call is made with the site's registers, by its own `syscall` where it is kept.
  *
  * The constructor runs in replay too, on the trace's copy of the same libc, and does the
  * same thing: reading memory, and mmap/mprotect through traced syscalls that replay
@@ -21,8 +21,9 @@
 #define NEAR 0x7ff00000L /* a rel32 reaches this far */
 /* Bytes below the stack pointer the hook clears after rrgdb_buffered() returns: its
  * frames hold record- or replay-only values (in_replay branches), and preemption points
- * hash the whole stack. Covers its deepest path (-fstack-usage: ~400 bytes) with room. */
-#define SCRUB 768
+ * hash the whole stack. Covers its deepest path (-fstack-usage: ~370 bytes); no more, as
+ * the stack may be a small sigaltstack. */
+#define SCRUB 512
 #define RRGDB_STR_(x) #x
 #define RRGDB_STR(x) RRGDB_STR_(x)
 
@@ -121,8 +122,9 @@ static const uint16_t patched_syscalls[] = {
  *        (the arguments are set up in between).
  * The jump to the trampoline replaces the mov, or the syscall and the cmp. The number is in eax at the jump (the trampoline
  * executes the MOV and XOR sites' own first instruction), and whatever it is, a call the
- * hook does not buffer is made by the trampoline's own `syscall` with the site's
- * registers and stack pointer, so a wrongly guessed number costs only time. */
+ * hook does not buffer is made with the site's registers and stack pointer -- by the
+ * site's own `syscall` (MOV), or the trampoline's -- so a wrongly guessed number costs
+ * only time. */
 enum kind { REJECTED, MOV, XOR, CMP };
 
 struct site {
@@ -256,8 +258,12 @@ static void write_trampoline(uint8_t *t, const struct site *s, uint8_t *page)
     t = emit(t, "\xe3\x09", 2);                   /* jrcxz 1f (not buffered) */
     t = emit(t, "\x48\x8d\x0d", 3);               /* lea <after>(%rip),%rcx */
     t = emit_rel32(t, after);
-    t = emit(t, "\xeb\x02", 2);                   /* jmp 2f */
-    t = emit(t, "\x0f\x05", 2);                   /* 1: syscall (traced) */
+    if (s->kind == MOV) {                         /* the site kept its syscall: */
+        t = emit(t, "\xeb\x05\xe9", 3);           /* jmp 2f; 1: jmp <the syscall> */
+        t = emit_rel32(t, s->at + 5);
+    } else {
+        t = emit(t, "\xeb\x02\x0f\x05", 4);       /* jmp 2f; 1: syscall */
+    }
     if (s->kind != MOV)
         t = emit(t, after, 6);                    /* 2: cmp $-4096,%rax */
     t = emit(t, "\xe9", 1);                       /* jmp <after the site> */
