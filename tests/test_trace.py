@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -34,6 +35,7 @@ from rrgdb.trace import (
     TraceHeader,
     TraceReader,
     TraceWriter,
+    _file_cache,
 )
 from rrgdb.trace import _layout as L
 from rrgdb.trace._codec import pack_block, unpack_block_header
@@ -604,3 +606,24 @@ def test_file_cache_is_optional(tmp_path: Path) -> None:
         file_id = writer.add_file(Path(__file__))
         writer.close()
         assert TraceReader(trace).file_path(file_id).read_bytes() == Path(__file__).read_bytes()
+
+
+def test_file_cache_prunes_objects_no_trace_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_file_cache, "PRUNE_AGE", -1)  # any unlinked object is old enough
+    cache = tmp_path / "cache"
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_bytes(b"old library")
+    new.write_bytes(b"new library")
+    writer = TraceWriter(tmp_path / "t1", make_header(), file_cache=cache)
+    old_id = writer.add_file(old)
+    writer.close()
+    shutil.rmtree(tmp_path / "t1")  # no trace links the old copy any more
+
+    writer = TraceWriter(tmp_path / "t2", make_header(), file_cache=cache)
+    new_id = writer.add_file(new)
+    writer.close()
+    assert sorted(p.name for p in (cache / "objects").iterdir()) == [new_id]
+    assert [os.readlink(p) for p in (cache / "keys").iterdir()] == [new_id]
+    assert old_id != new_id
