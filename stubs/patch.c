@@ -125,7 +125,7 @@ static const uint16_t patched_syscalls[] = {
  * hook does not buffer is made with the site's registers and stack pointer -- by the
  * site's own `syscall` (MOV), or the trampoline's -- so a wrongly guessed number costs
  * only time. */
-enum kind { REJECTED, MOV, XOR, CMP };
+enum kind { NONE, MOV, XOR, CMP };
 
 struct site {
     uint8_t *at;
@@ -169,66 +169,76 @@ static int syscall_cmp(const uint8_t *p) /* `syscall; cmp $-4096 (or -4095),%rax
     return matches(p, "\x0f\x05\x48\x3d", 4) && p[4] <= 1 && matches(p + 5, "\xf0\xff\xff", 3);
 }
 
-static enum kind site_kind(const uint8_t *p, const uint8_t *start)
+/* The site around the `syscall` at p, if any (its start in *at). */
+static enum kind site_kind(const uint8_t *p, const uint8_t *start, const uint8_t **at)
 {
-    if (mov_eax(p) && matches(p + 5, "\x0f\x05", 2))
+    if (p - 5 >= start && mov_eax(p - 5)) {
+        *at = p - 5;
         return MOV;
-    if (matches(p, "\x31\xc0", 2) && syscall_cmp(p + 2))
+    }
+    if (p - 2 >= start && matches(p - 2, "\x31\xc0", 2) && syscall_cmp(p)) {
+        *at = p - 2;
         return XOR;
+    }
+    *at = p;
     if (syscall_cmp(p))
         for (const uint8_t *q = p - 5; q >= start && q > p - 20; q--)
             if (mov_eax(q))
                 return CMP;
-    return REJECTED;
-}
-
-/* A direct jump or call to `target`: rejects the site it lands inside of, at one of the
- * instructions the patch removes (an XOR or CMP site's `syscall` or cmp). */
-static void jump_to(const uint8_t *target)
-{
-    size_t lo = 0, hi = site_count;
-    while (lo < hi) { /* the first site starting at or after target */
-        size_t mid = (lo + hi) / 2;
-        if (sites[mid].at < target)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == 0)
-        return;
-    struct site *s = &sites[lo - 1];
-    size_t offset = (size_t)(target - s->at), syscall_at = prefix[s->kind];
-    if ((s->kind == XOR || s->kind == CMP) && offset > 0 &&
-        (offset == syscall_at || offset == syscall_at + 2))
-        s->kind = REJECTED;
+    return NONE;
 }
 
 static int32_t rel32(const uint8_t *p)
 {
     int32_t v;
-    copy(&v, p, 4);
+    __builtin_memcpy(&v, p, 4);
     return v;
 }
 
-/* Finds the sites, then drops those some direct jump may land inside of: any byte that
- * could be a jump counts (a few false alarms cost a few sites). Indirect jumps (switch
- * tables) are not seen; glibc's syscall wrappers have none into these bytes. */
+/* Whether a direct jump or call may land on one of the instructions an XOR or CMP site's
+ * patch removes (its `syscall` or cmp): any byte within 4 KiB that could be one counts
+ * (a false alarm costs one site). Jumps from farther away, and indirect jumps, are not
+ * looked for: these sites are in small functions of their own. */
+static int jumped_into(const struct site *s, const uint8_t *start, const uint8_t *end)
+{
+    const uint8_t *removed[2] = {s->at + prefix[s->kind], s->at + prefix[s->kind] + 2};
+    const uint8_t *from = s->at - 4096 > start ? s->at - 4096 : start;
+    const uint8_t *to = s->at + 4096 < end - 6 ? s->at + 4096 : end - 6;
+    for (const uint8_t *p = from; p < to; p++) {
+        const uint8_t *target = NULL;
+        if ((p[0] & 0xf0) == 0x70 || p[0] == 0xeb)
+            target = p + 2 + (int8_t)p[1];
+        else if (p[0] == 0xe8 || p[0] == 0xe9)
+            target = p + 5 + rel32(p + 1);
+        else if (p[0] == 0x0f && (p[1] & 0xf0) == 0x80)
+            target = p + 6 + rel32(p + 2);
+        if (target && target != s->at && (target == removed[0] || target == removed[1]))
+            return 1;
+    }
+    return 0;
+}
+
+/* The sites in [start, end), found from their `syscall` instructions (0f 05: looking
+ * for the rarer second byte is the fastest way through libc's 1.4 MB). */
 static void find_sites(uint8_t *start, uint8_t *end)
 {
-    for (uint8_t *p = start; p + 10 <= end && site_count < MAX_SITES; p++) {
-        enum kind kind = site_kind(p, start);
-        if (kind != REJECTED) {
-            sites[site_count++] = (struct site){p, kind};
-            p += length[kind] - 1;
-        }
-    }
-    for (uint8_t *p = start; p + 6 <= end; p++) {
-        if ((p[0] & 0xf0) == 0x70 || p[0] == 0xeb)
-            jump_to(p + 2 + (int8_t)p[1]);
-        else if (p[0] == 0xe8 || p[0] == 0xe9)
-            jump_to(p + 5 + rel32(p + 1));
-        else if (p[0] == 0x0f && (p[1] & 0xf0) == 0x80)
-            jump_to(p + 6 + rel32(p + 2));
+    const uint8_t *free_from = start; /* sites must not overlap */
+    for (uint8_t *q = start + 1; site_count < MAX_SITES; q++) {
+        q = memchr(q, 0x05, (size_t)(end - q));
+        if (!q || q + 7 > end)
+            break;
+        uint8_t *p = q - 1;
+        if (*p != 0x0f)
+            continue;
+        const uint8_t *at;
+        enum kind kind = site_kind(p, start, &at);
+        if (kind == NONE || at < free_from)
+            continue;
+        struct site site = {(uint8_t *)at, kind};
+        if (kind != MOV && jumped_into(&site, start, end))
+            continue;
+        sites[site_count++] = site;
+        free_from = at + length[kind];
     }
 }
 
@@ -309,13 +319,10 @@ static void patch(const char *name)
         return;
     site_count = 0;
     find_sites(text.start, text.end);
-    size_t used = 0;
-    for (size_t i = 0; i < site_count; i++)
-        used += sites[i].kind != REJECTED;
-    if (!used)
+    if (!site_count)
         return;
     size_t page_size = 4096;
-    size_t size = (16 + used * TRAMPOLINE_SIZE + page_size - 1) & ~(page_size - 1);
+    size_t size = (16 + site_count * TRAMPOLINE_SIZE + page_size - 1) & ~(page_size - 1);
     long got = traced(SYS_mmap, 0, (long)size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (got < 0 && got > -4096)
@@ -328,25 +335,18 @@ static void patch(const char *name)
     void (*hook)(void) = rrgdb_syscall_hook;
     copy(page, &hook, sizeof hook);
     uint8_t *t = page + 16;
-    for (size_t i = 0; i < site_count; i++) {
-        if (sites[i].kind != REJECTED) {
-            write_trampoline(t, &sites[i], page);
-            t += TRAMPOLINE_SIZE;
-        }
-    }
+    for (size_t i = 0; i < site_count; i++, t += TRAMPOLINE_SIZE)
+        write_trampoline(t, &sites[i], page);
     traced(SYS_mprotect, got, (long)size, PROT_READ | PROT_EXEC, 0, 0, 0);
     long from = (long)text.start & ~(long)(page_size - 1), size_text = (long)text.end - from;
     if (traced(SYS_mprotect, from, size_text, PROT_READ | PROT_WRITE | PROT_EXEC, 0, 0, 0) != 0)
         return;
     t = page + 16;
-    for (size_t i = 0; i < site_count; i++) {
+    for (size_t i = 0; i < site_count; i++, t += TRAMPOLINE_SIZE) {
         struct site *s = &sites[i];
-        if (s->kind == REJECTED)
-            continue;
         uint8_t *p = emit(s->at, "\xe9", 1); /* jmp <trampoline>, then never-reached nops */
         p = emit_rel32(p, t);
         emit(p, filler[rewritten[s->kind] - 5], rewritten[s->kind] - 5);
-        t += TRAMPOLINE_SIZE;
     }
     traced(SYS_mprotect, from, size_text, PROT_READ | PROT_EXEC, 0, 0, 0);
 }
