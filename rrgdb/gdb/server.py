@@ -213,6 +213,8 @@ class _Session:
                             self._dispatcher.target.interrupt()
                     else:
                         await self._requests_in.send(event)
+            if self._resume_running():
+                self._dispatcher.target.interrupt()  # gdb hung up: stop what it asked for
 
     async def _request_loop(self) -> None:
         async with self._requests_out:
