@@ -68,12 +68,6 @@ def test_handlers_run_on_the_alternate_stack(
     assert any(line.startswith("stack overflow after ") for line in lines), lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="replay bug: setrlimit/prlimit64 is emulated, so a stack limit the program "
-    "lowers is not in force in replay and the overflow faults ~8 MiB deeper (divergence "
-    "at the SIGSEGV: rsp differs)",
-)
 def test_stack_overflow_under_a_lowered_rlimit(
     build: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -118,12 +112,6 @@ def test_default_sigchld_interrupting_a_blocked_parent(
     assert lines == native.stdout.decode().splitlines()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="replay bug: rt_sigsuspend is emulated, so its temporary mask is never applied "
-    "and the recorded signal, still blocked, cannot be delivered (divergence 'expected "
-    "signal 10, got a syscall stop')",
-)
 def test_sigsuspend_waits_for_a_blocked_signal(
     build: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -131,14 +119,6 @@ def test_sigsuspend_waits_for_a_blocked_signal(
     assert lines[-1] == "still blocked afterwards: 1 1", lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=subprocess.TimeoutExpired,
-    reason="replay bug: the signal frame the kernel writes holds the last hardware trap "
-    "(sigcontext trapno/err/cr2), which differs between recording and replay; the memory "
-    "hash of a later preemption point then never matches and replay searches for 200000 "
-    "visits (minutes)",
-)
 def test_preemption_after_a_handled_signal(build: Callable[..., Path], tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     recorded = record_with(build("signal_then_spin", "O2"), trace, ["--no-syscallbuf"])

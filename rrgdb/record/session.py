@@ -16,6 +16,7 @@ from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import hide_vdso, memory_hash, read_maps, writable_snapshot
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import map_scratch_page
+from rrgdb.kernel.signal_frames import enter_handler
 from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.record.outputs import UnsupportedSyscall, check_supported, entry_state, memory_writes
 from rrgdb.record.scheduler import Scheduler
@@ -612,8 +613,9 @@ class RecordSession:
             raise RecordError(f"cannot copy mapped file {path}: {e.strerror}") from None
 
     # -- signals ----------------------------------------------------------------------
-    def _on_signal(self, rt: _RecordTask, stop: Stop) -> int:
-        """Records a signal-delivery stop; returns the signal to deliver (0 if none)."""
+    def _on_signal(self, rt: _RecordTask, stop: Stop) -> int | None:
+        """Records a signal-delivery stop; returns the signal to deliver (0 if none; None:
+        the task is not to be resumed)."""
         task = rt.task
         regs = task.regs()
         signo = stop.signo
@@ -649,7 +651,20 @@ class RecordSession:
             info = parked[1]
             task.set_siginfo(info)
         self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
-        return signo
+        return self._deliver_async(rt, signo)
+
+    def _deliver_async(self, rt: _RecordTask, signo: int) -> int | None:
+        """An asynchronous signal just recorded: a handler is entered now, with its frame
+        made the same as replay's (kernel/signal_frames.py); else it goes with the resume.
+        Returns the signal still to deliver (None: the task is not to be resumed)."""
+        task = rt.task
+        if signal_disposition(task.tid, signo) != "caught":
+            return signo
+        other = enter_handler(task, signo)
+        if other is not None:  # killed meanwhile: that stop is handled next
+            self._pending_stops.append((task.tid, other.status))
+            return None
+        return 0
 
     def _on_preempt(self, rt: _RecordTask, regs: Registers, stop: Stop) -> int | None:
         """rrgdb stopped rt (SIGSTOP) because others waited for its process's turn or a
@@ -675,7 +690,7 @@ class RecordSession:
             signo, info = rt.parked.pop(0)
             task.set_siginfo(info)
             self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
-            return signo
+            return self._deliver_async(rt, signo)
         self._release_turn(rt)
         if self.scheduler.ask(task.tgid, task.tid):
             return 0  # nobody else wanted to run
@@ -704,15 +719,26 @@ DEFAULT_IGNORED = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCON
                    signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 
 
-def signal_disposition(tid: int, signo: int) -> str:
-    """'caught' (a handler), 'ignored' (SIG_IGN or a default that does nothing here), or
-    'default' (the default action, e.g. terminate), from /proc/TID/status."""
+def _signal_masks(tid: int) -> dict[str, int]:
+    """The SigBlk/SigIgn/SigCgt masks of /proc/TID/status."""
     masks = {}
     with open(f"/proc/{tid}/status") as f:
         for line in f:
-            if line.startswith(("SigIgn:", "SigCgt:")):
+            if line.startswith(("SigBlk:", "SigIgn:", "SigCgt:")):
                 key, value = line.split(":")
                 masks[key] = int(value, 16)
+    return masks
+
+
+def blocked_signals(tid: int) -> int:
+    """The thread's blocked-signal mask."""
+    return _signal_masks(tid).get("SigBlk", 0)
+
+
+def signal_disposition(tid: int, signo: int) -> str:
+    """'caught' (a handler), 'ignored' (SIG_IGN or a default that does nothing here), or
+    'default' (the default action, e.g. terminate), from /proc/TID/status."""
+    masks = _signal_masks(tid)
     bit = 1 << (signo - 1)
     if masks.get("SigCgt", 0) & bit:
         return "caught"

@@ -36,6 +36,7 @@ from rrgdb.kernel.remote_syscalls import (
     run_forking_syscall,
     run_syscall,
 )
+from rrgdb.kernel.signal_frames import enter_handler, set_frame_sigmask
 from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.record.session import (
     CLONE_CHILD_SETTID,
@@ -45,7 +46,9 @@ from rrgdb.record.session import (
     CLONE_VM,
     RDTSCP,
     apply_rdtsc,
+    blocked_signals,
     clone_flags,
+    signal_disposition,
 )
 from rrgdb.replay.processes import recorded_processes
 from rrgdb.syscall_numbers import NUMBERS
@@ -75,6 +78,11 @@ EXECVE = {NUMBERS["execve"], NUMBERS["execveat"]}
 EXITS = {NUMBERS["exit"], NUMBERS["exit_group"]}
 WRITEV = {NUMBERS["writev"], NUMBERS["pwritev"]}
 MAPPING_CHANGES = {NUMBERS[n] for n in ("mmap", "munmap", "mremap", "mprotect", "brk")}
+TEMPORARY_MASK_ARG = {NUMBERS[name]: arg for name, arg in (
+    ("rt_sigsuspend", 0), ("ppoll", 3), ("pselect6", 5), ("epoll_pwait", 4),
+    ("epoll_pwait2", 4))}  # syscalls that run with a signal mask of their own
+SIG_SETMASK, ERESTARTNOHAND, EINTR = 2, 514, 4
+RLIMIT_STACK = 3
 
 Echo = Callable[[int, bytes], None]
 
@@ -526,6 +534,8 @@ class ReplaySession:
         mode = spec.replay if spec is not None else Replay.EMULATE
         if nr in EXITS or nr in EXECVE:
             mode = Replay.EMULATE  # a failed exec; a successful one is an ExecFrame
+        if _sets_stack_limit(regs):
+            mode = Replay.REAL_KEEP_RESULT  # the stack can grow only as far as recorded
         if mode is not Replay.EMULATE and not spec.special and _failed(regs, frame.result):
             mode = Replay.EMULATE  # it changed nothing when recorded (e.g. ENOMEM)
         if mode is Replay.EMULATE:
@@ -692,6 +702,7 @@ class ReplaySession:
     def _apply_signal(self, task: Task, frame: SignalFrame) -> None:
         if not frame.deterministic:
             self._check_regs(task, frame)
+            original_mask = self._apply_temporary_mask(task, frame)
             native.tgkill(task.tgid, task.tid, frame.signo)
             stop = self._run(frame.tid, task, False)
             while stop.kind is StopKind.SIGNAL and stop.signo != frame.signo \
@@ -701,8 +712,36 @@ class ReplaySession:
                 raise self._diverged(frame, f"expected signal {frame.signo}, got "
                                      f"{_describe(stop)}")
             task.set_siginfo(frame.siginfo)
+            self._check_regs(task, frame)
+            if signal_disposition(task.tid, frame.signo) == "caught":
+                # as the recorder did: into the handler now, the frame made the same
+                other = enter_handler(task, frame.signo)
+                if other is not None:
+                    raise self._diverged(frame, f"the handler was not entered: "
+                                         f"{_describe(other)}")
+                if original_mask is not None:
+                    set_frame_sigmask(task, original_mask)
+                return
         self._check_regs(task, frame)
         self._signals[frame.tid] = frame.signo
+
+    def _apply_temporary_mask(self, task: Task, frame: SignalFrame) -> bytes | None:
+        """A signal that interrupted rt_sigsuspend/ppoll/pselect6/epoll_pwait came in
+        while the call's own signal mask was in force; replay emulated the call, so that
+        mask is put in force now. Returns the mask the handler's return must restore (the
+        kernel's saved mask when recording), or None."""
+        regs = Registers.from_bytes(frame.regs)
+        nr = regs.syscallno
+        if nr not in TEMPORARY_MASK_ARG or regs.result not in (-ERESTARTNOHAND, -EINTR):
+            return None
+        pointer = regs.arg(TEMPORARY_MASK_ARG[nr])
+        if nr == NUMBERS["pselect6"] and pointer:
+            pointer = task.read_u64(pointer)  # {const sigset_t *, size_t}
+        if not pointer:
+            return None
+        original = blocked_signals(task.tid)
+        inject(task, "rt_sigprocmask", SIG_SETMASK, pointer, 0, 8)
+        return original.to_bytes(8, "little")
 
     def _apply_exit(self, task: Task, frame: ExitFrame) -> None:
         group_exit = True
@@ -749,6 +788,15 @@ class ReplaySession:
             self._group_exits.discard(task.tgid)
         if frame.tid == self.main_tid:
             self.exit_status = frame.status
+
+
+def _sets_stack_limit(regs: Registers) -> bool:
+    """setrlimit/prlimit64 (of the calling process) setting RLIMIT_STACK."""
+    nr = regs.syscallno
+    if nr == NUMBERS["setrlimit"]:
+        return regs.arg(0) == RLIMIT_STACK and regs.arg(1) != 0
+    return (nr == NUMBERS["prlimit64"] and regs.arg(0) == 0 and regs.arg(1) == RLIMIT_STACK
+            and regs.arg(2) != 0)
 
 
 def _killed(status: int) -> bool:
