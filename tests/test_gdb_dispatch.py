@@ -68,6 +68,9 @@ class FakeTarget:
     def threads(self) -> list[int]:
         return list(self.live_threads)
 
+    def thread_name(self, tid: int) -> str:
+        return f"worker<{tid}>"
+
     def current_thread(self) -> int:
         return TID
 
@@ -252,7 +255,8 @@ def test_auxv_exec_file_and_threads(dispatcher: Dispatcher) -> None:
     assert ask(dispatcher, b"qXfer:auxv:read::0,8") == b"m" + struct.pack("<Q", 6)
     assert ask(dispatcher, b"qXfer:exec-file:read:4d2:0,1000") == b"l/bin/prog"
     threads = ask(dispatcher, b"qXfer:threads:read::0,1000")
-    assert threads == b'l<threads>\n<thread id="p4d2.4d2"/>\n<thread id="p4d2.4d5"/>\n</threads>\n'
+    assert threads == (b'l<threads>\n<thread id="p4d2.4d2" name="worker&lt;1234&gt;"/>\n'
+                       b'<thread id="p4d2.4d5" name="worker&lt;1237&gt;"/>\n</threads>\n')
 
 
 # -- registers ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import os
 import struct
 from collections.abc import Callable
 from typing import Any, BinaryIO
+from xml.sax.saxutils import escape as xml_escape
 
 from rrgdb.gdb import replies as rp
 from rrgdb.gdb import requests as rq
@@ -337,7 +338,9 @@ class Dispatcher:
     def _threads_document(self) -> bytes:
         dialect = rp.Dialect(multiprocess=True)
         lines = [
-            b'<thread id="%b"/>' % rp.format_thread_id(self._thread_id(tid), dialect)
+            b'<thread id="%b" name="%b"/>' % (
+                rp.format_thread_id(self._thread_id(tid), dialect),
+                xml_escape(self.target.thread_name(tid), {'"': "&quot;"}).encode())
             for tid in self.target.threads()
         ]
         return b"<threads>\n" + b"".join(line + b"\n" for line in lines) + b"</threads>\n"

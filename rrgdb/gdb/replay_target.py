@@ -106,6 +106,13 @@ class ReplayTarget:
             return []
         return sorted(tid for tid, _ in self.timeline.session.followed_tasks())
 
+    def thread_name(self, tid: int) -> str:
+        try:
+            with open(f"/proc/{self._task(tid).tid}/comm") as f:
+                return f.read().rstrip("\n")
+        except OSError:
+            return ""
+
     def current_thread(self) -> int:
         return self._current if self._current in self.threads() else self._pid
 

@@ -143,6 +143,10 @@ class DebugTarget(Protocol):
         """The live threads of the debuggee (empty once it has exited)."""
         ...
 
+    def thread_name(self, tid: int) -> str:
+        """A thread's name (its comm, as `info threads` shows it; "" if unknown)."""
+        ...
+
     def current_thread(self) -> int:
         """The thread of the current stop."""
         ...

@@ -82,7 +82,7 @@ TEMPORARY_MASK_ARG = {NUMBERS[name]: arg for name, arg in (
     ("rt_sigsuspend", 0), ("ppoll", 3), ("pselect6", 5), ("epoll_pwait", 4),
     ("epoll_pwait2", 4))}  # syscalls that run with a signal mask of their own
 SIG_SETMASK, ERESTARTNOHAND, EINTR = 2, 514, 4
-RLIMIT_STACK = 3
+RLIMIT_STACK, PR_SET_NAME = 3, 15
 
 Echo = Callable[[int, bytes], None]
 
@@ -534,8 +534,8 @@ class ReplaySession:
         mode = spec.replay if spec is not None else Replay.EMULATE
         if nr in EXITS or nr in EXECVE:
             mode = Replay.EMULATE  # a failed exec; a successful one is an ExecFrame
-        if _sets_stack_limit(regs):
-            mode = Replay.REAL_KEEP_RESULT  # the stack can grow only as far as recorded
+        if _runs_for_real(regs):
+            mode = Replay.REAL_KEEP_RESULT
         if mode is not Replay.EMULATE and not spec.special and _failed(regs, frame.result):
             mode = Replay.EMULATE  # it changed nothing when recorded (e.g. ENOMEM)
         if mode is Replay.EMULATE:
@@ -697,6 +697,9 @@ class ReplaySession:
                                  f"recording: {_layout_diff(layout, recorded)}")
         for w in frame.memory:
             task.write(w.addr, w.data)
+        # the kernel names a process after its program: the recorded one, not the copy
+        task.write(SCRATCH_DATA, os.path.basename(frame.exe_path).encode()[:15] + b"\0")
+        inject(task, "prctl", PR_SET_NAME, SCRATCH_DATA)
         task.set_regs(Registers.from_bytes(frame.regs))
 
     def _apply_signal(self, task: Task, frame: SignalFrame) -> None:
@@ -790,11 +793,15 @@ class ReplaySession:
             self.exit_status = frame.status
 
 
-def _sets_stack_limit(regs: Registers) -> bool:
-    """setrlimit/prlimit64 (of the calling process) setting RLIMIT_STACK."""
+def _runs_for_real(regs: Registers) -> bool:
+    """Calls emulated in general but run for real with these arguments: setting the
+    process's RLIMIT_STACK (a stack overflow must fault at the recorded depth) and
+    PR_SET_NAME (the thread's name, which gdb shows)."""
     nr = regs.syscallno
     if nr == NUMBERS["setrlimit"]:
         return regs.arg(0) == RLIMIT_STACK and regs.arg(1) != 0
+    if nr == NUMBERS["prctl"]:
+        return regs.arg(0) == PR_SET_NAME
     return (nr == NUMBERS["prlimit64"] and regs.arg(0) == 0 and regs.arg(1) == RLIMIT_STACK
             and regs.arg(2) != 0)
 
