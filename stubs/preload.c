@@ -90,10 +90,17 @@ static long traced(long nr, long a, long b, long c, long d, long e, long f)
     return rax;
 }
 
-/* memcpy without libc (whose copies use vector registers the hook does not save). */
+/* memcpy without libc (whose copies use vector registers the hook does not save), by
+ * words: a single-stepped rep instruction traps once per iteration. */
 static void copy(void *dst, const void *src, size_t n)
 {
-    __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+    size_t words = n / 8, bytes = n % 8;
+    __asm__ volatile("rep movsq\n\t"
+                     "mov %[bytes],%%rcx\n\t"
+                     "rep movsb"
+                     : "+D"(dst), "+S"(src), "+c"(words)
+                     : [bytes] "r"(bytes)
+                     : "memory");
 }
 
 /* The next record, or NULL when buffering is off (then the caller makes a traced call). */
