@@ -422,6 +422,10 @@ class RecordSession:
         rt = self.tasks.get(tid)
         if rt is None:
             return
+        if self.scheduler.running(rt.task.tgid) not in (0, tid):
+            # a sibling runs user code: the records are its own (threads share the
+            # buffer), taken at its next event while it is stopped
+            return
         data = syscallbuf.take_records(rt.task)
         if data is None:
             return
@@ -446,8 +450,8 @@ class RecordSession:
                                  0, ""))
         pending.written = True
         tgid = parent.task.tgid if flags & CLONE_THREAD else child_tid
-        if flags & CLONE_VM:
-            syscallbuf.disable(parent.task)  # one buffer cannot serve two threads
+        if clone_disables_buffer(flags):
+            syscallbuf.disable(parent.task)
         child = _RecordTask(Task(child_tid, tgid), seccomp=parent.seccomp)
         if flags & CLONE_VFORK:
             child.vfork_parent = parent.task.tid
@@ -749,6 +753,16 @@ def signal_disposition(tid: int, signo: int) -> str:
 
 CLONE_VM, CLONE_VFORK, CLONE_THREAD = 0x100, 0x4000, 0x10000
 CLONE_PARENT_SETTID, CLONE_CHILD_SETTID = 0x100000, 0x1000000
+
+
+def clone_disables_buffer(flags: int) -> bool:
+    """Whether a clone with these flags stops buffering in the process: a vfork child (or
+    any other process sharing the memory) would use the one buffer beside its parent.
+    Threads share it safely: only the thread holding its process's turn runs user code
+    (record/scheduler.py), and the buffer is flushed before every event, so each flush
+    holds the calls of one thread; a buffered call that blocks is abandoned when the
+    turn is overdue (syscallbuf.abandon_if_blocked)."""
+    return bool(flags & CLONE_VM and not flags & CLONE_THREAD)
 
 
 def clone_flags(task: Task, regs: Registers) -> int:

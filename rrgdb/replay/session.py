@@ -43,10 +43,10 @@ from rrgdb.record.session import (
     CLONE_PARENT_SETTID,
     CLONE_THREAD,
     CLONE_VFORK,
-    CLONE_VM,
     RDTSCP,
     apply_rdtsc,
     blocked_signals,
+    clone_disables_buffer,
     clone_flags,
     signal_disposition,
 )
@@ -596,8 +596,8 @@ class ReplaySession:
         finally:
             if lifted:
                 self.breakpoints.reinsert(task)
-        if flags & CLONE_VM:
-            syscallbuf.disable(task)  # as the recorder did: one buffer, two threads
+        if clone_disables_buffer(flags):
+            syscallbuf.disable(task)  # as the recorder did
         child_regs = regs.copy()
         kernel_view = child.regs()
         child_regs.rax = 0
