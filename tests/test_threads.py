@@ -5,6 +5,7 @@ recorded and replayed many times: not a single divergence is allowed."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -56,3 +57,17 @@ def test_python_threads(tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     recorded = record([PYTHON3, "-c", PYTHON_THREADS], trace)
     assert_replay_matches(recorded, replay(trace))
+
+
+def test_threads_buffer_their_syscalls(build, tmp_path: Path) -> None:
+    """Threads share their process's syscall buffer: the 24 000 small syscalls of four
+    threads are buffered (not traced), and every replay gives the recorded output."""
+    trace = tmp_path / "trace"
+    recorded = record([str(build("threads_syscalls", "O2", "-pthread"))], trace)
+    assert recorded.stdout == b"counter 8000, calls 8000\n", describe(recorded)
+    stats = run_rrgdb(["dump", "--stats", trace]).stdout.decode()
+    traced, buffered = map(int, re.search(r"syscalls\t(\d+) traced, (\d+) buffered",
+                                          stats).groups())
+    assert buffered >= 20000 and traced < 2000, stats
+    for _ in range(3):
+        assert_replay_matches(recorded, replay(trace))
