@@ -280,10 +280,12 @@ static void write_trampoline(uint8_t *t, const struct site *s, uint8_t *page)
     emit_rel32(t, s->at + length[s->kind]);
 }
 
-/* The object being looked for (its file name's start) and, once found, its code. */
+/* An object to patch: its file name's start, and once found, its code and its sites
+ * (sites[first .. first + count)). */
 struct text {
     const char *name;
     uint8_t *start, *end;
+    size_t first, count;
 };
 
 static int find_text(struct dl_phdr_info *info, size_t size, void *data)
@@ -310,15 +312,36 @@ static int near(const uint8_t *a, const uint8_t *b)
     return d < NEAR && d > -NEAR;
 }
 
-/* Patches the syscall sites of the loaded object whose file name starts with `name` (see
- * the top of this file). Gives up, leaving the object as it is, if anything does not fit. */
-static void patch(const char *name)
+/* Replaces the sites of one object with jumps to their trampolines (from t on). */
+static void write_jumps(const struct text *text, uint8_t *t)
 {
-    struct text text = {name, NULL, NULL};
-    if (!dl_iterate_phdr(find_text, &text))
+    long page_size = 4096;
+    long from = (long)text->start & ~(page_size - 1), size = (long)text->end - from;
+    if (traced(SYS_mprotect, from, size, PROT_READ | PROT_WRITE | PROT_EXEC, 0, 0, 0) != 0)
         return;
-    site_count = 0;
-    find_sites(text.start, text.end);
+    for (size_t i = text->first; i < text->first + text->count; i++, t += TRAMPOLINE_SIZE) {
+        const struct site *s = &sites[i];
+        uint8_t *p = emit(s->at, "\xe9", 1); /* jmp <trampoline>, then never-reached nops */
+        p = emit_rel32(p, t);
+        emit(p, filler[rewritten[s->kind] - 5], rewritten[s->kind] - 5);
+    }
+    traced(SYS_mprotect, from, size, PROT_READ | PROT_EXEC, 0, 0, 0);
+}
+
+/* Patches the syscall sites of libc and of the dynamic loader (dlopen: openat, read,
+ * fstat, close), with one page of trampolines (see the top of this file). Gives up,
+ * leaving the code as it is, if anything does not fit. */
+static void patch_syscall_sites(void)
+{
+    struct text texts[] = {{"libc.so.", NULL, NULL, 0, 0},
+                           {"ld-linux-x86-64.so.", NULL, NULL, 0, 0}};
+    size_t objects = sizeof texts / sizeof texts[0];
+    for (size_t i = 0; i < objects; i++) {
+        texts[i].first = site_count;
+        if (dl_iterate_phdr(find_text, &texts[i]))
+            find_sites(texts[i].start, texts[i].end);
+        texts[i].count = site_count - texts[i].first;
+    }
     if (!site_count)
         return;
     size_t page_size = 4096;
@@ -328,32 +351,18 @@ static void patch(const char *name)
     if (got < 0 && got > -4096)
         return;
     uint8_t *page = (uint8_t *)got;
-    if (!near(page, text.end) || !near(page + size, text.start)) {
-        traced(SYS_munmap, got, (long)size, 0, 0, 0, 0);
-        return;
+    for (size_t i = 0; i < objects; i++) {
+        if (texts[i].count && (!near(page, texts[i].end) || !near(page + size, texts[i].start))) {
+            traced(SYS_munmap, got, (long)size, 0, 0, 0, 0);
+            return;
+        }
     }
     void (*hook)(void) = rrgdb_syscall_hook;
     copy(page, &hook, sizeof hook);
-    uint8_t *t = page + 16;
-    for (size_t i = 0; i < site_count; i++, t += TRAMPOLINE_SIZE)
-        write_trampoline(t, &sites[i], page);
+    for (size_t i = 0; i < site_count; i++)
+        write_trampoline(page + 16 + i * TRAMPOLINE_SIZE, &sites[i], page);
     traced(SYS_mprotect, got, (long)size, PROT_READ | PROT_EXEC, 0, 0, 0);
-    long from = (long)text.start & ~(long)(page_size - 1), size_text = (long)text.end - from;
-    if (traced(SYS_mprotect, from, size_text, PROT_READ | PROT_WRITE | PROT_EXEC, 0, 0, 0) != 0)
-        return;
-    t = page + 16;
-    for (size_t i = 0; i < site_count; i++, t += TRAMPOLINE_SIZE) {
-        struct site *s = &sites[i];
-        uint8_t *p = emit(s->at, "\xe9", 1); /* jmp <trampoline>, then never-reached nops */
-        p = emit_rel32(p, t);
-        emit(p, filler[rewritten[s->kind] - 5], rewritten[s->kind] - 5);
-    }
-    traced(SYS_mprotect, from, size_text, PROT_READ | PROT_EXEC, 0, 0, 0);
-}
-
-/* libc's sites, and the dynamic loader's (dlopen: openat, read, fstat, close). */
-static void patch_syscall_sites(void)
-{
-    patch("libc.so.");
-    patch("ld-linux-x86-64.so.");
+    for (size_t i = 0; i < objects; i++)
+        if (texts[i].count)
+            write_jumps(&texts[i], page + 16 + texts[i].first * TRAMPOLINE_SIZE);
 }
