@@ -112,7 +112,7 @@ static const uint16_t patched_syscalls[] = {
     SYS_sendto, SYS_recvfrom, SYS_fcntl, SYS_getuid, SYS_getgid, SYS_geteuid, SYS_getegid,
     SYS_getppid, SYS_gettid, SYS_time, SYS_getdents64, SYS_clock_gettime, SYS_clock_getres,
     SYS_open, SYS_openat, SYS_newfstatat, SYS_faccessat, SYS_getrandom, SYS_statx,
-    SYS_faccessat2,
+    SYS_faccessat2, SYS_futex,
 };
 
 /* A site, by the bytes it replaces:

@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/filter.h>
+#include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -324,6 +325,13 @@ static long buffered(long nr, long *a)
             return plain(nr, a);
         }
         return NOT_BUFFERED; /* locks can block; the rest write structures */
+    case SYS_futex:
+        switch ((int)a[1] & FUTEX_CMD_MASK) {
+        case FUTEX_WAKE:
+        case FUTEX_WAKE_BITSET:
+            return plain(nr, a); /* waking changes no memory; waits stay traced */
+        }
+        return NOT_BUFFERED;
     case SYS_lseek:
     case SYS_open:
     case SYS_openat:
