@@ -478,14 +478,7 @@ int openat(int dirfd, const char *path, int flags, ...)
     return fd;
 }
 
-int openat64(int dirfd, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    int fd = open_at(dirfd, path, flags, ap);
-    va_end(ap);
-    return fd;
-}
+int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
 
 int open(const char *path, int flags, ...)
 {
@@ -496,14 +489,7 @@ int open(const char *path, int flags, ...)
     return fd;
 }
 
-int open64(const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    int fd = open_at(AT_FDCWD, path, flags, ap);
-    va_end(ap);
-    return fd;
-}
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
