@@ -253,10 +253,6 @@ class ReplaySession:
     def finished(self) -> bool:
         return self.exit_status is not None
 
-    @property
-    def recorded_tid(self) -> int:
-        return self.frames[0].tid if self.frames else 0
-
     def run_to_end(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Replays every remaining event; returns the recorded raw wait status.
         progress(applied, total) is called about every 1000 events."""
