@@ -34,7 +34,6 @@ from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.breakpoints import NoDebugRegisters, WatchKind, Watchpoint
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
-from rrgdb.replay.processes import recorded_processes
 from rrgdb.replay.session import Echo, write_to_fd
 from rrgdb.timeline.diversion import Diversion
 from rrgdb.timeline.timeline import Outcome, ReplayTimeline
@@ -76,8 +75,7 @@ class ReplayTarget:
             raise
         session = self.timeline.session
         self._pid = session.main_tid
-        process = recorded_processes(session.frames)[self._pid]
-        self._exe = process.program_before(session.follow_at)
+        self._exe = session.program
         self._auxv = self._read_auxv()
         self._names = session.reader.file_names()
         self._last_registers = RegisterState(b"\0" * 216, b"")

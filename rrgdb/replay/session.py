@@ -149,6 +149,7 @@ class ReplaySession:
         self.tasks: dict[int, Task] = {}  # recorded tid -> live tracee
         self.main_tid = 0  # the process the debugger follows (default: the first one)
         self.follow_at = 1  # the event index from which it is followed
+        self.program = ""  # the program it runs then (as recorded)
         self._arrived: set[int] = set()  # tids standing at the arrival point of their event
         self._signals: dict[int, int] = {}  # signal to deliver at a tid's next resume
         self._group_exits: set[int] = set()  # processes whose threads are being killed
@@ -183,6 +184,7 @@ class ReplaySession:
         if process is None:
             raise ValueError(f"no process {pid} in this recording")
         self.main_tid, self.follow_at = pid, process.start_of_debugging(at_fork)
+        self.program = process.program_before(self.follow_at)
 
     def start(self) -> None:
         """Spawns the tracee and replays the initial exec (event 0)."""
@@ -195,6 +197,7 @@ class ReplaySession:
                            True, -1)
         task = Task(pid)
         self.main_tid = self.main_tid or first.tid
+        self.program = self.program or first.exe_path
         self.tasks = {first.tid: task}
         stop = task.wait()
         if stop.kind is not StopKind.SIGNAL or stop.signo != signal.SIGSTOP:
