@@ -655,14 +655,14 @@ class RecordSession:
             info = parked[1]
             task.set_siginfo(info)
         self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
-        return self._deliver_async(rt, signo)
+        return self._deliver_async(rt, signo, disposition == "caught")
 
-    def _deliver_async(self, rt: _RecordTask, signo: int) -> int | None:
+    def _deliver_async(self, rt: _RecordTask, signo: int, caught: bool) -> int | None:
         """An asynchronous signal just recorded: a handler is entered now, with its frame
         made the same as replay's (kernel/signal_frames.py); else it goes with the resume.
         Returns the signal still to deliver (None: the task is not to be resumed)."""
         task = rt.task
-        if signal_disposition(task.tid, signo) != "caught":
+        if not caught:
             return signo
         other = enter_handler(task, signo)
         if other is not None:  # killed meanwhile: that stop is handled next
@@ -694,7 +694,8 @@ class RecordSession:
             signo, info = rt.parked.pop(0)
             task.set_siginfo(info)
             self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
-            return self._deliver_async(rt, signo)
+            return self._deliver_async(
+                rt, signo, signal_disposition(task.tid, signo) == "caught")
         self._release_turn(rt)
         if self.scheduler.ask(task.tgid, task.tid):
             return 0  # nobody else wanted to run
