@@ -1,18 +1,21 @@
 """Benchmark rrgdb against native execution: wall time of record and replay vs native.
 
 Compiles bench/syscall_heavy.c, bench/compute.c and bench/threads_condvar.c, and also runs
-two shell loops (fork/exec and pipelines); runs each natively, under ``rrgdb record`` and
-under ``rrgdb replay -a`` (several runs each), and prints the median times and the
-record/native and replay/native ratios. Run on demand:
+two shell loops (fork/exec and pipelines) and a Python json workload; runs each natively,
+under ``rrgdb record`` and under ``rrgdb replay -a`` (several runs each), and prints the
+median times and the record/native and replay/native ratios. Run on demand:
 
     python bench/run.py [--runs 3] [--syscall-iterations 200000] [--compute-iterations N]
 
-(the compute workload defaults to about 5 s native)
+(the compute workload defaults to about 5 s native). The *_long rows run the same
+programs 10x (syscall_heavy) or 50x (python) longer: rrgdb's fixed start-up (the startup
+row) is then a small part of the time, and their ratios show the cost per syscall.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -32,18 +35,26 @@ TIMEOUT = 3600.0
 # $1 is the workload's size argument
 FORK_EXEC_SCRIPT = "i=0; while [ $i -lt $1 ]; do /bin/true; i=$((i+1)); done"
 PIPELINE_SCRIPT = 'i=0; while [ $i -lt $1 ]; do echo $i | cat | wc -c >/dev/null; i=$((i+1)); done'
+# sys.argv[1] is the number of json documents
+PYTHON_SCRIPT = (
+    "import json, os, sys; "
+    "d = [json.dumps({'k': i, 'v': os.urandom(8).hex()}) for i in range(int(sys.argv[1]))]; "
+    "print(len(d))"
+)
 
 
 @dataclass(frozen=True)
 class Workload:
-    """One benchmark: a C program (source, compiled with cflags) or a shell script run as
-    ``sh -c SCRIPT sh N``, and the argument N that sets its size."""
+    """One benchmark: a C program (source, compiled with cflags), a shell script run as
+    ``sh -c SCRIPT sh N`` or Python code run as ``python -c CODE N`` (this interpreter),
+    and the argument N that sets its size."""
 
     name: str
     source: Path | None
     iterations: int
     cflags: tuple[str, ...] = ()
     script: str = ""
+    python: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,10 +106,12 @@ def measure(
     workload: Workload, binary: Path | None, scratch: Path, runs: int, env: dict[str, str]
 ) -> Result:
     """Run the workload natively, under record and under replay -a, ``runs`` times each."""
-    if binary is None:
-        program = ["/bin/sh", "-c", workload.script, "sh", str(workload.iterations)]
-    else:
+    if binary is not None:
         program = [str(binary), str(workload.iterations)]
+    elif workload.python:
+        program = [sys.executable, "-c", workload.python, str(workload.iterations)]
+    else:
+        program = ["/bin/sh", "-c", workload.script, "sh", str(workload.iterations)]
     rrgdb = [sys.executable, "-m", "rrgdb"]
     native, recorded, replayed = [], [], []
     for run in range(runs):
@@ -124,12 +137,12 @@ def report(results: Sequence[Result], runs: int) -> str:
     """The results as a table of medians and ratios."""
     lines = [
         f"medians of {runs} run(s), wall-clock seconds",
-        f"{'workload':<15} {'native':>9} {'record':>9} {'replay':>9} "
+        f"{'workload':<18} {'native':>9} {'record':>9} {'replay':>9} "
         f"{'record/native':>14} {'replay/native':>14}",
     ]
     for r in results:
         lines.append(
-            f"{r.workload:<15} {r.native:>9.3f} {r.record:>9.3f} {r.replay:>9.3f} "
+            f"{r.workload:<18} {r.native:>9.3f} {r.record:>9.3f} {r.replay:>9.3f} "
             f"{r.record / r.native:>13.2f}x {r.replay / r.native:>13.2f}x"
         )
     return "\n".join(lines)
@@ -170,8 +183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="'echo | cat | wc -c' pipelines in the pipeline shell loop (default 100)",
     )
     parser.add_argument(
+        "--python-items",
+        type=int,
+        default=2000,
+        help="json documents the python workload makes (default 2000, ~0.1 s)",
+    )
+    parser.add_argument(
         "--only",
-        choices=["syscall_heavy", "compute", "startup", "threads", "fork_exec", "pipeline"],
+        choices=["syscall_heavy", "syscall_heavy_long", "compute", "startup", "threads",
+                 "fork_exec", "pipeline", "python", "python_long"],
         action="append",
         help="run only this workload (repeatable)",
     )
@@ -179,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     workloads = [
         Workload("syscall_heavy", BENCH_DIR / "syscall_heavy.c", args.syscall_iterations),
+        Workload(
+            "syscall_heavy_long", BENCH_DIR / "syscall_heavy.c", 10 * args.syscall_iterations
+        ),
+        Workload("python", None, args.python_items, python=PYTHON_SCRIPT),
+        Workload("python_long", None, 50 * args.python_items, python=PYTHON_SCRIPT),
         Workload("compute", BENCH_DIR / "compute.c", args.compute_iterations),
         # compute with one round: rrgdb's fixed cost (start-up, exec, trace files)
         Workload("startup", BENCH_DIR / "compute.c", 1),
@@ -191,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only:
         workloads = [w for w in workloads if w.name in args.only]
     env = rrgdb_env()
+    # as `pip install` would: rrgdb's start-up is measured with its bytecode compiled
+    # (PYTHONDONTWRITEBYTECODE=1 would otherwise make every run compile edited modules)
+    compileall.compile_dir(REPO_ROOT / "rrgdb", quiet=1)
     with tempfile.TemporaryDirectory(prefix="rrgdb-bench-") as tmp:
         scratch = Path(tmp)
         results = []

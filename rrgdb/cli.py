@@ -41,4 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     only = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(only).parse_args(argv)
+    from rrgdb import native  # after parsing: --help needs no native code
+
+    native.keep_freed_memory()
     return command_module(args.command).run(args)

@@ -31,6 +31,9 @@ ffibuilder.cdef(
     uint64_t rr_rdtsc(void);
     uint64_t rr_rdtscp(uint32_t *aux);
     size_t rr_user_regs_size(void);
+    int mallopt(int param, int value);
+    #define M_TRIM_THRESHOLD ...
+    #define M_MMAP_THRESHOLD ...
     """
 )
 ffibuilder.set_source(
@@ -42,6 +45,7 @@ ffibuilder.set_source(
     #include <string.h>
     #include <elf.h>
     #include <linux/perf_event.h>
+    #include <malloc.h>
     #include <sys/personality.h>
     #include <sys/prctl.h>
     #include <sys/ptrace.h>

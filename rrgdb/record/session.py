@@ -4,7 +4,6 @@ receives (syscall results and memory writes, signals, rdtsc values, exec state) 
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import signal
 import stat
@@ -100,7 +99,7 @@ def cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor()
+    return os.uname().machine
 
 
 def pmu_available() -> bool:
@@ -193,7 +192,7 @@ class RecordSession:
         header = TraceHeader(
             program=self.program, argv=list(self.argv), cwd=os.getcwd(),
             rlimit_stack=_stack_limit(), created=time.time(),
-            kernel=platform.release(), cpu=cpu_model(), syscallbuf=self.syscallbuf,
+            kernel=os.uname().release, cpu=cpu_model(), syscallbuf=self.syscallbuf,
             extra={"scheduling": self.mode, "pmu": "yes" if self.pmu else "no"})
         self.writer = TraceWriter(self.trace_dir, header)
         try:
