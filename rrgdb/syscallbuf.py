@@ -91,6 +91,20 @@ def in_call(task: Task) -> bool:
     return task.read(LOCKED, 1) == b"\x01"
 
 
+def blocked_in_call(tid: int) -> bool:
+    """Record side, while tid runs: whether it sleeps in the kernel in a buffered call
+    (/proc/TID/syscall names a syscall made at the untraced stub). Such a thread holds
+    its process's turn without running user code: the recorder stops it at once, and
+    abandon_if_blocked turns the call into a traced one."""
+    try:
+        with open(f"/proc/{tid}/syscall", "rb") as f:
+            fields = f.read().split()
+    except OSError:
+        return False  # gone meanwhile
+    # "running", "-1 SP PC" (stopped outside a syscall) or "NR ARG*6 SP PC"
+    return len(fields) == 9 and int(fields[8], 16) == UNTRACED_STUB + 2
+
+
 def abandon_if_blocked(task: Task, regs: Registers) -> None:
     """Record side, at a stop inside a buffered call: if the call was blocked in the
     kernel (stopped at the untraced stub with a restart code), it returns ABANDONED

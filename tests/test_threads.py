@@ -71,3 +71,20 @@ def test_threads_buffer_their_syscalls(build, tmp_path: Path) -> None:
     assert buffered >= 20000 and traced < 2000, stats
     for _ in range(3):
         assert_replay_matches(recorded, replay(trace))
+
+
+def test_blocking_buffered_calls_do_not_hold_up_other_threads(build, tmp_path: Path) -> None:
+    """Two threads ping-pong a byte through pipes, 1000 times each way: each buffered read
+    blocks while its thread holds the process's turn. The recorder sees the thread asleep
+    at the untraced stub and turns the call into a traced one at once; waiting for the
+    turn's time slice instead (50 ms a block, ~100 s in all) runs past the timeout."""
+    binary = build("threads_pipe", "O2", "-pthread")
+    trace = tmp_path / "trace"
+    recorded = record([str(binary), "1000"], trace, timeout=60)
+    assert recorded.returncode == 0 and recorded.stdout.startswith(b"rounds 1000, sum "), (
+        describe(recorded))
+    stats = run_rrgdb(["dump", "--stats", trace]).stdout.decode()
+    writes = int(re.search(r"  write\t\d+\t\((\d+) buffered\)", stats).group(1))
+    assert writes >= 1900, stats  # the writes never block: they stay buffered
+    for _ in range(3):
+        assert_replay_matches(recorded, replay(trace))

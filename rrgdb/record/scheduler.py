@@ -76,6 +76,10 @@ class Scheduler:
         return [p.running for tgid, p in self._processes.items()
                 if p.running and (p.waiting or tgid in busy) and now - p.since > PREEMPT_AFTER]
 
+    def holding_up(self) -> list[int]:
+        """Threads holding the turn while others of their process wait for it."""
+        return [p.running for p in self._processes.values() if p.running and p.waiting]
+
     def contended(self) -> bool:
         """Whether some thread waits for its turn (the recorder must then watch the time)."""
         return any(p.waiting for p in self._processes.values())

@@ -335,6 +335,7 @@ class RecordSession:
         a task that keeps computing without syscalls so the signal is not delayed forever."""
         if self._pending_stops:
             return self._pending_stops.pop(0)
+        pause = 0.00005  # doubling up to 1 ms: a turn holder that blocks is seen soon
         while True:
             parked = [rt for rt in self.tasks.values() if rt.parked]
             if not parked and not self.scheduler.contended() and not any(
@@ -348,11 +349,16 @@ class RecordSession:
             busy = {tgid for tgid, stops in self._deferred.items() if stops}
             overdue += [self.tasks[tid] for tid in self.scheduler.overdue(busy)
                         if tid in self.tasks]
+            # a turn holder asleep in a buffered call would keep the others waiting until
+            # it is overdue (the job of rr's desched events; architecture.md)
+            overdue += [self.tasks[tid] for tid in self.scheduler.holding_up()
+                        if tid in self.tasks and syscallbuf.blocked_in_call(tid)]
             for rt in overdue:
                 if not rt.stopping:
                     rt.stopping = True
                     native.tgkill(rt.task.tgid, rt.task.tid, signal.SIGSTOP)
-            time.sleep(0.0005)
+            time.sleep(pause)
+            pause = min(2 * pause, 0.001)
 
     def _on_stop(self, rt: _RecordTask, stop: Stop) -> None:
         """Handles one stop and decides when the task runs again."""
