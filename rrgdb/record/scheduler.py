@@ -76,9 +76,11 @@ class Scheduler:
         return [p.running for tgid, p in self._processes.items()
                 if p.running and (p.waiting or tgid in busy) and now - p.since > PREEMPT_AFTER]
 
-    def holding_up(self) -> list[int]:
-        """Threads holding the turn while others of their process wait for it."""
-        return [p.running for p in self._processes.values() if p.running and p.waiting]
+    def holding_up(self, busy: set[int]) -> list[int]:
+        """Threads holding the turn while others of their process wait for it (or while
+        the recorder holds back stops of their process, tgids in busy)."""
+        return [p.running for tgid, p in self._processes.items()
+                if p.running and (p.waiting or tgid in busy)]
 
     def contended(self) -> bool:
         """Whether some thread waits for its turn (the recorder must then watch the time)."""

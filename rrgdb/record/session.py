@@ -351,7 +351,7 @@ class RecordSession:
                         if tid in self.tasks]
             # a turn holder asleep in a buffered call would keep the others waiting until
             # it is overdue (the job of rr's desched events; architecture.md)
-            overdue += [self.tasks[tid] for tid in self.scheduler.holding_up()
+            overdue += [self.tasks[tid] for tid in self.scheduler.holding_up(busy)
                         if tid in self.tasks and syscallbuf.blocked_in_call(tid)]
             for rt in overdue:
                 if not rt.stopping:
