@@ -4,6 +4,10 @@ The C programs under tests/programs/ are compiled once per session (-O0 and -O2,
 also -static). Tests that take a ``program`` argument are parametrised over every
 (program, variant) pair, so each test id reads like ``clocks-O2``.
 
+`pytest --no-syscallbuf` records every program without the syscall buffer (tests marked
+`needs_syscallbuf`, which check the buffer itself, are skipped): every other record/replay
+test must pass both ways.
+
 Every test is also checked for leaked processes: the pytest process is made a child
 subreaper, so anything a test starts (rrgdb, its tracees, their orphans) stays in
 pytest's process tree; whatever is still alive after the test is reported as a failure
@@ -235,6 +239,17 @@ def rrgdb_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**(os.environ if env is None else env), **_IMPORT_ENV}
 
 
+RECORD_OPTIONS: list[str] = []  # ["--no-syscallbuf"] under pytest --no-syscallbuf
+
+
+def rrgdb_command(args: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """``python -m rrgdb ARGS``; a record command gets this session's RECORD_OPTIONS."""
+    words = [str(arg) for arg in args]
+    if words[:1] == ["record"]:
+        words[1:1] = RECORD_OPTIONS
+    return [sys.executable, "-m", "rrgdb", *words]
+
+
 def run_rrgdb(
     args: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None, **kw: Any
 ) -> subprocess.CompletedProcess[bytes]:
@@ -243,9 +258,7 @@ def run_rrgdb(
     if "stdout" not in kw and "stderr" not in kw:
         options["capture_output"] = True
     options.update(kw)
-    return subprocess.run(
-        [sys.executable, "-m", "rrgdb", *map(str, args)], env=rrgdb_env(env), **options
-    )
+    return subprocess.run(rrgdb_command(args), env=rrgdb_env(env), **options)
 
 
 def record(
@@ -318,11 +331,29 @@ def assert_replay_matches(
 PR_SET_CHILD_SUBREAPER = 36
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--no-syscallbuf", action="store_true",
+                     help="record every program with rrgdb record --no-syscallbuf")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Make pytest the reaper of every orphan its tests leave, so leaks stay visible."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    config.addinivalue_line(
+        "markers", "needs_syscallbuf: checks the syscall buffer itself (not run under "
+        "--no-syscallbuf)")
+    if config.getoption("--no-syscallbuf"):
+        RECORD_OPTIONS.append("--no-syscallbuf")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--no-syscallbuf"):
+        skip = pytest.mark.skip(reason="checks the syscall buffer (--no-syscallbuf)")
+        for item in items:
+            if item.get_closest_marker("needs_syscallbuf"):
+                item.add_marker(skip)
 
 
 @dataclass(frozen=True)

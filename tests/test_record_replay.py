@@ -15,7 +15,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from conftest import (
     program_stderr,
     record,
     replay,
+    rrgdb_command,
     rrgdb_env,
     rrgdb_lines,
     run_native,
@@ -183,7 +183,7 @@ def test_killing_the_recorder_kills_the_tracee(tmp_path: Path) -> None:
     """If rrgdb record dies (SIGKILL), the program it traces does not live on."""
     args = ["record", "-o", str(tmp_path / "trace"), "--", "/bin/sleep", "60"]
     recorder = subprocess.Popen(
-        [sys.executable, "-m", "rrgdb", *args],
+        rrgdb_command(args),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -242,10 +242,12 @@ def test_default_trace_directory_and_latest_trace(
 def pids_trace(
     built_programs: dict[str, Program], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, subprocess.CompletedProcess[bytes]]:
-    """One recording of the pids program (-O0), shared by the tests that only read it."""
+    """One recording of the pids program (-O0), shared by the tests that only read it.
+    Without the syscall buffer, so that getpid is an event of its own (buffered, it is a
+    record in a flush: test_syscallbuf.py tampers with that one)."""
     trace = tmp_path_factory.mktemp("pids") / "trace"
     program = built_programs["pids-O0"]
-    recorded = record([str(program.path)], trace)
+    recorded = run_rrgdb(["record", "--no-syscallbuf", "-o", trace, program.path])
     assert recorded.returncode == 0, describe(recorded)
     return trace, recorded
 

@@ -14,14 +14,13 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import descendants, rrgdb_env
+from conftest import descendants, rrgdb_command, rrgdb_env
 
 # --------------------------------------------------------------------------- programs
 
@@ -204,9 +203,7 @@ def rrgdb_popen(args: Sequence[str | os.PathLike[str]], **kw) -> subprocess.Pope
     """Start ``python -m rrgdb ARGS`` (stdin /dev/null, output piped unless given)."""
     options = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     options.update(kw)
-    return subprocess.Popen(
-        [sys.executable, "-m", "rrgdb", *map(str, args)], env=rrgdb_env(), **options
-    )
+    return subprocess.Popen(rrgdb_command(args), env=rrgdb_env(), **options)
 
 
 # --------------------------------------------------------------------------- gdb client

@@ -59,6 +59,7 @@ def test_python_threads(tmp_path: Path) -> None:
     assert_replay_matches(recorded, replay(trace))
 
 
+@pytest.mark.needs_syscallbuf
 def test_threads_buffer_their_syscalls(build, tmp_path: Path) -> None:
     """Threads share their process's syscall buffer: the 24 000 small syscalls of four
     threads are buffered (not traced), and every replay gives the recorded output."""
@@ -73,6 +74,7 @@ def test_threads_buffer_their_syscalls(build, tmp_path: Path) -> None:
         assert_replay_matches(recorded, replay(trace))
 
 
+@pytest.mark.needs_syscallbuf
 def test_blocking_buffered_calls_do_not_hold_up_other_threads(build, tmp_path: Path) -> None:
     """Two threads ping-pong a byte through pipes, 1000 times each way: each buffered read
     blocks while its thread holds the process's turn. The recorder sees the thread asleep

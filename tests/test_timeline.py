@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import random
 import subprocess
-import sys
 from pathlib import Path
+
+from conftest import rrgdb_command, rrgdb_env
 
 from rrgdb.kernel.address_space import memory_hash
 from rrgdb.timeline.timeline import ReplayTimeline
@@ -16,7 +17,7 @@ from rrgdb.timeline.timeline import ReplayTimeline
 def test_seeking_to_a_mark_reproduces_registers_and_memory(build, tmp_path: Path) -> None:
     binary = build("gdb_debuggee", "O0")
     trace = tmp_path / "trace"
-    subprocess.run([sys.executable, "-m", "rrgdb", "record", "-o", str(trace), str(binary)],
+    subprocess.run(rrgdb_command(["record", "-o", trace, binary]), env=rrgdb_env(),
                    capture_output=True)  # the program exits with 42
     symbols = subprocess.run(["nm", str(binary)], capture_output=True, text=True).stdout
     offset = next(int(line.split()[0], 16) for line in symbols.splitlines()

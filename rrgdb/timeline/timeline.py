@@ -167,6 +167,7 @@ class ReplayTimeline:
         task = self._thread(tid)
         regs = task.regs()
         regs.eflags &= ~_EFLAGS_VOLATILE
+        regs.r11 &= ~_EFLAGS_VOLATILE  # rflags after a syscall or the buffer's hook
         below, above = STACK_FINGERPRINT
         stack = task.read(regs.rsp - below, below + above)
         others = b"".join(t.regs().to_bytes() for _, t in self.session.followed_tasks()
