@@ -79,3 +79,31 @@ def test_gdb_behaves_the_same_with_and_without_the_buffer(tmp_path: Path) -> Non
     assert "@@ mix " in joined, joined  # reverse-step went into mix
     assert "Old value = 2065\nNew value = 64" in joined, joined  # the watchpoint, reversed
     assert "SIGKILL" in with_buffer[-1], joined  # the end of the recording
+
+
+def test_watchpoint_sees_memory_a_syscall_wrote(tmp_path: Path) -> None:
+    """buf[20] is set to 20 by a store (i == 20) and back to 0 by the next read(): a write
+    watchpoint reports both changes, forwards and backwards, with the buffer (the write is
+    its copy into buf) and without it (the write is the kernel's: the debug registers do
+    not see it, replay reports it from the recorded syscall's memory writes)."""
+    binary = tmp_path / "gdb_buffered"
+    compile_program(PROGRAMS_DIR / "gdb_buffered.c", binary, "O0", ())
+    for options in ([], ["--no-syscallbuf"]):
+        rec = _recording(binary, tmp_path / f"trace{''.join(options)}", options)
+        s = GdbScript()
+        s(f"break gdb_buffered.c:{rec.line('mix-call')}")
+        s("ignore 1 21")
+        s("continue")
+        at = s("print i")
+        s("delete")
+        s("watch -l buf[20]")
+        changes = [s("reverse-continue"), s("reverse-continue"), s("continue"), s("continue")]
+        with replay_server(rec, tmp_path / f"log{''.join(options)}") as server:
+            t = s.run_remote(server)
+        assert t.value(at) == "21", t.context(at)
+        # reversed: Old is the later value, New the earlier one (as gdb shows it)
+        for index, (old, new) in zip(changes, [(0, 20), (20, 0), (0, 20), (20, 0)],
+                                     strict=True):
+            t.expect_re(index, rf"Old value = {old} .*\nNew value = {new} ")
+        t.expect_line(changes[1], rec.line("store"))  # back to the store of i == 20
+        t.expect_line(changes[2], rec.line("mix-call"))  # and forward over it again

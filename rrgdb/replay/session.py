@@ -24,7 +24,7 @@ from pathlib import Path
 
 from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import MAP_PRIVATE, memory_hash, read_maps
-from rrgdb.kernel.breakpoints import INT3, Breakpoints, Watchpoint
+from rrgdb.kernel.breakpoints import INT3, Breakpoints, WatchKind, Watchpoint
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import (
     SCRATCH_DATA,
@@ -364,7 +364,23 @@ class ReplaySession:
         self._maybe_begin_following()
         if isinstance(frame, ExecFrame) and followed and self.stop_at_exec:
             return Interruption(Trap.EXEC, tid=tid)
+        watch = self._watch_written_by(frame) if followed else None
+        if watch is not None:
+            return Interruption(Trap.WATCHPOINT, watch, tid=tid)
         return Interruption(Trap.STEP, tid=tid) if step else None
+
+    def _watch_written_by(self, frame: Frame) -> Watchpoint | None:
+        """The first write (or access) watchpoint on memory the syscall just replayed
+        wrote: the debug registers see only the CPU's stores, not the kernel's (nor
+        replay's), so a read() into a watched buffer is reported here, as rr does."""
+        if not isinstance(frame, SyscallFrame):
+            return None
+        for watch in self.breakpoints.watches:
+            if watch.kind in (WatchKind.WRITE, WatchKind.ACCESS) and any(
+                    w.addr < watch.addr + watch.length and watch.addr < w.addr + len(w.data)
+                    for w in frame.writes):
+                return watch
+        return None
 
     def _check_buffer_consumed(self, task: Task, frame: Frame) -> None:
         """At the stop after a flush, the library must have used exactly the recorded

@@ -371,7 +371,7 @@ class ReplayTimeline:
             if hits_to_count is not None and hits == hits_to_count:
                 break
             result = session.advance()
-            if result is None:
+            if result is None or session.applied > mark.applied:
                 raise RuntimeError(f"lost position at event {mark.applied} (pc {mark.pc:#x})")
             if result.trap is Trap.BREAKPOINT:
                 if hits_to_count is None and self._at(mark):

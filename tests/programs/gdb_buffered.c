@@ -21,7 +21,7 @@ int main(void)
         return 1;
     for (int i = 0; i < 50; i++) {
         ssize_t got = read(in, buf, sizeof buf); /* L:read */
-        buf[i % 64] = (char)i;
+        buf[i % 64] = (char)i; /* L:store */
         total = mix(total, got + buf[i % 64]); /* L:mix-call */
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
