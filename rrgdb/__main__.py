@@ -1,5 +1,5 @@
 """`python -m rrgdb` runs the command-line interface."""
 
-from rrgdb.cli import main
+from rrgdb.cli import entry
 
-raise SystemExit(main())
+entry()

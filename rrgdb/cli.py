@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from types import ModuleType
 
@@ -38,6 +39,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the subcommand argv names; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     only = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(only).parse_args(argv)
@@ -45,3 +47,15 @@ def main(argv: list[str] | None = None) -> int:
 
     native.keep_freed_memory()
     return command_module(args.command).run(args)
+
+
+def entry() -> None:
+    """The `rrgdb` program: main(), then exit without tearing the interpreter down.
+
+    Everything rrgdb writes is on disk by then (traces are fsynced, tracees are ended by
+    pid or by PTRACE_O_EXITKILL); freeing every object of every imported module would
+    add 20-40 ms to each command. An exception still ends the ordinary way."""
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
