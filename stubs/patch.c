@@ -112,7 +112,9 @@ static const uint16_t patched_syscalls[] = {
     SYS_sendto, SYS_recvfrom, SYS_fcntl, SYS_getuid, SYS_getgid, SYS_geteuid, SYS_getegid,
     SYS_getppid, SYS_gettid, SYS_time, SYS_getdents64, SYS_clock_gettime, SYS_clock_getres,
     SYS_open, SYS_openat, SYS_newfstatat, SYS_faccessat, SYS_getrandom, SYS_statx,
-    SYS_faccessat2, SYS_futex,
+    SYS_faccessat2, SYS_futex, SYS_getpid, SYS_gettimeofday, SYS_rt_sigaction,
+    SYS_rt_sigprocmask, SYS_nanosleep, SYS_clock_nanosleep, SYS_ppoll, SYS_epoll_wait,
+    SYS_epoll_pwait, SYS_recvmsg, SYS_sendmsg,
 };
 
 /* A site, by the bytes it replaces:

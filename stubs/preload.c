@@ -36,8 +36,10 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,10 +48,15 @@
 
 #define MAX_IO 65536        /* larger transfers are traced (records must fit the buffer) */
 #define MAX_POLL_FDS 64
+#define MAX_PIECES 16       /* iovecs of readv and recvmsg */
+#define MAX_NAME 128        /* struct sockaddr_storage: the most an address takes */
 #define NOT_BUFFERED LONG_MIN /* no syscall returns it */
 #define STAT_BYTES 144      /* struct stat */
 #define STATX_BYTES 256      /* struct statx */
 #define TERMIOS_BYTES 36     /* the kernel's struct termios (TCGETS) */
+#define SIGSET_BYTES 8       /* the kernel's sigset_t */
+#define SIGACTION_BYTES 32   /* the kernel's struct sigaction: handler, flags, restorer, mask */
+#define EPOLL_EVENT_BYTES 12 /* struct epoll_event (packed) */
 
 static struct rrgdb_syscallbuf *buffer;
 
@@ -74,7 +81,10 @@ static long untraced(long nr, long a, long b, long c, long d, long e, long f)
     return rax;
 }
 
-/* An ordinary syscall: the seccomp filter sends it to the recorder. */
+/* An ordinary syscall: the seccomp filter sends it to the recorder. Replay compares every
+ * register at a traced syscall, so the ones it does not take are cleared (and the flags
+ * set by the clearing): they could hold values that differ between record and replay,
+ * such as the untraced stub's raw result. */
 static long traced(long nr, long a, long b, long c, long d, long e, long f)
 {
     register long rax __asm__("rax") = nr;
@@ -84,10 +94,17 @@ static long traced(long nr, long a, long b, long c, long d, long e, long f)
     register long r10 __asm__("r10") = d;
     register long r8 __asm__("r8") = e;
     register long r9 __asm__("r9") = f;
-    __asm__ volatile("syscall"
+    __asm__ volatile("xor %%ebx,%%ebx\n\t"
+                     "xor %%ebp,%%ebp\n\t"
+                     "xor %%r12d,%%r12d\n\t"
+                     "xor %%r13d,%%r13d\n\t"
+                     "xor %%r14d,%%r14d\n\t"
+                     "xor %%r15d,%%r15d\n\t"
+                     "syscall"
                      : "+r"(rax)
                      : "r"(rdi), "r"(rsi), "r"(rdx), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
+                     : "rbx", "rbp", "rcx", "r11", "r12", "r13", "r14", "r15", "memory",
+                       "cc");
     return rax;
 }
 
@@ -158,8 +175,9 @@ static long plain(long nr, const long *a)
     return ret == RRGDB_ABANDONED ? abandon(r, nr) : finish(r, nr, ret, 0);
 }
 
-/* How many bytes an output-writing call wrote: `ret` of them (read), all of them when
- * it returned 0 (stat) or any non-error value (time). */
+/* How many bytes an output-writing call wrote: `ret` of them (read; at most the size:
+ * with MSG_TRUNC a datagram's recv returns its full length), all of them when it returned
+ * 0 (stat) or any non-error value (time). */
 enum written { RET_BYTES, ALL_IF_ZERO, ALL_IF_OK };
 
 /* A call that writes up to `size` bytes at the pointer in argument `slot`: the kernel
@@ -178,18 +196,28 @@ static long output(long nr, long *a, int slot, size_t size, enum written how)
     long ret = call(r, nr, a);
     if (ret == RRGDB_ABANDONED)
         return abandon(r, nr);
-    size_t got = how == RET_BYTES     ? (ret > 0 ? (size_t)ret : 0)
+    size_t got = how == RET_BYTES     ? (ret <= 0 ? 0 : (size_t)ret < size ? (size_t)ret : size)
                  : how == ALL_IF_ZERO ? (ret == 0 ? size : 0)
                                       : (ret >= 0 || ret <= -4096 ? size : 0);
     copy(dest, r->data, got);
     return finish(r, nr, ret, got);
 }
 
+/* The first n bytes of src into the pieces of iov. */
+static void scatter(const struct iovec *iov, const uint8_t *src, size_t n)
+{
+    for (size_t done = 0, i = 0; done < n; i++) {
+        size_t part = n - done < iov[i].iov_len ? n - done : iov[i].iov_len;
+        copy(iov[i].iov_base, src + done, part);
+        done += part;
+    }
+}
+
 /* readv: read into the record as one piece, then scatter. */
 static long readv_buffered(long *a)
 {
     const struct iovec *iov = (const struct iovec *)a[1];
-    if (a[2] < 0 || a[2] > 16)
+    if (a[2] < 0 || a[2] > MAX_PIECES)
         return NOT_BUFFERED;
     size_t total = 0;
     for (long i = 0; i < a[2]; i++)
@@ -205,33 +233,89 @@ static long readv_buffered(long *a)
     if (ret == RRGDB_ABANDONED)
         return abandon(r, SYS_readv);
     size_t got = ret > 0 ? (size_t)ret : 0;
-    for (size_t done = 0, i = 0; done < got; i++) {
-        size_t n = got - done < iov[i].iov_len ? got - done : iov[i].iov_len;
-        copy(iov[i].iov_base, r->data + done, n);
-        done += n;
-    }
+    scatter(iov, r->data, got);
     return finish(r, SYS_readv, ret, got);
 }
 
-/* poll with a zero timeout (never blocks): the array is input and output. */
-static long poll_buffered(long *a)
+/* poll, and ppoll without a signal mask (the recorder applies that mask for the signals
+ * it delivers). The array is input and output, and so is ppoll's timeout (the kernel
+ * leaves the time left in it). A call that blocks is abandoned when the recorder stops
+ * it, as a read is. */
+static long poll_buffered(long nr, long *a)
 {
-    size_t size = (size_t)a[1] * 8;
-    if (a[2] != 0 || (unsigned long)a[1] > MAX_POLL_FDS || !a[0])
+    size_t size = (size_t)a[1] * 8, wait = nr == SYS_ppoll && a[2] ? sizeof(struct timespec) : 0;
+    void *fds = (void *)a[0], *timeout = (void *)a[2];
+    if ((unsigned long)a[1] > MAX_POLL_FDS || (!fds && size) || (nr == SYS_ppoll && a[3]))
         return NOT_BUFFERED;
-    struct rrgdb_record *r = begin(size);
+    struct rrgdb_record *r = begin(size + wait);
     if (!r)
         return NOT_BUFFERED;
-    void *fds = (void *)a[0];
-    if (!buffer->in_replay)
-        copy(r->data, fds, size); /* in replay the record holds the kernel's answer */
+    if (!buffer->in_replay) { /* in replay the record holds the kernel's answer */
+        copy(r->data, fds, size);
+        copy(r->data + size, timeout, wait);
+    }
     a[0] = (long)r->data;
-    long ret = call(r, SYS_poll, a);
+    if (wait)
+        a[2] = (long)(r->data + size);
+    long ret = call(r, nr, a);
     if (ret == RRGDB_ABANDONED)
-        return abandon(r, SYS_poll);
-    size_t got = ret >= 0 ? size : 0;
-    copy(fds, r->data, got);
-    return finish(r, SYS_poll, ret, got);
+        return abandon(r, nr);
+    copy(fds, r->data, ret >= 0 ? size : 0);
+    copy(timeout, r->data + size, wait);
+    return finish(r, nr, ret, size + wait);
+}
+
+/* epoll_wait, and epoll_pwait without a signal mask: `ret` events. An interrupted
+ * epoll_wait fails with EINTR rather than a restart code; in record no signal handler
+ * runs inside a buffered call (the recorder holds the signal back), so EINTR means the
+ * recorder stopped it, and it is abandoned like a call that would restart. */
+static long epoll_buffered(long nr, long *a)
+{
+    int most = (int)a[2];
+    if ((nr == SYS_epoll_pwait && a[4]) || most <= 0 || most > MAX_IO / EPOLL_EVENT_BYTES)
+        return NOT_BUFFERED;
+    struct rrgdb_record *r = begin((size_t)most * EPOLL_EVENT_BYTES);
+    if (!r)
+        return NOT_BUFFERED;
+    void *events = (void *)a[1];
+    a[1] = (long)r->data;
+    long ret = call(r, nr, a);
+    if (ret == RRGDB_ABANDONED || ret == -EINTR)
+        return abandon(r, nr);
+    size_t got = ret > 0 ? (size_t)ret * EPOLL_EVENT_BYTES : 0;
+    copy(events, r->data, got);
+    return finish(r, nr, ret, got);
+}
+
+/* nanosleep and clock_nanosleep, which block as a read can. When a signal interrupts a
+ * relative sleep, the kernel writes the time left into the record; the caller gets it
+ * with EINTR. */
+static long sleep_buffered(long nr, long *a)
+{
+    int at = nr == SYS_nanosleep ? 0 : 2; /* the request; the time left follows it */
+    int relative = nr == SYS_nanosleep || !((int)a[1] & TIMER_ABSTIME);
+    struct timespec *left = (struct timespec *)a[at + 1], rest;
+    struct rrgdb_record *r = begin(sizeof rest);
+    if (!r)
+        return NOT_BUFFERED;
+    a[at + 1] = (long)r->data;
+    long ret = call(r, nr, a);
+    if (ret == RRGDB_ABANDONED && relative) {
+        /* Made again, traced, for the time left (the site would sleep the full time, and
+         * tell an interrupted caller the full time was left). The time is copied to the
+         * stack: once the record is committed, a sibling thread may overwrite it before
+         * the kernel reads it. */
+        copy(&rest, r->data, sizeof rest);
+        finish(r, nr, ret, sizeof rest);
+        a[at] = (long)&rest;
+        a[at + 1] = (long)left;
+        return traced(nr, a[0], a[1], a[2], a[3], 0, 0);
+    }
+    if (ret == RRGDB_ABANDONED)
+        return abandon(r, nr); /* the site makes it again, for the same deadline */
+    size_t got = ret == -EINTR && relative && left ? sizeof rest : 0;
+    copy(left, r->data, got);
+    return finish(r, nr, ret, got);
 }
 
 /* recvfrom with a source address: data, then the address length, then the address. */
@@ -258,17 +342,67 @@ static long recvfrom_buffered(long *a)
         return abandon(r, SYS_recvfrom);
     size_t got = ret >= 0 ? at + 8 + room : 0;
     if (ret >= 0) {
-        copy(buf, r->data, (size_t)ret);
+        copy(buf, r->data, (size_t)ret < (size_t)a[2] ? (size_t)ret : (size_t)a[2]);
         copy(addr, len + 2, *len < room ? *len : room);
         *addrlen = *len;
     }
     return finish(r, SYS_recvfrom, ret, got);
 }
 
-/* The buffered form of syscall nr, or NOT_BUFFERED. stdin/stdout/stderr transfers stay
- * traced (replay echoes output from those events); anything that changes the address
- * space or signal state, or can block indefinitely besides I/O, is never buffered.
- * getpid stays a traced event too: the trace shows the recorded process's identity. */
+/* recvmsg into at most 16 pieces, without ancillary data (control messages stay traced:
+ * SCM_RIGHTS creates fds). The kernel gets a header in the record naming one piece and
+ * room for the source address there too, fills in the address length and the flags, and
+ * the data is then scattered. The record: header, piece, address room, data. */
+static long recvmsg_buffered(long *a)
+{
+    struct msghdr *msg = (struct msghdr *)a[1];
+    if (!msg || msg->msg_controllen || msg->msg_iovlen > MAX_PIECES)
+        return NOT_BUFFERED;
+    size_t total = 0;
+    for (size_t i = 0; i < msg->msg_iovlen; i++)
+        total += msg->msg_iov[i].iov_len;
+    if (total > MAX_IO)
+        return NOT_BUFFERED;
+    size_t head = sizeof(struct msghdr) + sizeof(struct iovec) + MAX_NAME;
+    struct rrgdb_record *r = begin(head + total);
+    if (!r)
+        return NOT_BUFFERED;
+    struct msghdr *k = (struct msghdr *)r->data;
+    struct iovec *piece = (struct iovec *)(k + 1);
+    uint8_t *name = (uint8_t *)(piece + 1), *data = name + MAX_NAME;
+    if (!buffer->in_replay) { /* in replay the record holds the kernel's answer */
+        k->msg_name = msg->msg_name ? name : NULL;
+        k->msg_namelen = msg->msg_namelen; /* the kernel writes at most MAX_NAME */
+        k->msg_iov = piece;
+        k->msg_iovlen = 1;
+        k->msg_control = NULL;
+        k->msg_controllen = 0;
+        k->msg_flags = 0;
+        piece->iov_base = data;
+        piece->iov_len = total;
+    }
+    long args[6] = {a[0], (long)k, a[2], 0, 0, 0};
+    long ret = call(r, SYS_recvmsg, args);
+    if (ret == RRGDB_ABANDONED)
+        return abandon(r, SYS_recvmsg);
+    if (ret < 0)
+        return finish(r, SYS_recvmsg, ret, 0);
+    size_t got = (size_t)ret < total ? (size_t)ret : total; /* MSG_TRUNC: the full length */
+    scatter(msg->msg_iov, data, got);
+    if (msg->msg_name) {
+        size_t room = msg->msg_namelen < MAX_NAME ? msg->msg_namelen : MAX_NAME;
+        copy(msg->msg_name, name, k->msg_namelen < room ? k->msg_namelen : room);
+        msg->msg_namelen = k->msg_namelen;
+    }
+    msg->msg_flags = k->msg_flags;
+    return finish(r, SYS_recvmsg, ret, head + got);
+}
+
+/* The buffered form of syscall nr, or NOT_BUFFERED. Replay takes a buffered call's
+ * result and output from the record and makes no syscall, so whatever changes the
+ * address space or signal state stays traced (signal queries are buffered, changes are
+ * not), and so do messages with control data (SCM_RIGHTS creates fds), stdin/stdout/
+ * stderr transfers (replay echoes output from those events) and fcntl locks. */
 static long buffered(long nr, long *a)
 {
     switch (nr) {
@@ -281,14 +415,24 @@ static long buffered(long nr, long *a)
         return output(nr, a, 0, (size_t)a[1], RET_BYTES);
     case SYS_recvfrom:
         return recvfrom_buffered(a);
+    case SYS_recvmsg:
+        return recvmsg_buffered(a);
     case SYS_readv:
         return a[0] > 2 ? readv_buffered(a) : NOT_BUFFERED;
     case SYS_poll:
-        return poll_buffered(a);
+    case SYS_ppoll:
+        return poll_buffered(nr, a);
+    case SYS_epoll_wait:
+    case SYS_epoll_pwait:
+        return epoll_buffered(nr, a);
+    case SYS_nanosleep:
+    case SYS_clock_nanosleep:
+        return sleep_buffered(nr, a);
     case SYS_write:
     case SYS_pwrite64:
     case SYS_writev:
     case SYS_sendto:
+    case SYS_sendmsg:
     case SYS_close:
         return a[0] > 2 ? plain(nr, a) : NOT_BUFFERED;
     case SYS_stat:
@@ -304,6 +448,12 @@ static long buffered(long nr, long *a)
         return output(nr, a, 1, sizeof(struct timespec), ALL_IF_ZERO);
     case SYS_time:
         return output(nr, a, 0, sizeof(time_t), ALL_IF_OK);
+    case SYS_gettimeofday: /* with the obsolete timezone: traced */
+        return a[1] ? NOT_BUFFERED : output(nr, a, 0, sizeof(struct timeval), ALL_IF_ZERO);
+    case SYS_rt_sigaction: /* a query (no new action): the old one is the output */
+        return a[1] ? NOT_BUFFERED : output(nr, a, 2, SIGACTION_BYTES, ALL_IF_ZERO);
+    case SYS_rt_sigprocmask: /* a query (no new set) */
+        return a[1] ? NOT_BUFFERED : output(nr, a, 2, SIGSET_BYTES, ALL_IF_ZERO);
     case SYS_ioctl:
         switch ((unsigned int)a[1]) {
         case TCGETS:
@@ -338,6 +488,7 @@ static long buffered(long nr, long *a)
     case SYS_access:
     case SYS_faccessat:
     case SYS_faccessat2:
+    case SYS_getpid:
     case SYS_gettid:
     case SYS_getppid:
     case SYS_getuid:
@@ -397,6 +548,10 @@ __attribute__((constructor)) static void rrgdb_syscallbuf_init(void)
 }
 
 /* -- the exported wrappers: a program's own calls ------------------------------------ */
+
+/* None for the calls that block (nanosleep, poll, epoll_wait, recvmsg, sendmsg, ...): the
+ * patched sites in libc buffer those, and libc's functions are cancellation points that a
+ * wrapper would bypass (pthread_cancel could not end a thread waiting in one). */
 
 /* The libc convention: -1 and errno on failure. */
 static long result(long ret)
@@ -537,6 +692,11 @@ ssize_t getdents64(int fd, void *buf, size_t count)
     return SYSCALL(SYS_getdents64, fd, buf, count, 0);
 }
 
+pid_t getpid(void)
+{
+    return SYSCALL(SYS_getpid, 0, 0, 0, 0);
+}
+
 pid_t getppid(void)
 {
     return SYSCALL(SYS_getppid, 0, 0, 0, 0);
@@ -545,6 +705,11 @@ pid_t getppid(void)
 int clock_gettime(clockid_t clock, struct timespec *ts)
 {
     return SYSCALL(SYS_clock_gettime, clock, ts, 0, 0);
+}
+
+int gettimeofday(struct timeval *restrict tv, void *restrict tz)
+{
+    return SYSCALL(SYS_gettimeofday, tv, tz, 0, 0);
 }
 
 ssize_t getrandom(void *buf, size_t count, unsigned int flags)

@@ -5,12 +5,26 @@ ptrace stop and replayed without one; results are the same with and without buff
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import assert_replay_matches, describe, record, replay, run_rrgdb
+from conftest import (
+    assert_replay_matches,
+    describe,
+    record,
+    replay,
+    rrgdb_lines,
+    run_native,
+    run_rrgdb,
+)
+from test_record_replay import recorded_pid, rewrite_trace
+
+from rrgdb.trace import FlushFrame
 
 PYTHON3 = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
 
@@ -65,6 +79,7 @@ def loop_program(tmp_path: Path) -> Path:
     return binary
 
 
+@pytest.mark.needs_syscallbuf
 def test_buffered_syscalls_record_and_replay_without_traps(loop_program: Path,
                                                            tmp_path: Path) -> None:
     trace = tmp_path / "buffered"
@@ -98,6 +113,89 @@ def test_programs_replay_with_and_without_buffering(name: str, build, tmp_path: 
         assert_replay_matches(recorded, replay(trace))
 
 
+# Programs of calls buffered in some forms only, with, for each syscall of their loops,
+# how many calls at least are buffered and how many at most traced: the forms that stay
+# traced (a new signal action or mask, a poll with a signal mask, a message carrying an
+# fd), and a sleep interrupted by signals.
+BUFFERED_PROGRAMS = {
+    "buffered_queries": {"rt_sigaction": (3100, 55), "rt_sigprocmask": (100, 55),
+                         "getpid": (52, 0), "gettimeofday": (50, 0)},
+    "buffered_sleeps": {"clock_nanosleep": (402, 30)},
+    "buffered_polls": {"poll": (202, 0), "ppoll": (202, 100), "epoll_wait": (202, 0),
+                       "epoll_pwait": (202, 100)},
+    "buffered_messages": {"sendmsg": (201, 0), "recvmsg": (225, 1)},
+}
+
+
+def varying_removed(output: bytes) -> bytes:
+    """A program's output without what may differ between runs (in parentheses)."""
+    return re.sub(rb" \(.*?\)", b"", output)
+
+
+@pytest.mark.needs_syscallbuf
+@pytest.mark.parametrize("name", sorted(BUFFERED_PROGRAMS))
+def test_queries_sleeps_polls_and_messages_are_buffered(name: str, build,
+                                                        tmp_path: Path) -> None:
+    """Signal-state queries, gettimeofday, getpid, sleeps, polls (blocking ones too, until
+    a child writes a pipe 20 ms later) and messages, called through libc: recorded without
+    a stop, replayed without one, with the results of a native run and of a run without
+    buffering."""
+    binary = build(name, "O2", "-pthread")
+    native = run_native([binary])
+    assert native.returncode == 0, describe(native)
+    traces = {}
+    for option in ([], ["--no-syscallbuf"]):
+        trace = traces[len(option)] = tmp_path / f"trace{len(option)}"
+        recorded = run_rrgdb(["record", *option, "-o", trace, binary])
+        assert recorded.returncode == 0 and b"trace saved" in recorded.stderr, describe(recorded)
+        assert varying_removed(recorded.stdout) == varying_removed(native.stdout), (
+            describe(recorded))
+        assert_replay_matches(recorded, replay(trace))
+    counts = per_syscall(traces[0])
+    for syscall, (least, most_traced) in BUFFERED_PROGRAMS[name].items():
+        total, buffered = counts[syscall]
+        assert buffered >= least and total - buffered <= most_traced, (syscall, counts)
+    plain = per_syscall(traces[1])
+    for syscall, (least, _) in BUFFERED_PROGRAMS[name].items():
+        assert plain[syscall][0] >= least and plain[syscall][1] == 0, (syscall, plain)
+
+
+@pytest.mark.needs_syscallbuf
+def test_a_tampered_buffered_result_is_reported_as_divergence(build, tmp_path: Path) -> None:
+    """getpid is buffered: change its result in the flush that holds it to a pid with one
+    more digit, and the replay diverges at the next traced syscall (a register holds the
+    pid, or the line the program writes is longer)."""
+    trace = tmp_path / "trace"
+    recorded = record([str(build("pids", "O0"))], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    pid = recorded_pid(recorded)
+    getpid = 39
+    head = struct.Struct("<qII")  # a record: result, syscall number, size
+
+    def tamper(frames: list[object]) -> list[object]:
+        for index, frame in enumerate(frames):
+            data = frame.data if isinstance(frame, FlushFrame) else b""
+            pos = 8  # after the FlushFrame's prefix
+            while pos + head.size <= len(data):
+                result, nr, size = head.unpack_from(data, pos)
+                if nr == getpid:
+                    assert result == pid
+                    changed = bytearray(data)
+                    head.pack_into(changed, pos, pid * 10 + 1, nr, size)
+                    frames[index] = dataclasses.replace(frame, data=bytes(changed))  # type: ignore
+                    return frames
+                pos += (size + 7) & ~7
+        raise AssertionError("no buffered getpid in the trace")
+
+    tampered = tmp_path / "tampered"
+    rewrite_trace(trace, tampered, tamper)
+    replayed = replay(tampered)
+    assert replayed.returncode == 1, describe(replayed)
+    message = b"\n".join(rrgdb_lines(replayed.stderr)).decode()
+    assert re.search(r"diverged at event \d+ .*registers differ", message), describe(replayed)
+
+
+@pytest.mark.needs_syscallbuf
 def test_libc_internal_syscalls_are_buffered(build, tmp_path: Path) -> None:
     """fopen/fprintf/fgets/readdir/stat reach their syscalls inside libc (no exported
     function to interpose): the patched sites buffer them in record, replay needs no stop
@@ -120,9 +218,11 @@ def test_libc_internal_syscalls_are_buffered(build, tmp_path: Path) -> None:
     assert replay_traps < 30, stats(trace)
 
 
+@pytest.mark.needs_syscallbuf
 def test_python_workload(tmp_path: Path) -> None:
     """The interpreter's own file work (stat, open, read, lseek, close, ioctl) is buffered:
-    before libc's sites were patched this run had ~600 traced syscalls."""
+    before libc's sites were patched this run had ~600 traced syscalls. So are the
+    queries of every signal's action it makes at start-up."""
     code = "import json,os;d=[{'k':i,'v':os.urandom(4).hex()} for i in range(2000)];" \
            "print(len(json.dumps(d)), d[7])"
     trace = tmp_path / "trace"
@@ -130,6 +230,7 @@ def test_python_workload(tmp_path: Path) -> None:
     assert_replay_matches(recorded, replay(trace))
     traced, buffered = traced_and_buffered(trace)
     assert traced < 300 and buffered > 2500, stats(trace)
+    assert per_syscall(trace)["rt_sigaction"][1] >= 60, stats(trace)
 
 
 def test_library_exports_the_64_bit_names() -> None:
