@@ -75,6 +75,14 @@ def trap_soon(task: Task) -> bool:
     return False
 
 
+def stop_trapping(task: Task) -> None:
+    """Record side, once no held-back signal waits: buffered calls are buffered again
+    (trap_soon undone). The next FlushFrame carries the reset to replay, which applies it
+    before the calls of its stretch, as here."""
+    if trap_at(task) not in (None, 0xFFFFFFFF):
+        task.write(TRAP_AT, b"\xff\xff\xff\xff")
+
+
 def disable(task: Task) -> None:
     """Stops buffering in the task's process (threads or vfork share the buffer)."""
     if task.read(DISABLED, 1):

@@ -9,6 +9,7 @@ recorded bytes and exit with the recorded status."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -124,3 +125,17 @@ def test_preemption_after_a_handled_signal(build: Callable[..., Path], tmp_path:
     recorded = record_with(build("signal_then_spin", "O2"), trace, ["--no-syscallbuf"])
     assert recorded.stdout == b"spin ended by SIGALRM\n", describe(recorded)
     assert_replay_matches(recorded, replay(trace, timeout=20))
+
+
+@pytest.mark.needs_syscallbuf
+def test_buffering_resumes_after_a_held_back_signal(build, tmp_path: Path) -> None:
+    """SIGALRM arrives during a loop of buffered getppid calls: the recorder holds it back
+    and makes the next buffered call trap, to deliver it there. After that the buffer
+    works as before: the 4000 reads and writes that follow do not trap."""
+    trace = tmp_path / "trace"
+    lines = record_and_replay(build("signal_then_buffered", "O2"), trace, [])
+    assert lines == ["signal handled; read+write 256000 bytes"], lines
+    stats = run_rrgdb(["dump", "--stats", trace]).stdout.decode()
+    for call in ("read", "write"):
+        match = re.search(rf"  {call}\t(\d+)\t\((\d+) buffered\)", stats)
+        assert match and int(match.group(2)) >= 2000, stats

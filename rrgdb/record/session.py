@@ -667,6 +667,11 @@ class RecordSession:
         made the same as replay's (kernel/signal_frames.py); else it goes with the resume.
         Returns the signal still to deliver (None: the task is not to be resumed)."""
         task = rt.task
+        if (self.scheduler.running(task.tgid) in (0, task.tid)
+                and not any(t.parked for t in self.tasks.values() if t.task.tgid == task.tgid)):
+            # nothing waits for a syscall any more. (Not while a sibling runs: a call it is
+            # making now may have been traced for the old ordinal, which its flush must say.)
+            syscallbuf.stop_trapping(task)
         if not caught:
             return signo
         other = enter_handler(task, signo)
