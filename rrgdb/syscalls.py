@@ -8,6 +8,7 @@ by the recorder with its name; it is never recorded blindly.
 from __future__ import annotations
 
 import enum
+import signal
 from dataclasses import dataclass
 
 from rrgdb.syscall_numbers import NAMES, NUMBERS
@@ -196,6 +197,14 @@ SPECS: dict[int, SyscallSpec] = {NUMBERS[name]: spec for name, spec in _TABLE.it
 def syscall_name(nr: int) -> str:
     """The syscall's name, or 'syscall_N' for a number the kernel headers do not know."""
     return NAMES.get(nr, f"syscall_{nr}")
+
+
+def signal_name(signo: int) -> str:
+    """SIGSEGV, ...; SIG32-style for the real-time signals Python does not name (as gdb)."""
+    try:
+        return signal.Signals(signo).name
+    except ValueError:
+        return f"SIG{signo}"
 
 
 # ioctl requests without size encoding (tty layer), and what they write at arg 2.

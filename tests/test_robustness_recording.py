@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,3 +187,22 @@ def test_a_full_disk(small_disk: Path, program_name: str, programs: dict[str, Pa
     assert_no_traceback(replayed)
     assert replayed.returncode in (1, 2), describe(replayed)
     assert len(rrgdb_lines(replayed.stderr)) == 1, describe(replayed)
+
+
+def test_sigterm_to_the_recorder_while_the_program_sleeps(tmp_path: Path) -> None:
+    """SIGTERM reaches `rrgdb record` while it waits for a program asleep (a buffered
+    sleep: nothing stops the program for minutes): it ends at once, as above."""
+    trace = tmp_path / "trace"
+    recorder = rrgdb_popen(["record", "-o", trace, "/bin/sleep", "600"])
+    try:
+        wait_until(lambda: len(live_descendants(recorder.pid)) == 1, 30, "the sleeper")
+        tracee = live_descendants(recorder.pid)[0]
+        time.sleep(0.5)  # well into its sleep
+        os.kill(recorder.pid, signal.SIGTERM)
+        _, stderr = recorder.communicate(timeout=30)
+    finally:
+        end_process(recorder, signal.SIGKILL)
+    result = subprocess.CompletedProcess(recorder.args, recorder.returncode, b"", stderr)
+    assert result.returncode == 128 + signal.SIGTERM, describe(result)
+    assert_no_traceback(result)
+    wait_until(lambda: not alive(tracee), 5, "the tracee to end with the recorder")

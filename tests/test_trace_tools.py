@@ -46,3 +46,17 @@ def test_pack_reports_a_missing_copy(build, tmp_path: Path) -> None:
     packed = run_rrgdb(["pack", trace])
     assert packed.returncode == 2, describe(packed)
     assert packed.stderr.startswith(b"rrgdb:") and b"Traceback" not in packed.stderr
+
+
+def test_dump_names_real_time_signals(tmp_path: Path) -> None:
+    """A real-time signal (no name in Python's signal module) is dumped as gdb names it."""
+    python3 = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
+    code = ("import os, signal; signal.signal(35, lambda *a: None); "
+            "os.kill(os.getpid(), 35); print('handled')")
+    trace = tmp_path / "trace"
+    recorded = record([python3, "-c", code], trace)
+    assert recorded.stdout == b"handled\n", describe(recorded)
+    dumped = run_rrgdb(["dump", trace])
+    assert dumped.returncode == 0, describe(dumped)
+    assert b"signal SIG35" in dumped.stdout, dumped.stdout.decode()[-2000:]
+    assert_replay_matches(recorded, replay(trace))

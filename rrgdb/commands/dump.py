@@ -4,14 +4,13 @@ a summary: events by kind, syscalls by name, ptrace stops, bytes recorded."""
 from __future__ import annotations
 
 import argparse
-import signal
 import struct
 from collections import Counter
 
 from rrgdb import syscallbuf
 from rrgdb.commands._common import EXIT_BAD_TRACE, resolve_trace, say
 from rrgdb.kernel.registers import Registers
-from rrgdb.syscalls import syscall_name
+from rrgdb.syscalls import signal_name, syscall_name
 from rrgdb.trace import (
     ExecFrame,
     ExitFrame,
@@ -89,7 +88,7 @@ def describe(frame: Frame) -> str:
         return f"exec {frame.exe_path} argv={[a.decode(errors='replace') for a in frame.argv]}"
     if isinstance(frame, SignalFrame):
         kind = "sync" if frame.deterministic else "async"
-        return f"signal {signal.Signals(frame.signo).name} ({kind})"
+        return f"signal {signal_name(frame.signo)} ({kind})"
     if isinstance(frame, InstructionTrapFrame):
         return f"rdtsc = {frame.value:#x}"
     if isinstance(frame, ExitFrame):

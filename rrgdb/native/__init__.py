@@ -5,6 +5,7 @@ cffi objects never leave this package: callers see ints, bytes and OSError.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from rrgdb.native._rrgdb_native import ffi, lib
@@ -79,8 +80,9 @@ def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
 def waitpid(pid: int, options: int = WALL) -> tuple[int, int]:
     """waitpid with __WALL by default; returns (pid, raw status); (0, 0) for WNOHANG."""
     status = ffi.new("int *")
-    got = _check(lib.rr_waitpid(pid, status, options), "waitpid", pid)
-    return got, status[0]
+    while (got := lib.rr_waitpid(pid, status, options)) < 0 and ffi.errno == errno.EINTR:
+        pass  # a signal came: its Python handler (record's SIGTERM) runs here, then retry
+    return _check(got, "waitpid", pid), status[0]
 
 
 def get_regs(pid: int) -> bytes:

@@ -61,11 +61,7 @@ ffibuilder.set_source(
         errno = 0;
         return ptrace((enum __ptrace_request)request, pid, (void *)addr, (void *)data);
     }
-    int rr_waitpid(int pid, int *status, int options) {
-        int r;
-        do { r = waitpid(pid, status, options); } while (r < 0 && errno == EINTR);
-        return r;
-    }
+    int rr_waitpid(int pid, int *status, int options) { return waitpid(pid, status, options); }
     long rr_read_mem(int pid, uintptr_t addr, void *buf, size_t len) {
         struct iovec local = {buf, len}, remote = {(void *)addr, len};
         return process_vm_readv(pid, &local, 1, &remote, 1, 0);

@@ -52,7 +52,7 @@ from rrgdb.record.session import (
 )
 from rrgdb.replay.processes import recorded_processes
 from rrgdb.syscall_numbers import NUMBERS
-from rrgdb.syscalls import SPECS, Replay, syscall_name
+from rrgdb.syscalls import SPECS, Replay, signal_name, syscall_name
 from rrgdb.trace import (
     ExecFrame,
     ExitFrame,
@@ -838,7 +838,7 @@ def event_name(frame: Frame) -> str:
     if isinstance(frame, SyscallFrame):
         return syscall_name(Registers.from_bytes(frame.regs).syscallno)
     if isinstance(frame, SignalFrame):
-        return f"signal {signal.Signals(frame.signo).name}"
+        return f"signal {signal_name(frame.signo)}"
     return {ExecFrame: "exec", InstructionTrapFrame: "rdtsc", ExitFrame: "exit",
             FlushFrame: "buffered syscalls"}.get(
         type(frame), type(frame).__name__)
@@ -846,7 +846,7 @@ def event_name(frame: Frame) -> str:
 
 def _describe(stop: Stop) -> str:
     if stop.kind is StopKind.SIGNAL:
-        return f"signal {signal.Signals(stop.signo).name}"
+        return f"signal {signal_name(stop.signo)}"
     if stop.kind is StopKind.EVENT:
         return f"ptrace event {stop.event}"
     if stop.kind is StopKind.EXITED:
