@@ -28,17 +28,30 @@
 #define RRGDB_STR(x) RRGDB_STR_(x)
 
 /* Entered from a trampoline (or hooked()) with rax = the syscall number, the arguments
- * in rdi, rsi, rdx, r10, r8, r9, the red zone skipped. Calls rrgdb_buffered with the C
- * convention. Buffered: rax = the result, rcx = 1, r11 = rflags. Not buffered: rcx = 0,
- * for the caller to make the syscall itself. Every other register is kept. */
+ * in rdi, rsi, rdx, r10, r8, r9, the red zone skipped and then the address where the
+ * syscall's caller resumes pushed. Calls rrgdb_buffered with the C convention. Buffered:
+ * rax = the result, rcx = 1, r11 = rflags. Not buffered: rcx = 0, for the caller to make
+ * the syscall itself. Every other register is kept.
+ *
+ * Its unwind information (CFI) skips the trampoline: the caller's frame is the function
+ * that made the syscall, at the pushed address, with its own stack pointer. So a
+ * debugger's backtrace from inside the buffer's code, and an unwind (pthread_cancel, C++
+ * exceptions), go on through the program's frames. */
 __asm__(".text\n"
         ".globl rrgdb_syscall_hook\n"
         ".hidden rrgdb_syscall_hook\n"
         ".type rrgdb_syscall_hook,@function\n"
         "rrgdb_syscall_hook:\n"
+        "    .cfi_startproc\n"
+        "    .cfi_def_cfa %rsp, 144\n" /* return address, resume address, red zone */
+        "    .cfi_offset %rip, -136\n"
         "    pushfq\n"
+        "    .cfi_adjust_cfa_offset 8\n"
         "    push %rbp\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    .cfi_offset %rbp, -160\n"
         "    mov %rsp,%rbp\n"
+        "    .cfi_def_cfa_register %rbp\n"
         "    push %rax\n"
         "    push %rdi\n"
         "    push %rsi\n"
@@ -77,12 +90,41 @@ __asm__(".text\n"
         "    jmp 2f\n"
         "1:  pop %rax\n"
         "2:  pop %rbp\n"
+        "    .cfi_def_cfa %rsp, 152\n"
+        "    .cfi_restore %rbp\n"
         "    popfq\n"
+        "    .cfi_adjust_cfa_offset -8\n"
         "    pushfq\n"
+        "    .cfi_adjust_cfa_offset 8\n"
         "    pop %r11\n"
+        "    .cfi_adjust_cfa_offset -8\n"
         "    ret\n"
+        "    .cfi_endproc\n"
         ".size rrgdb_syscall_hook, .-rrgdb_syscall_hook\n");
 void rrgdb_syscall_hook(void);
+
+/* The traced syscall of an XOR or CMP site's trampoline (whose own `syscall` and cmp the
+ * patch replaced), jumped to with the stack as the hook has it minus the return address:
+ * the resume address (the site's end) on top, above it the skipped red zone. Here, not in
+ * the trampoline, so that the syscall is made in code with unwind information: a signal
+ * delivered during it (pthread_cancel's) can unwind the caller. `ret $128` returns to the
+ * site's end with the caller's stack pointer and the cmp's flags. */
+#define TRACED_STUB(name, cmp)                                                             \
+    __asm__(".text\n"                                                                    \
+            ".globl " #name "\n"                                                         \
+            ".hidden " #name "\n"                                                        \
+            ".type " #name ",@function\n" #name ":\n"                                    \
+            "    .cfi_startproc\n"                                                       \
+            "    .cfi_def_cfa %rsp, 136\n"                                               \
+            "    .cfi_offset %rip, -136\n"                                               \
+            "    syscall\n"                                                              \
+            "    cmp $" #cmp ",%rax\n"                                                   \
+            "    ret $128\n"                                                             \
+            "    .cfi_endproc\n"                                                         \
+            ".size " #name ", .-" #name "\n");                                           \
+    void name(void)
+TRACED_STUB(rrgdb_traced_cmp4096, -4096);
+TRACED_STUB(rrgdb_traced_cmp4095, -4095);
 
 /* A syscall from C (the exported wrappers): buffered through the hook, else traced. */
 static long hooked(long nr, long a, long b, long c, long d)
@@ -93,8 +135,10 @@ static long hooked(long nr, long a, long b, long c, long d)
     register long rdx __asm__("rdx") = c;
     register long r10 __asm__("r10") = d;
     __asm__ volatile("lea -128(%%rsp),%%rsp\n\t"
+                     "lea 1f(%%rip),%%r11\n\t" /* where this function resumes */
+                     "push %%r11\n\t"
                      "call rrgdb_syscall_hook\n\t"
-                     "lea 128(%%rsp),%%rsp\n\t"
+                     "lea 136(%%rsp),%%rsp\n\t"
                      "test %%rcx,%%rcx\n\t"
                      "jnz 1f\n\t"
                      "syscall\n"
@@ -258,28 +302,47 @@ static uint8_t *emit_rel32(uint8_t *t, const uint8_t *target)
     return emit(t, &rel, 4);
 }
 
-/* The trampoline of site s at t; the page starts with the hook's address. */
+/* The trampolines' page starts with the addresses they jump to in this library. */
+struct page_header {
+    void (*hook)(void);
+    void (*traced_cmp4096)(void);
+    void (*traced_cmp4095)(void);
+    void *unused;
+};
+
+/* The trampoline of site s at t (see rrgdb_syscall_hook for the stack it sets up). */
 static void write_trampoline(uint8_t *t, const struct site *s, uint8_t *page)
 {
+    const struct page_header *header = (const struct page_header *)page;
     uint8_t *after = s->at + prefix[s->kind] + 2; /* where the syscall returned to */
+    uint8_t *end = s->at + length[s->kind];
+    int cmp = s->kind != MOV;                     /* the site's cmp was replaced too */
     t = emit(t, "\x48\x8d\x64\x24\x80", 5);       /* lea -128(%rsp),%rsp */
+    t = emit(t, "\x4c\x8d\x1d", 3);               /* lea <end>(%rip),%r11 */
+    t = emit_rel32(t, end);
+    t = emit(t, "\x41\x53", 2);                   /* push %r11 */
     t = emit(t, s->at, prefix[s->kind]);          /* the site's mov (or xor) to eax */
     t = emit(t, "\xff\x15", 2);                   /* call *hook(%rip) */
-    t = emit_rel32(t, page);
-    t = emit(t, "\x48\x8d\xa4\x24\x80\0\0\0", 8); /* lea 128(%rsp),%rsp */
-    t = emit(t, "\xe3\x09", 2);                   /* jrcxz 1f (not buffered) */
+    t = emit_rel32(t, (const uint8_t *)&header->hook);
+    t = emit(t, "\xe3", 1);                       /* jrcxz 1f (not buffered) */
+    uint8_t skip = 8 + 7 + (cmp ? 6 : 0) + 5;
+    t = emit(t, &skip, 1);
+    t = emit(t, "\x48\x8d\xa4\x24\x88\0\0\0", 8); /* lea 136(%rsp),%rsp */
     t = emit(t, "\x48\x8d\x0d", 3);               /* lea <after>(%rip),%rcx */
     t = emit_rel32(t, after);
-    if (s->kind == MOV) {                         /* the site kept its syscall: */
-        t = emit(t, "\xeb\x05\xe9", 3);           /* jmp 2f; 1: jmp <the syscall> */
-        t = emit_rel32(t, s->at + 5);
-    } else {
-        t = emit(t, "\xeb\x02\x0f\x05", 4);       /* jmp 2f; 1: syscall */
+    if (cmp)
+        t = emit(t, after, 6);                    /* cmp $-4096 (or -4095),%rax */
+    t = emit(t, "\xe9", 1);                       /* jmp <end> */
+    t = emit_rel32(t, end);
+    if (s->kind == MOV) {                         /* 1: the site kept its syscall */
+        t = emit(t, "\x48\x8d\xa4\x24\x88\0\0\0", 8); /* lea 136(%rsp),%rsp */
+        t = emit(t, "\xe9", 1);                   /* jmp <the syscall> */
+        emit_rel32(t, s->at + 5);
+    } else {                                      /* 1: jmp *traced_cmp409N(%rip) */
+        t = emit(t, "\xff\x25", 2);
+        emit_rel32(t, (const uint8_t *)(after[2] ? &header->traced_cmp4095
+                                                 : &header->traced_cmp4096));
     }
-    if (s->kind != MOV)
-        t = emit(t, after, 6);                    /* 2: cmp $-4096,%rax */
-    t = emit(t, "\xe9", 1);                       /* jmp <after the site> */
-    emit_rel32(t, s->at + length[s->kind]);
 }
 
 /* An object to patch: its file name's start, and once found, its code and its sites
@@ -347,7 +410,8 @@ static void patch_syscall_sites(void)
     if (!site_count)
         return;
     size_t page_size = 4096;
-    size_t size = (16 + site_count * TRAMPOLINE_SIZE + page_size - 1) & ~(page_size - 1);
+    size_t header = sizeof(struct page_header);
+    size_t size = (header + site_count * TRAMPOLINE_SIZE + page_size - 1) & ~(page_size - 1);
     long got = traced(SYS_mmap, 0, (long)size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (got < 0 && got > -4096)
@@ -359,12 +423,13 @@ static void patch_syscall_sites(void)
             return;
         }
     }
-    void (*hook)(void) = rrgdb_syscall_hook;
-    copy(page, &hook, sizeof hook);
+    struct page_header addresses = {rrgdb_syscall_hook, rrgdb_traced_cmp4096,
+                                    rrgdb_traced_cmp4095, NULL};
+    copy(page, &addresses, sizeof addresses);
     for (size_t i = 0; i < site_count; i++)
-        write_trampoline(page + 16 + i * TRAMPOLINE_SIZE, &sites[i], page);
+        write_trampoline(page + header + i * TRAMPOLINE_SIZE, &sites[i], page);
     traced(SYS_mprotect, got, (long)size, PROT_READ | PROT_EXEC, 0, 0, 0);
     for (size_t i = 0; i < objects; i++)
         if (texts[i].count)
-            write_jumps(&texts[i], page + 16 + texts[i].first * TRAMPOLINE_SIZE);
+            write_jumps(&texts[i], page + header + texts[i].first * TRAMPOLINE_SIZE);
 }

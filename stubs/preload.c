@@ -29,7 +29,6 @@
 #include <linux/filter.h>
 #include <linux/futex.h>
 #include <linux/seccomp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -549,9 +548,10 @@ __attribute__((constructor)) static void rrgdb_syscallbuf_init(void)
 
 /* -- the exported wrappers: a program's own calls ------------------------------------ */
 
-/* None for the calls that block (nanosleep, poll, epoll_wait, recvmsg, sendmsg, ...): the
- * patched sites in libc buffer those, and libc's functions are cancellation points that a
- * wrapper would bypass (pthread_cancel could not end a thread waiting in one). */
+/* None for the calls that are cancellation points (read, write, open, close, their p-, v-
+ * and -at forms, nanosleep, poll, epoll_wait, recvmsg, sendmsg, ...): a wrapper would
+ * bypass libc's cancellation, and pthread_cancel could not end a thread waiting in one.
+ * The patched sites in libc buffer those calls. */
 
 /* The libc convention: -1 and errno on failure. */
 static long result(long ret)
@@ -565,44 +565,6 @@ static long result(long ret)
 
 #define SYSCALL(nr, a, b, c, d) result(hooked(nr, (long)(a), (long)(b), (long)(c), (long)(d)))
 
-ssize_t read(int fd, void *buf, size_t count)
-{
-    return SYSCALL(SYS_read, fd, buf, count, 0);
-}
-
-ssize_t pread64(int fd, void *buf, size_t count, off_t offset)
-{
-    return SYSCALL(SYS_pread64, fd, buf, count, offset);
-}
-ssize_t pread(int fd, void *buf, size_t count, off_t offset)
-{
-    return SYSCALL(SYS_pread64, fd, buf, count, offset);
-}
-
-ssize_t write(int fd, const void *buf, size_t count)
-{
-    return SYSCALL(SYS_write, fd, buf, count, 0);
-}
-
-ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset)
-{
-    return SYSCALL(SYS_pwrite64, fd, buf, count, offset);
-}
-ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
-{
-    return SYSCALL(SYS_pwrite64, fd, buf, count, offset);
-}
-
-ssize_t readv(int fd, const struct iovec *iov, int count)
-{
-    return SYSCALL(SYS_readv, fd, iov, count, 0);
-}
-
-ssize_t writev(int fd, const struct iovec *iov, int count)
-{
-    return SYSCALL(SYS_writev, fd, iov, count, 0);
-}
-
 off_t lseek(int fd, off_t offset, int whence)
 {
     return SYSCALL(SYS_lseek, fd, offset, whence, 0);
@@ -611,40 +573,6 @@ off64_t lseek64(int fd, off64_t offset, int whence)
 {
     return SYSCALL(SYS_lseek, fd, offset, whence, 0);
 }
-
-int close(int fd)
-{
-    return SYSCALL(SYS_close, fd, 0, 0, 0);
-}
-
-/* open's mode argument exists only when the flags create a file. */
-static int open_at(int dirfd, const char *path, int flags, va_list ap)
-{
-    mode_t mode = flags & (O_CREAT | __O_TMPFILE) ? va_arg(ap, mode_t) : 0;
-    return SYSCALL(SYS_openat, dirfd, path, flags, mode);
-}
-
-int openat(int dirfd, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    int fd = open_at(dirfd, path, flags, ap);
-    va_end(ap);
-    return fd;
-}
-
-int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
-
-int open(const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    int fd = open_at(AT_FDCWD, path, flags, ap);
-    va_end(ap);
-    return fd;
-}
-
-int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {

@@ -85,7 +85,8 @@ def test_watchpoint_sees_memory_a_syscall_wrote(tmp_path: Path) -> None:
     """buf[20] is set to 20 by a store (i == 20) and back to 0 by the next read(): a write
     watchpoint reports both changes, forwards and backwards, with the buffer (the write is
     its copy into buf) and without it (the write is the kernel's: the debug registers do
-    not see it, replay reports it from the recorded syscall's memory writes)."""
+    not see it, replay reports it from the recorded syscall's memory writes). gdb's
+    backtrace there reaches main."""
     binary = tmp_path / "gdb_buffered"
     compile_program(PROGRAMS_DIR / "gdb_buffered.c", binary, "O0", ())
     for options in ([], ["--no-syscallbuf"]):
@@ -97,7 +98,9 @@ def test_watchpoint_sees_memory_a_syscall_wrote(tmp_path: Path) -> None:
         at = s("print i")
         s("delete")
         s("watch -l buf[20]")
-        changes = [s("reverse-continue"), s("reverse-continue"), s("continue"), s("continue")]
+        changes = [s("reverse-continue")]
+        backtrace = s("backtrace")
+        changes += [s("reverse-continue"), s("continue"), s("continue")]
         with replay_server(rec, tmp_path / f"log{''.join(options)}") as server:
             t = s.run_remote(server)
         assert t.value(at) == "21", t.context(at)
@@ -105,5 +108,8 @@ def test_watchpoint_sees_memory_a_syscall_wrote(tmp_path: Path) -> None:
         for index, (old, new) in zip(changes, [(0, 20), (20, 0), (0, 20), (20, 0)],
                                      strict=True):
             t.expect_re(index, rf"Old value = {old} .*\nNew value = {new} ")
+        # from the read's write (in the buffer's library, or libc's read) back to main: the
+        # unwind information of the buffer's hook leads past its trampolines
+        t.expect_re(backtrace, rf"in main \(\) at \S*gdb_buffered\.c:{rec.line('read')}")
         t.expect_line(changes[1], rec.line("store"))  # back to the store of i == 20
         t.expect_line(changes[2], rec.line("mix-call"))  # and forward over it again

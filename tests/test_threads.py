@@ -90,3 +90,12 @@ def test_blocking_buffered_calls_do_not_hold_up_other_threads(build, tmp_path: P
     assert writes >= 1900, stats  # the writes never block: they stay buffered
     for _ in range(3):
         assert_replay_matches(recorded, replay(trace))
+
+
+def test_a_thread_blocked_in_read_is_cancelled(build, tmp_path: Path) -> None:
+    """pthread_cancel of a thread waiting in read(): recorded (with the buffer, its read is
+    a patched libc site; its unwind goes through the buffer's code) and replayed."""
+    trace = tmp_path / "trace"
+    recorded = record([str(build("thread_cancel", "O2", "-pthread"))], trace, timeout=60)
+    assert recorded.stdout == b"cancelled: 1\n", describe(recorded)
+    assert_replay_matches(recorded, replay(trace))
