@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from conftest import PROGRAMS_DIR, compile_program, describe, run_rrgdb
 from gdb_helpers import GdbScript, Recording, marked_lines, replay_server, requires_gdb
 
@@ -58,6 +59,7 @@ def _essence(output: str) -> str:
     return re.sub(r"@@ (\S+ \d+) \S+", r"@@ \1", text).strip()
 
 
+@pytest.mark.needs_syscallbuf
 def test_gdb_behaves_the_same_with_and_without_the_buffer(tmp_path: Path) -> None:
     binary = tmp_path / "gdb_buffered"
     compile_program(PROGRAMS_DIR / "gdb_buffered.c", binary, "O0", ())
