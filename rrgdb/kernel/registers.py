@@ -14,8 +14,11 @@ NAMES = (
 INDEX = {name: i for i, name in enumerate(NAMES)}
 ARG_NAMES = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
 _ARG_INDEX = tuple(INDEX[n] for n in ARG_NAMES)
-# Bits of eflags that ptrace stops and single-stepping set differently (TF, RF).
+# Bits of eflags that ptrace stops and single-stepping set differently (TF, RF), and the
+# registers that hold them: eflags, and r11, which holds rflags after a syscall (or the
+# syscall buffer's hook).
 _EFLAGS_VOLATILE = 0x100 | 0x10000
+_FLAG_HOLDERS = (INDEX["eflags"], INDEX["r11"])
 
 
 def _signed(value: int) -> int:
@@ -73,16 +76,20 @@ class Registers:
     def set_arg(self, n: int, value: int) -> None:
         self.values[_ARG_INDEX[n]] = value & 0xFFFFFFFFFFFFFFFF
 
+    def comparable(self) -> Registers:
+        """A copy without the flag bits that ptrace stops and single-stepping set
+        differently: what two runs reaching the same moment have in common."""
+        same = self.copy()
+        for i in _FLAG_HOLDERS:
+            same.values[i] &= ~_EFLAGS_VOLATILE
+        return same
+
     def differences(self, other: Registers) -> list[str]:
-        """Names of registers that differ from other, as 'name: mine != other'."""
-        out = []
-        for i, (a, b) in enumerate(zip(self.values, other.values, strict=True)):
-            if NAMES[i] in ("eflags", "r11"):  # r11 holds rflags after a syscall
-                a &= ~_EFLAGS_VOLATILE
-                b &= ~_EFLAGS_VOLATILE
-            if a != b:
-                out.append(f"{NAMES[i]} {a:#x} != {b:#x}")
-        return out
+        """Names of registers that differ from other (comparable()), as
+        'name: mine != other'."""
+        mine, theirs = self.comparable().values, other.comparable().values
+        return [f"{NAMES[i]} {a:#x} != {b:#x}"
+                for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b]
 
     def __repr__(self) -> str:
         named = zip(NAMES, self.values, strict=True)

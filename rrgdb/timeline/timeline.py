@@ -31,7 +31,6 @@ CHECKPOINT_EVERY_SECONDS = 0.25  # of forward replay
 CHECKPOINT_EVERY_EVENTS = 2000
 MAX_CHECKPOINTS = 24
 STACK_FINGERPRINT = (128, 2048)  # bytes below and above rsp
-_EFLAGS_VOLATILE = 0x100 | 0x10000
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +164,7 @@ class ReplayTimeline:
         """The stopped thread's registers, and a digest of its stack and of the other
         threads' registers."""
         task = self._thread(tid)
-        regs = task.regs()
-        regs.eflags &= ~_EFLAGS_VOLATILE
-        regs.r11 &= ~_EFLAGS_VOLATILE  # rflags after a syscall or the buffer's hook
+        regs = task.regs().comparable()
         below, above = STACK_FINGERPRINT
         stack = task.read(regs.rsp - below, below + above)
         others = b"".join(t.regs().to_bytes() for _, t in self.session.followed_tasks()
