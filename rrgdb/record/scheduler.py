@@ -69,17 +69,18 @@ class Scheduler:
         process.since = time.monotonic()
         return process.running
 
-    def overdue(self, busy: set[int]) -> list[int]:
-        """Threads that held the turn too long while others wait (or while the recorder
-        holds back stops of their process, tgids in busy)."""
-        now = time.monotonic()
-        return [p.running for tgid, p in self._processes.items()
-                if p.running and (p.waiting or tgid in busy) and now - p.since > PREEMPT_AFTER]
-
     def holding_up(self, busy: set[int]) -> list[int]:
         """Threads holding the turn while others of their process wait for it (or while
         the recorder holds back stops of their process, tgids in busy)."""
-        return [p.running for tgid, p in self._processes.items()
+        return [p.running for p in self._holders(busy)]
+
+    def overdue(self, busy: set[int]) -> list[int]:
+        """Those of holding_up(busy) that have held the turn too long."""
+        now = time.monotonic()
+        return [p.running for p in self._holders(busy) if now - p.since > PREEMPT_AFTER]
+
+    def _holders(self, busy: set[int]) -> list[_Process]:
+        return [p for tgid, p in self._processes.items()
                 if p.running and (p.waiting or tgid in busy)]
 
     def contended(self) -> bool:
