@@ -528,11 +528,14 @@ __attribute__((constructor)) static void rrgdb_syscallbuf_init(void)
     if (at != (void *)RRGDB_SYSCALLBUF_ADDR)
         return;
     struct sock_filter filter[] = {
-        /* allow only when the instruction pointer is right after the stub's syscall */
+        /* allow only when the instruction pointer is right after the stub's syscall or
+         * rrgdb's own injection site (whose syscalls rrgdb steps over anyway: a seccomp
+         * stop there would only cost another ptrace stop) */
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 4),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RRGDB_UNTRACED_STUB + 2, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RRGDB_UNTRACED_STUB + 2, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RRGDB_INJECTION_SITE + 2, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE),
     };

@@ -9,6 +9,8 @@
 /* In rrgdb's scratch page. Record: syscall; mov $0x246,%r11d; ret. Replay: the same
  * registers without the syscall: mov $0x70000012,%ecx; mov $0x246,%r11d; ret. */
 #define RRGDB_UNTRACED_STUB 0x70000010UL
+/* rrgdb's injection site at the start of the scratch page: syscall; int3. */
+#define RRGDB_INJECTION_SITE 0x70000000UL
 /* The result the recorder gives a buffered call it stopped while blocked (ERESTARTSYS,
  * which programs never see): the call is made again as a traced syscall. */
 #define RRGDB_ABANDONED (-512L)

@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -346,6 +347,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "--no-syscallbuf)")
     if config.getoption("--no-syscallbuf"):
         RECORD_OPTIONS.append("--no-syscallbuf")
+    # The recordings share one file cache of their own, not the user's ~/.cache.
+    os.environ["RRGDB_CACHE_DIR"] = tempfile.mkdtemp(prefix="rrgdb-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.pop("RRGDB_CACHE_DIR", ""), ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -416,6 +423,15 @@ def _alive_leftovers(before: set[tuple[int, int]]) -> list[ProcessInfo]:
         for key, info in descendants(os.getpid()).items()
         if key not in before and info.state not in ("Z", "X")
     ]
+
+
+@pytest.fixture(autouse=True)
+def all_cpus() -> Iterator[None]:
+    """A test that replays in-process binds pytest's thread to one CPU (as the tracer of
+    its tracees); the next tests, and the programs they start, get every CPU back."""
+    cpus = os.sched_getaffinity(0)
+    yield
+    os.sched_setaffinity(0, cpus)
 
 
 @pytest.fixture(autouse=True)

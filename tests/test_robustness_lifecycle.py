@@ -73,7 +73,7 @@ def test_a_signal_during_replay_alone_ends_the_tracee(trace: Path, sig: int) -> 
         end_process(proc, signal.SIGKILL)
         _, stderr = proc.communicate(timeout=30)
     all_gone(tracees)
-    assert status != 0, "an interrupted replay must not report success"
+    assert status != 0, f"an interrupted replay must not report success: {stderr!r}"
     if sig == signal.SIGINT:
         assert b"Traceback" not in stderr, stderr.decode(errors="replace")
 

@@ -37,18 +37,34 @@ class InjectionError(Exception):
     """An injected syscall did not complete as expected."""
 
 
+def _resume_request(site: int, returns: bool) -> int:
+    """How to run the syscall instruction at site: at the injection site, where int3
+    follows it, the tracee runs into the int3 (one stop, and no syscall-exit trap left
+    pending by a PTRACE_SYSEMU stop); elsewhere, and for a syscall that does not return
+    (rt_sigreturn), it is single-stepped."""
+    return native.PTRACE_CONT if returns and site == SYSCALL_SITE else native.PTRACE_SINGLESTEP
+
+
+def _after_syscall(rip: int, site: int) -> bool:
+    """Whether a SIGTRAP at rip is the end of the syscall at site: a single step's trap,
+    or the int3 that follows the injection site's syscall."""
+    return rip == site + 2 or (site == SYSCALL_SITE and rip == site + 3)
+
+
 def run_syscall(task: Task, regs: Registers, returns: bool = True) -> Registers:
     """Runs the syscall described by regs (rip at a syscall instruction, rax = number,
-    arguments in place) by single-stepping over it; returns the registers after it.
-    `returns` is False for rt_sigreturn, which resumes wherever its frame says.
+    arguments in place); returns the registers after it (rip just past the syscall, or
+    past the int3 after it at the injection site). `returns` is False for rt_sigreturn,
+    which resumes wherever its frame says.
 
     The task must be at a stop where new registers take effect on resume (a signal stop,
     a PTRACE_SYSEMU entry stop, a syscall exit stop or a single-step trap).
     """
     site = regs.rip
+    request = _resume_request(site, returns)
     task.set_regs(regs)
     for _ in range(8):
-        task.resume(native.PTRACE_SINGLESTEP)
+        task.resume(request)
         stop = task.wait()
         if stop.finished:
             raise TraceeGone(f"task {task.tid} died during an injected syscall")
@@ -56,7 +72,7 @@ def run_syscall(task: Task, regs: Registers, returns: bool = True) -> Registers:
             after = task.regs()
             if after.rip == site:  # a pending syscall-exit trap fired before the step
                 continue
-            if after.rip == site + 2 or not returns:
+            if _after_syscall(after.rip, site) or not returns:
                 return after
         if stop.kind is StopKind.SIGNAL and stop.signo in (signal.SIGSTOP, signal.SIGCHLD):
             continue  # a debugger interrupt or a finished copy: not for the tracee
@@ -85,9 +101,10 @@ def run_forking_syscall(task: Task, regs: Registers) -> tuple[Registers, Task]:
     is auto-attached (PTRACE_O_TRACEFORK/CLONE) and returned stopped. Returns the parent's
     registers after the syscall and the child."""
     task.set_regs(regs)
+    request = _resume_request(regs.rip, True)
     child_pid = 0
     for _ in range(8):
-        task.resume(native.PTRACE_SINGLESTEP)
+        task.resume(request)
         stop = task.wait()
         if stop.finished:
             raise TraceeGone(f"task {task.tid} died while forking")
@@ -97,7 +114,7 @@ def run_forking_syscall(task: Task, regs: Registers) -> tuple[Registers, Task]:
             continue
         if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP:
             after = task.regs()
-            if after.rip == regs.rip + 2:
+            if _after_syscall(after.rip, regs.rip):
                 break
             continue
         if stop.kind is StopKind.SIGNAL and stop.signo in (signal.SIGSTOP, signal.SIGCHLD):

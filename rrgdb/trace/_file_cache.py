@@ -30,13 +30,17 @@ PRUNE_AGE = 24 * 3600
 
 
 def default_cache_dir() -> Path | None:
-    """$RRGDB_CACHE_DIR, else $XDG_CACHE_HOME/rrgdb/files, else ~/.cache/rrgdb/files; None
-    (no cache) when that cache base directory does not exist (e.g. no home directory)."""
+    """$RRGDB_CACHE_DIR, else $XDG_CACHE_HOME/rrgdb/files, else ~/.cache/rrgdb/files
+    (created when first needed, as XDG asks); None (no cache) when there is no home
+    directory to put it in."""
     env = os.environ.get("RRGDB_CACHE_DIR")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "rrgdb" / "files" if os.path.isdir(base) else None
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg) / "rrgdb" / "files"
+    home = os.path.expanduser("~")
+    return Path(home) / ".cache" / "rrgdb" / "files" if os.path.isdir(home) else None
 
 
 def stat_key(st: os.stat_result) -> str:
