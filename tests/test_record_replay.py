@@ -15,6 +15,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -177,6 +178,18 @@ def live_processes(cmdline: str) -> list[ProcessInfo]:
         for info in descendants(os.getpid()).values()
         if info.cmdline == cmdline and info.state != "Z"
     ]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_the_recorder_and_its_tracees_share_one_cpu(tmp_path: Path) -> None:
+    """A ptrace stop costs ~10x less when the tracer and the tracee do not wake each other
+    across CPUs; the program sees (and its replay reproduces) the one CPU it ran on."""
+    cpus = "import os; print(len(os.sched_getaffinity(0)))"
+    native = run_native([sys.executable, "-c", cpus])
+    assert int(native.stdout) >= 2, describe(native)
+    recorded = record_ok([sys.executable, "-c", cpus], tmp_path / "trace")
+    assert recorded.stdout == b"1\n", describe(recorded)
+    assert_replay_matches(recorded, replay(tmp_path / "trace"))
 
 
 def test_killing_the_recorder_kills_the_tracee(tmp_path: Path) -> None:

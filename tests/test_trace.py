@@ -627,3 +627,32 @@ def test_file_cache_prunes_objects_no_trace_links(
     assert sorted(p.name for p in (cache / "objects").iterdir()) == [new_id]
     assert [os.readlink(p) for p in (cache / "keys").iterdir()] == [new_id]
     assert old_id != new_id
+
+
+def test_file_cache_defaults_to_the_home_cache_even_before_it_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home without ~/.cache (this machine's) still gets a cache: recordings that copy
+    every library again cost ~40 ms each."""
+    monkeypatch.delenv("RRGDB_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _file_cache.default_cache_dir() == tmp_path / ".cache" / "rrgdb" / "files"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _file_cache.default_cache_dir() == tmp_path / "xdg" / "rrgdb" / "files"
+    monkeypatch.setenv("RRGDB_CACHE_DIR", str(tmp_path / "mine"))
+    assert _file_cache.default_cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("RRGDB_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "gone"))
+    assert _file_cache.default_cache_dir() is None
+
+    lib = tmp_path / "lib.so"
+    lib.write_bytes(b"a library")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("t1", "t2"):
+        writer = TraceWriter(tmp_path / name, make_header())
+        file_id = writer.add_file(lib)
+        writer.close()
+    assert os.path.samefile(TraceReader(tmp_path / "t1").file_path(file_id),
+                            TraceReader(tmp_path / "t2").file_path(file_id))
