@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import assert_replay_matches, describe, record, replay, run_rrgdb
 
+from rrgdb.trace import TraceReader
+
 PYTHON3 = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
 REPETITIONS = 20
 
@@ -57,6 +59,24 @@ def test_python_threads(tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     recorded = record([PYTHON3, "-c", PYTHON_THREADS], trace)
     assert_replay_matches(recorded, replay(trace))
+
+
+def test_syscalls_no_sibling_runs_around_need_no_scheduling_event(build, tmp_path: Path) -> None:
+    """SCHED elision: a syscall entry of a multi-threaded process is written only when a
+    sibling's event comes before the syscall returns. Here the other thread is blocked
+    (pthread_join) or gone while 4000 umask calls are made: a handful of entry events, not
+    one per call, and every replay still matches."""
+    trace = tmp_path / "trace"
+    recorded = record([str(build("threads_alone", "O2", "-pthread"))], trace)
+    assert recorded.stdout == b"worker 2000, main 2000\n", describe(recorded)
+    kinds = TraceReader(trace).frames()
+    counts: dict[str, int] = {}
+    for frame in kinds:
+        counts[type(frame).__name__] = counts.get(type(frame).__name__, 0) + 1
+    assert counts["SyscallFrame"] > 4000, counts
+    assert counts.get("SyscallEntryFrame", 0) < 50, counts
+    for _ in range(3):
+        assert_replay_matches(recorded, replay(trace))
 
 
 @pytest.mark.needs_syscallbuf

@@ -173,6 +173,7 @@ class RecordSession:
         self._draining: set[int] = set()  # tgids whose held-back stops are being handled
         self._main_status = 0
         self._pending_stops: list[tuple[int, int]] = []  # reported but not yet handled
+        self._held_entries: dict[int, SyscallEntryFrame] = {}  # tgid -> entry not yet written
 
     @staticmethod
     def _is_open(fd: int) -> bool:
@@ -199,8 +200,10 @@ class RecordSession:
             status = self._record()
         except BaseException:
             self.kill_all()
+            self._write_held()
             self.writer.flush()  # what was recorded stays readable; the trace stays incomplete
             raise
+        self._write_held()
         self.writer.close()
         return status
 
@@ -419,7 +422,36 @@ class RecordSession:
             self._write(interrupted)
         if self.syscallbuf and not isinstance(frame, ExecFrame):
             self._flush(frame.tid)
+        self._emit(frame)
+
+    def _emit(self, frame: Frame) -> None:
+        """The one place frames reach the trace. A held syscall entry of the frame's process
+        goes first, unless the frame is that syscall's own completion: then no sibling ran
+        in between and the entry frame is dropped (rr's SCHED elision; replay runs the
+        thread to the entry at the SyscallFrame itself, as for a single thread)."""
+        assert self.writer is not None
+        rt = self.tasks.get(frame.tid)
+        held = self._held_entries.pop(rt.task.tgid if rt is not None else frame.tid, None)
+        if held is not None and not (isinstance(frame, SyscallFrame) and held.tid == frame.tid):
+            self.writer.write(held)
         self.writer.write(frame)
+
+    def _hold_entry(self, rt: _RecordTask, frame: SyscallEntryFrame) -> None:
+        """Orders a syscall entry of a multi-threaded process against its siblings: the
+        frame is written when another frame of the process comes before the syscall's own
+        (see _emit)."""
+        self._write_held(rt.task.tgid)
+        if self.syscallbuf:
+            self._flush(frame.tid)
+        self._held_entries[rt.task.tgid] = frame
+
+    def _write_held(self, tgid: int | None = None) -> None:
+        """Writes the held syscall entries of process tgid (of every process: None)."""
+        assert self.writer is not None
+        for key in [tgid] if tgid is not None else list(self._held_entries):
+            held = self._held_entries.pop(key, None)
+            if held is not None:
+                self.writer.write(held)
 
     def _flush(self, tid: int) -> None:
         """Buffered syscalls made since the task's last frame go in first, so replay puts
@@ -435,8 +467,7 @@ class RecordSession:
         if data is None:
             return
         if len(data) > syscallbuf.PREFIX or rt.trap_requested:
-            assert self.writer is not None
-            self.writer.write(FlushFrame(tid, data))
+            self._emit(FlushFrame(tid, data))
             rt.trap_requested = False
 
     # -- processes --------------------------------------------------------------------
@@ -545,8 +576,8 @@ class RecordSession:
             # copy, as it does in replay, where the fork follows the parent's flush
             self._flush(task.tid)
         if any(t.task.tgid == task.tgid and t is not rt for t in self.tasks.values()):
-            # other threads may run before this syscall returns: order its entry now
-            self._write(SyscallEntryFrame(task.tid, regs.to_bytes()))
+            # other threads may run before this syscall returns: order its entry
+            self._hold_entry(rt, SyscallEntryFrame(task.tid, regs.to_bytes()))
         if rt.parked:
             # deliver a parked signal now: it interrupts this syscall if it blocks
             signo, _info = rt.parked[0]
