@@ -22,7 +22,7 @@
 #include "spawn.h"
 
 int rrgdb_spawn(const char *path, char *const argv[], char *const envp[],
-                const char *cwd, const struct rrgdb_spawn_limits *limits,
+                const char *cwd, const struct rrgdb_spawn_options *options,
                 int err_fd)
 {
     pid_t pid = fork();
@@ -33,12 +33,12 @@ int rrgdb_spawn(const char *path, char *const argv[], char *const envp[],
         _exit(126);
     personality(ADDR_NO_RANDOMIZE);
     prctl(PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0);
-    if (limits) {
-        if (limits->stack_hard) { /* 0 = leave the stack limit alone */
-            struct rlimit stack = {limits->stack_soft, limits->stack_hard};
+    if (options) {
+        if (options->stack_hard) { /* 0 = leave the stack limit alone */
+            struct rlimit stack = {options->stack_soft, options->stack_hard};
             setrlimit(RLIMIT_STACK, &stack);
         }
-        if (limits->no_core) {
+        if (options->no_core) {
             struct rlimit core = {0, 0};
             setrlimit(RLIMIT_CORE, &core);
         }
@@ -49,9 +49,11 @@ int rrgdb_spawn(const char *path, char *const argv[], char *const envp[],
         }
         _exit(127);
     }
-    /* Reset the signal state the tracer may have (Python ignores SIGPIPE). */
+    /* Reset the signal state the tracer may have (Python ignores SIGPIPE, rrgdb record
+     * SIGINT), but for the signals the program must inherit ignored (as under nohup). */
+    uint64_t ignored = options ? options->ignored : 0;
     for (int sig = 1; sig < 65; sig++)
-        signal(sig, SIG_DFL);
+        signal(sig, ignored >> (sig - 1) & 1 ? SIG_IGN : SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, 0);

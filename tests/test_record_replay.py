@@ -13,6 +13,7 @@ import dataclasses
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -189,6 +190,26 @@ def test_the_recorder_and_its_tracees_share_one_cpu(tmp_path: Path) -> None:
     assert int(native.stdout) >= 2, describe(native)
     recorded = record_ok([sys.executable, "-c", cpus], tmp_path / "trace")
     assert recorded.stdout == b"1\n", describe(recorded)
+    assert_replay_matches(recorded, replay(tmp_path / "trace"))
+
+
+def test_the_program_inherits_the_signals_rrgdb_was_started_with_ignored(
+        tmp_path: Path) -> None:
+    """As a native run would: under nohup (SIGHUP and SIGQUIT ignored here) the program
+    ignores them too; the signals rrgdb or Python set for themselves (SIGINT, SIGPIPE)
+    are back to their defaults."""
+    probe = ("import signal; print([int(signal.getsignal(s)) for s in (signal.SIGHUP, "
+             "signal.SIGQUIT, signal.SIGUSR1)], signal.getsignal(signal.SIGINT))")
+
+    def nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+    native = run_native([sys.executable, "-c", probe], preexec_fn=nohup)
+    assert native.stdout == b"[1, 1, 0] <built-in function default_int_handler>\n", (
+        describe(native))
+    recorded = record_ok([sys.executable, "-c", probe], tmp_path / "trace", preexec_fn=nohup)
+    assert recorded.stdout == native.stdout, describe(recorded)
     assert_replay_matches(recorded, replay(tmp_path / "trace"))
 
 

@@ -213,8 +213,10 @@ def bind_to_one_cpu() -> None:
 
 
 def spawn(path: str, argv: list[bytes], envp: list[bytes], cwd: str | None,
-          stack_limit: tuple[int, int] | None, no_core: bool, err_fd: int) -> int:
-    """Forks a stopped tracee (SIGSTOP) that will execve path; see stubs/spawn.c.
+          stack_limit: tuple[int, int] | None, no_core: bool, err_fd: int,
+          ignored: frozenset[int] = frozenset()) -> int:
+    """Forks a stopped tracee (SIGSTOP) that will execve path; see stubs/spawn.c. Its
+    signal dispositions are the defaults, but the signals in `ignored` are ignored.
 
     The caller (the tracer thread) and the tracee are bound to one CPU first."""
     bind_to_one_cpu()
@@ -222,10 +224,10 @@ def spawn(path: str, argv: list[bytes], envp: list[bytes], cwd: str | None,
     c_argv = ffi.new("char *[]", keep + [ffi.NULL])
     keep_env = [ffi.new("char[]", e) for e in envp]
     c_envp = ffi.new("char *[]", keep_env + [ffi.NULL])
-    limits = ffi.NULL
-    if stack_limit is not None or no_core:
-        limits = ffi.new("struct rrgdb_spawn_limits *")
-        soft, hard = stack_limit if stack_limit is not None else (0, 0)
-        limits.stack_soft, limits.stack_hard, limits.no_core = soft, hard, int(no_core)
+    options = ffi.new("struct rrgdb_spawn_options *")
+    options.stack_soft, options.stack_hard = stack_limit if stack_limit is not None else (0, 0)
+    options.no_core = int(no_core)
+    options.ignored = sum(1 << (signo - 1) for signo in ignored if 0 < signo <= 64)
     c_cwd = ffi.new("char[]", cwd.encode()) if cwd else ffi.NULL
-    return _check(lib.rrgdb_spawn(path.encode(), c_argv, c_envp, c_cwd, limits, err_fd), "fork")
+    return _check(lib.rrgdb_spawn(path.encode(), c_argv, c_envp, c_cwd, options, err_fd),
+                  "fork")

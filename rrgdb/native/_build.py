@@ -8,9 +8,10 @@ _STUBS = "stubs"
 ffibuilder = FFI()
 ffibuilder.cdef(
     """
-    struct rrgdb_spawn_limits { uint64_t stack_soft; uint64_t stack_hard; int no_core; };
+    struct rrgdb_spawn_options { uint64_t stack_soft; uint64_t stack_hard; int no_core;
+                                  uint64_t ignored; };
     int rrgdb_spawn(const char *path, char *const argv[], char *const envp[],
-                    const char *cwd, const struct rrgdb_spawn_limits *limits, int err_fd);
+                    const char *cwd, const struct rrgdb_spawn_options *options, int err_fd);
 
     long rr_ptrace(long request, int pid, uintptr_t addr, uintptr_t data);
     int rr_waitpid(int pid, int *status, int options);

@@ -91,6 +91,16 @@ class _RecordTask:
     interrupted: tuple[_PendingSyscall, SyscallFrame] | None = None
 
 
+def inherited_ignored_signals() -> frozenset[int]:
+    """The signals this process was started with ignored (e.g. SIGHUP under nohup), which
+    a program run natively from here would inherit ignored; not SIGPIPE and SIGXFSZ, which
+    Python ignores for itself."""
+    return frozenset(
+        signo for signo in signal.valid_signals()
+        if signo not in (signal.SIGPIPE, signal.SIGXFSZ)
+        and signal.getsignal(signo) == signal.SIG_IGN)
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -158,6 +168,7 @@ class RecordSession:
 
     def __init__(self, argv: list[str], trace_dir: Path, syscallbuf: bool = True) -> None:
         self.syscallbuf = syscallbuf
+        self._ignored_signals = inherited_ignored_signals()  # before rrgdb sets its own
         self.program = resolve_program(argv[0])
         self.argv = argv
         self.trace_dir = trace_dir
@@ -230,7 +241,8 @@ class RecordSession:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
             pid = native.spawn(self.program, [a.encode() for a in self.argv],
-                               self._environment(), None, None, False, write_fd)
+                               self._environment(), None, None, False, write_fd,
+                               self._ignored_signals)
         finally:
             os.close(write_fd)
         task = Task(pid)
