@@ -208,9 +208,12 @@ def test_the_program_inherits_the_signals_rrgdb_was_started_with_ignored(
     native = run_native([sys.executable, "-c", probe], preexec_fn=nohup)
     assert native.stdout == b"[1, 1, 0] <built-in function default_int_handler>\n", (
         describe(native))
-    recorded = record_ok([sys.executable, "-c", probe], tmp_path / "trace", preexec_fn=nohup)
-    assert recorded.stdout == native.stdout, describe(recorded)
-    assert_replay_matches(recorded, replay(tmp_path / "trace"))
+    for option in ([], ["--no-syscallbuf"]):  # its queries buffered, then traced and
+        trace = tmp_path / f"trace{len(option)}"  # answered by the replay's kernel
+        recorded = run_rrgdb(["record", *option, "-o", trace, "--", sys.executable, "-c",
+                              probe], preexec_fn=nohup)
+        assert recorded.stdout == native.stdout, describe(recorded)
+        assert_replay_matches(recorded, replay(trace))
 
 
 def test_killing_the_recorder_kills_the_tracee(tmp_path: Path) -> None:

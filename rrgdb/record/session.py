@@ -91,6 +91,11 @@ class _RecordTask:
     interrupted: tuple[_PendingSyscall, SyscallFrame] | None = None
 
 
+# The header's extra key listing the signals the program started with ignored: replay
+# starts it the same way (the kernel's dispositions answer the sigaction calls it runs).
+IGNORED_SIGNALS = "ignored_signals"
+
+
 def inherited_ignored_signals() -> frozenset[int]:
     """The signals this process was started with ignored (e.g. SIGHUP under nohup), which
     a program run natively from here would inherit ignored; not SIGPIPE and SIGXFSZ, which
@@ -205,7 +210,8 @@ class RecordSession:
             program=self.program, argv=list(self.argv), cwd=os.getcwd(),
             rlimit_stack=_stack_limit(), created=time.time(),
             kernel=os.uname().release, cpu=cpu_model(), syscallbuf=self.syscallbuf,
-            extra={"scheduling": self.mode, "pmu": "yes" if self.pmu else "no"})
+            extra={"scheduling": self.mode, "pmu": "yes" if self.pmu else "no",
+                   IGNORED_SIGNALS: ",".join(map(str, sorted(self._ignored_signals)))})
         self.writer = TraceWriter(self.trace_dir, header)
         try:
             status = self._record()

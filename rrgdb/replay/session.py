@@ -43,6 +43,7 @@ from rrgdb.record.session import (
     CLONE_PARENT_SETTID,
     CLONE_THREAD,
     CLONE_VFORK,
+    IGNORED_SIGNALS,
     RDTSCP,
     apply_rdtsc,
     blocked_signals,
@@ -193,8 +194,9 @@ class ReplaySession:
         first = self.frames[0]
         assert isinstance(first, ExecFrame)
         exe = str(self.reader.file_path(first.exe_file_id))
+        ignored = self.reader.header.extra.get(IGNORED_SIGNALS, "")
         pid = native.spawn(exe, first.argv, first.envp, "/", self.reader.header.rlimit_stack,
-                           True, -1)
+                           True, -1, frozenset(int(s) for s in ignored.split(",") if s.isdigit()))
         task = Task(pid)
         self.main_tid = self.main_tid or first.tid
         self.program = self.program or first.exe_path
