@@ -59,6 +59,10 @@ class Scheduler:
             process.waiting.remove(tid)
         if process.running == tid:
             process.running = 0
+        if not process.running and not process.waiting:
+            # nothing to remember: the next ask starts afresh (keeps the scans below
+            # proportional to the live processes, not to every process ever seen)
+            del self._processes[tgid]
 
     def handoff(self, tgid: int) -> int:
         """Gives a free turn to the first waiting thread; returns it (0: none)."""
