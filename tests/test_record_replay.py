@@ -39,6 +39,8 @@ from conftest import (
     saved_trace_dir,
 )
 
+from rrgdb.replay import session as replay_session
+
 SYS_GETPID = 39
 # The syscalls the pids program can make from its first getpid on: the divergence the
 # tampered result causes is reported at one of them.
@@ -214,6 +216,23 @@ def test_the_program_inherits_the_signals_rrgdb_was_started_with_ignored(
                               probe], preexec_fn=nohup)
         assert recorded.stdout == native.stdout, describe(recorded)
         assert_replay_matches(recorded, replay(trace))
+
+
+def test_replay_keeps_few_trace_file_descriptors_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replay maps the trace's copies through descriptors it keeps open in the tracee;
+    past TRACE_FDS_KEPT it closes them and starts again (here at every second file of a
+    python start-up, which maps a dozen), and the replay still ends as recorded."""
+    trace = tmp_path / "trace"
+    recorded = record_ok([sys.executable, "-c", "import json, decimal; print(1)"], trace)
+    monkeypatch.setattr(replay_session, "TRACE_FDS_KEPT", 2)
+    session = replay_session.ReplaySession(trace, echo=None)
+    try:
+        session.start()
+        status = session.run_to_end()
+    finally:
+        session.close()
+    assert os.waitstatus_to_exitcode(status) == recorded.returncode == 0
 
 
 def test_killing_the_recorder_kills_the_tracee(tmp_path: Path) -> None:

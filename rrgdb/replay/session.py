@@ -72,6 +72,7 @@ REPLAY_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
                   | native.PTRACE_O_TRACEVFORK | native.PTRACE_O_TRACECLONE
                   | native.PTRACE_O_EXITKILL)
 PREEMPTION_SEARCH_LIMIT = 200_000  # visits of the recorded pc tried before giving up
+TRACE_FDS_KEPT = 256  # descriptors of trace files a replayed process keeps open at most
 MMAP = NUMBERS["mmap"]
 BRK = NUMBERS["brk"]
 MAP_SHARED, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x10, 0x20
@@ -156,6 +157,8 @@ class ReplaySession:
         self._group_exits: set[int] = set()  # processes whose threads are being killed
         self._buffered: dict[int, int] = {}  # tid -> bytes of records it must use up
         self._lingering: list[Task] = []  # exited threads reaped with their last sibling
+        # live tgid -> {file_id: fd}: the trace's copies a process has open for its mmaps
+        self._trace_fds: dict[int, dict[str, int]] = {}
         self.exit_status: int | None = None
         self.stop_at_end = False  # report Trap.END before applying the exit
         self.stop_at_signals = False  # report Trap.SIGNAL before delivering a signal
@@ -234,6 +237,7 @@ class ReplaySession:
         for task in sorted(tasks, key=lambda t: t.tid == t.tgid):
             task.kill()
         self._lingering.clear()
+        self._trace_fds.clear()
         if self.task is not None:
             self.task.kill()
 
@@ -629,6 +633,8 @@ class ReplaySession:
             child.tgid = task.tgid
             if self._followed(task):
                 self.breakpoints.apply_debug_registers(child)  # not inherited by threads
+        else:
+            self._trace_fds.pop(child.tgid, None)  # a reused pid: not the dead one's fds
         self.tasks[frame.result] = child
         regs.rax = frame.result
         task.set_regs(regs)
@@ -638,13 +644,11 @@ class ReplaySession:
         call = regs.copy()
         call.rip = SYSCALL_SITE
         call.rax = regs.syscallno
-        fd = -1
         if regs.syscallno == MMAP and frame.result >= 0:
             flags = regs.arg(3)
             call.set_arg(0, frame.result)
             if frame.file_id:
-                fd = open_in_tracee(task, str(self.reader.file_path(frame.file_id)))
-                call.set_arg(4, fd)
+                call.set_arg(4, self._trace_file_fd(task, frame.file_id))
                 flags = flags & ~MAP_SHARED | MAP_PRIVATE
             elif not flags & MAP_ANONYMOUS:  # a device such as /dev/zero
                 flags |= MAP_ANONYMOUS
@@ -655,9 +659,22 @@ class ReplaySession:
         if regs.syscallno == MMAP and after.result == syscallbuf.BUFFER_ADDR:
             syscallbuf.mark_replay(task)  # the preload library's buffer: replay mode
         task.set_regs(regs)
-        if fd >= 0:
-            inject(task, "close", fd)
         return after.result
+
+    def _trace_file_fd(self, task: Task, file_id: str) -> int:
+        """A descriptor of the trace's copy of file_id in task's process, opened at its
+        first mapping and kept (O_CLOEXEC) for the next ones: one injected syscall per
+        mmap instead of three. The replayed program cannot see or close it: its own fd
+        syscalls are emulated. A process starts with none (its exec closed them; a fork
+        or a resumed checkpoint is a new pid, whose inherited ones are simply unused)."""
+        fds = self._trace_fds.setdefault(task.tgid, {})
+        if file_id not in fds:
+            if len(fds) >= TRACE_FDS_KEPT:  # far below any RLIMIT_NOFILE
+                for fd in fds.values():
+                    inject(task, "close", fd)
+                fds.clear()
+            fds[file_id] = open_in_tracee(task, str(self.reader.file_path(file_id)))
+        return fds[file_id]
 
     def _written_bytes(self, task: Task, regs: Registers, result: int) -> bytes:
         if regs.syscallno in WRITEV:
@@ -699,12 +716,12 @@ class ReplaySession:
         if stop.kind is not StopKind.SYSCALL:
             raise self._diverged(frame, f"expected the execve exit, got {_describe(stop)}")
         map_scratch_page(task, replay=True)
+        self._trace_fds.pop(task.tgid, None)
         for m in frame.mappings:
             if m.file_id and m.path != frame.exe_path and m.file_id != frame.exe_file_id:
-                fd = open_in_tracee(task, str(self.reader.file_path(m.file_id)))
                 addr = inject(task, "mmap", m.start, m.end - m.start, m.prot,
-                              MAP_PRIVATE | MAP_FIXED, fd, m.offset)
-                inject(task, "close", fd)
+                              MAP_PRIVATE | MAP_FIXED, self._trace_file_fd(task, m.file_id),
+                              m.offset)
                 if addr != m.start:
                     raise self._diverged(frame, f"cannot map {m.path} at {m.start:#x}")
         layout = [(e.start, e.end, e.prot) for e in read_maps(task.tid) if e.path != "[stack]"]
