@@ -36,7 +36,8 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("robust-recording")
     return {
         name: compile_c(name, out)
-        for name in ("ticker", "exec_missing", "out_of_memory", "urandom_reader")
+        for name in ("ticker", "buffered_spinner", "exec_missing", "out_of_memory",
+                     "urandom_reader")
     }
 
 
@@ -79,6 +80,30 @@ def test_a_program_killed_by_sigkill_from_outside(programs: dict[str, Path],
     assert_no_traceback(recorded)
     assert saved_trace_dir(recorded) == trace
     assert (trace / "complete").exists()
+    assert_replay_matches(recorded, replay(trace))
+
+
+def test_a_program_killed_between_buffered_calls(programs: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    """SIGKILL lands after buffered calls that no later event flushed: the trace ends with
+    their records, which replay cannot place before the death (nor needs to: the process's
+    memory dies with it); the replay must still die the same way."""
+    trace, out = tmp_path / "trace", tmp_path / "out"
+    with out.open("wb") as stdout:
+        recorder = rrgdb_popen(["record", "-o", trace, programs["buffered_spinner"]],
+                               stdout=stdout)
+    try:
+        wait_until(lambda: b"spinning" in out.read_bytes(), 30, "the program's output")
+        time.sleep(0.2)
+        tracees = live_descendants(recorder.pid)
+        assert len(tracees) == 1, tracees
+        os.kill(tracees[0], signal.SIGKILL)
+        _, stderr = recorder.communicate(timeout=60)
+    finally:
+        end_process(recorder, signal.SIGKILL)
+    recorded = subprocess.CompletedProcess(recorder.args, recorder.returncode,
+                                           out.read_bytes(), stderr)
+    assert recorded.returncode == 128 + signal.SIGKILL, describe(recorded)
     assert_replay_matches(recorded, replay(trace))
 
 

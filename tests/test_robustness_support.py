@@ -27,6 +27,22 @@ from conftest import descendants, rrgdb_command, rrgdb_env
 SOURCES: dict[str, str] = {
     # Prints a line and sleeps 1 ms, COUNT times (default: a long time): enough syscalls
     # for the trace writer to have flushed several blocks after about a second.
+    # Buffered syscalls without end once it has said so: killed at any moment, it leaves
+    # records made since its last event.
+    "buffered_spinner": r"""
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    long sum = 0;
+    for (long i = 0;; i++) {
+        sum += getppid() & 1;
+        if (i == 1000) {
+            printf("spinning %ld\n", sum);
+            fflush(stdout);
+        }
+    }
+}
+""",
     "ticker": r"""
 #include <stdio.h>
 #include <stdlib.h>
