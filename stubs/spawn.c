@@ -33,15 +33,13 @@ int rrgdb_spawn(const char *path, char *const argv[], char *const envp[],
         _exit(126);
     personality(ADDR_NO_RANDOMIZE);
     prctl(PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0);
-    if (options) {
-        if (options->stack_hard) { /* 0 = leave the stack limit alone */
-            struct rlimit stack = {options->stack_soft, options->stack_hard};
-            setrlimit(RLIMIT_STACK, &stack);
-        }
-        if (options->no_core) {
-            struct rlimit core = {0, 0};
-            setrlimit(RLIMIT_CORE, &core);
-        }
+    if (options->stack_hard) { /* 0 = leave the stack limit alone */
+        struct rlimit stack = {options->stack_soft, options->stack_hard};
+        setrlimit(RLIMIT_STACK, &stack);
+    }
+    if (options->no_core) {
+        struct rlimit core = {0, 0};
+        setrlimit(RLIMIT_CORE, &core);
     }
     if (cwd && chdir(cwd) < 0) {
         int e = errno;
@@ -51,9 +49,8 @@ int rrgdb_spawn(const char *path, char *const argv[], char *const envp[],
     }
     /* Reset the signal state the tracer may have (Python ignores SIGPIPE, rrgdb record
      * SIGINT), but for the signals the program must inherit ignored (as under nohup). */
-    uint64_t ignored = options ? options->ignored : 0;
     for (int sig = 1; sig < 65; sig++)
-        signal(sig, ignored >> (sig - 1) & 1 ? SIG_IGN : SIG_DFL);
+        signal(sig, options->ignored >> (sig - 1) & 1 ? SIG_IGN : SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, 0);

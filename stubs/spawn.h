@@ -3,6 +3,7 @@
 #define RRGDB_SPAWN_H
 #include <stdint.h>
 
+/* Every field applies; options is never NULL. */
 struct rrgdb_spawn_options {
     uint64_t stack_soft;
     uint64_t stack_hard;

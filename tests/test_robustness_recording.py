@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,14 +45,15 @@ def assert_no_traceback(result: subprocess.CompletedProcess[bytes]) -> None:
     assert b"Traceback" not in result.stderr, describe(result)
 
 
-def start_recording(program: Path, trace: Path, stdout_path: Path) -> tuple[subprocess.Popen,
-                                                                          int]:
-    """Start recording the ticker; return the recorder and the tracee's pid once the
-    program has printed a few lines."""
+def start_recording(program: Path, trace: Path, stdout_path: Path,
+                    ready: Callable[[bytes], bool] = lambda out: out.count(b"\n") >= 50,
+                    ) -> tuple[subprocess.Popen, int]:
+    """Start recording program; return the recorder and the tracee's pid once the
+    program's output is ready() (by default: the ticker has printed a few lines)."""
     with stdout_path.open("wb") as stdout:
         recorder = rrgdb_popen(["record", "-o", trace, program], stdout=stdout)
     try:
-        wait_until(lambda: stdout_path.read_bytes().count(b"\n") >= 50, 30,
+        wait_until(lambda: ready(stdout_path.read_bytes()), 30,
                    "the recorded program's output")
         tracees = live_descendants(recorder.pid)
         assert len(tracees) == 1, tracees
@@ -63,19 +64,24 @@ def start_recording(program: Path, trace: Path, stdout_path: Path) -> tuple[subp
     return recorder, tracees[0]
 
 
-def test_a_program_killed_by_sigkill_from_outside(programs: dict[str, Path],
-                                                  tmp_path: Path) -> None:
-    """SIGKILL to the recorded program: record exits 137 like the program, the trace is
-    complete and replays to the same death."""
-    trace, out = tmp_path / "trace", tmp_path / "out"
-    recorder, tracee = start_recording(programs["ticker"], trace, out)
+def kill_program(recorder: subprocess.Popen, tracee: int,
+                 stdout_path: Path) -> subprocess.CompletedProcess[bytes]:
+    """SIGKILL to the recorded program; the recording as it ended."""
     try:
         os.kill(tracee, signal.SIGKILL)
         _, stderr = recorder.communicate(timeout=60)
     finally:
         end_process(recorder, signal.SIGKILL)
-    recorded = subprocess.CompletedProcess(recorder.args, recorder.returncode,
-                                           out.read_bytes(), stderr)
+    return subprocess.CompletedProcess(recorder.args, recorder.returncode,
+                                       stdout_path.read_bytes(), stderr)
+
+
+def test_a_program_killed_by_sigkill_from_outside(programs: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    """SIGKILL to the recorded program: record exits 137 like the program, the trace is
+    complete and replays to the same death."""
+    trace, out = tmp_path / "trace", tmp_path / "out"
+    recorded = kill_program(*start_recording(programs["ticker"], trace, out), out)
     assert recorded.returncode == 128 + signal.SIGKILL, describe(recorded)
     assert_no_traceback(recorded)
     assert saved_trace_dir(recorded) == trace
@@ -89,20 +95,10 @@ def test_a_program_killed_between_buffered_calls(programs: dict[str, Path],
     their records, which replay cannot place before the death (nor needs to: the process's
     memory dies with it); the replay must still die the same way."""
     trace, out = tmp_path / "trace", tmp_path / "out"
-    with out.open("wb") as stdout:
-        recorder = rrgdb_popen(["record", "-o", trace, programs["buffered_spinner"]],
-                               stdout=stdout)
-    try:
-        wait_until(lambda: b"spinning" in out.read_bytes(), 30, "the program's output")
-        time.sleep(0.2)
-        tracees = live_descendants(recorder.pid)
-        assert len(tracees) == 1, tracees
-        os.kill(tracees[0], signal.SIGKILL)
-        _, stderr = recorder.communicate(timeout=60)
-    finally:
-        end_process(recorder, signal.SIGKILL)
-    recorded = subprocess.CompletedProcess(recorder.args, recorder.returncode,
-                                           out.read_bytes(), stderr)
+    recorder, tracee = start_recording(programs["buffered_spinner"], trace, out,
+                                       lambda output: b"spinning" in output)
+    time.sleep(0.2)
+    recorded = kill_program(recorder, tracee, out)
     assert recorded.returncode == 128 + signal.SIGKILL, describe(recorded)
     assert_replay_matches(recorded, replay(trace))
 

@@ -93,7 +93,14 @@ class _RecordTask:
 
 # The header's extra key listing the signals the program started with ignored: replay
 # starts it the same way (the kernel's dispositions answer the sigaction calls it runs).
-IGNORED_SIGNALS = "ignored_signals"
+_IGNORED_SIGNALS = "ignored_signals"
+
+
+def ignored_signals_at_start(header: TraceHeader) -> frozenset[int]:
+    """The signals the recorded program was started with ignored (none in a trace from
+    before the key existed)."""
+    listed = header.extra.get(_IGNORED_SIGNALS, "")
+    return frozenset(int(s) for s in listed.split(",") if s.isdigit())
 
 
 def inherited_ignored_signals() -> frozenset[int]:
@@ -211,7 +218,7 @@ class RecordSession:
             rlimit_stack=_stack_limit(), created=time.time(),
             kernel=os.uname().release, cpu=cpu_model(), syscallbuf=self.syscallbuf,
             extra={"scheduling": self.mode, "pmu": "yes" if self.pmu else "no",
-                   IGNORED_SIGNALS: ",".join(map(str, sorted(self._ignored_signals)))})
+                   _IGNORED_SIGNALS: ",".join(map(str, sorted(self._ignored_signals)))})
         self.writer = TraceWriter(self.trace_dir, header)
         try:
             status = self._record()
@@ -458,18 +465,20 @@ class RecordSession:
         """Orders a syscall entry of a multi-threaded process against its siblings: the
         frame is written when another frame of the process comes before the syscall's own
         (see _emit)."""
-        self._write_held(rt.task.tgid)
+        assert self.writer is not None
+        previous = self._held_entries.pop(rt.task.tgid, None)  # a sibling's, still held
+        if previous is not None:
+            self.writer.write(previous)
         if self.syscallbuf:
             self._flush(frame.tid)
         self._held_entries[rt.task.tgid] = frame
 
-    def _write_held(self, tgid: int | None = None) -> None:
-        """Writes the held syscall entries of process tgid (of every process: None)."""
+    def _write_held(self) -> None:
+        """Writes every syscall entry still held (the recording ends)."""
         assert self.writer is not None
-        for key in [tgid] if tgid is not None else list(self._held_entries):
-            held = self._held_entries.pop(key, None)
-            if held is not None:
-                self.writer.write(held)
+        for held in self._held_entries.values():
+            self.writer.write(held)
+        self._held_entries.clear()
 
     def _flush(self, tid: int) -> None:
         """Buffered syscalls made since the task's last frame go in first, so replay puts

@@ -43,12 +43,12 @@ from rrgdb.record.session import (
     CLONE_PARENT_SETTID,
     CLONE_THREAD,
     CLONE_VFORK,
-    IGNORED_SIGNALS,
     RDTSCP,
     apply_rdtsc,
     blocked_signals,
     clone_disables_buffer,
     clone_flags,
+    ignored_signals_at_start,
     signal_disposition,
 )
 from rrgdb.replay.processes import recorded_processes
@@ -197,9 +197,9 @@ class ReplaySession:
         first = self.frames[0]
         assert isinstance(first, ExecFrame)
         exe = str(self.reader.file_path(first.exe_file_id))
-        ignored = self.reader.header.extra.get(IGNORED_SIGNALS, "")
-        pid = native.spawn(exe, first.argv, first.envp, "/", self.reader.header.rlimit_stack,
-                           True, -1, frozenset(int(s) for s in ignored.split(",") if s.isdigit()))
+        header = self.reader.header
+        pid = native.spawn(exe, first.argv, first.envp, "/", header.rlimit_stack, True, -1,
+                           ignored_signals_at_start(header))
         task = Task(pid)
         self.main_tid = self.main_tid or first.tid
         self.program = self.program or first.exe_path
