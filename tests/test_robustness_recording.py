@@ -36,8 +36,8 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("robust-recording")
     return {
         name: compile_c(name, out)
-        for name in ("ticker", "buffered_spinner", "exec_missing", "out_of_memory",
-                     "urandom_reader")
+        for name in ("ticker", "buffered_spinner", "stuck_writer", "exec_missing",
+                     "out_of_memory", "urandom_reader")
     }
 
 
@@ -100,6 +100,41 @@ def test_a_program_killed_between_buffered_calls(programs: dict[str, Path],
     time.sleep(0.2)
     recorded = kill_program(recorder, tracee, out)
     assert recorded.returncode == 128 + signal.SIGKILL, describe(recorded)
+    assert_replay_matches(recorded, replay(trace))
+
+
+def blocked_in_write(tid: int) -> bool:
+    """tid sleeps inside a write syscall (number 1)."""
+    try:
+        state = Path(f"/proc/{tid}/stat").read_text().rpartition(")")[2].split()[0]
+        return state == "S" and Path(f"/proc/{tid}/syscall").read_text().startswith("1 ")
+    except OSError:
+        return False
+
+
+def test_a_program_killed_inside_a_write(programs: dict[str, Path], tmp_path: Path) -> None:
+    """SIGKILL lands while a traced write to stdout is inside the kernel (blocked on a full
+    pipe): the bytes it wrote so far are out, and the program dies without returning from
+    the call. Replay writes the same bytes and dies the same way."""
+    trace = tmp_path / "trace"
+    reader, writer = os.pipe()
+    recorder = rrgdb_popen(["record", "-o", trace, programs["stuck_writer"]], stdout=writer)
+    os.close(writer)
+    try:
+        with os.fdopen(reader, "rb") as pipe:
+            output = pipe.read(6)
+            assert output == b"ready\n"
+            tracees = live_descendants(recorder.pid)
+            assert len(tracees) == 1, tracees
+            wait_until(lambda: blocked_in_write(tracees[0]), 30, "the write to block")
+            os.kill(tracees[0], signal.SIGKILL)
+            output += pipe.read()
+        _, stderr = recorder.communicate(timeout=60)
+    finally:
+        end_process(recorder, signal.SIGKILL)
+    recorded = subprocess.CompletedProcess(recorder.args, recorder.returncode, output, stderr)
+    assert recorded.returncode == 128 + signal.SIGKILL, describe(recorded)
+    assert len(output) > 6, "the killed write wrote nothing"
     assert_replay_matches(recorded, replay(trace))
 
 

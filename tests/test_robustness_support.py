@@ -25,8 +25,6 @@ from conftest import descendants, rrgdb_command, rrgdb_env
 # --------------------------------------------------------------------------- programs
 
 SOURCES: dict[str, str] = {
-    # Prints a line and sleeps 1 ms, COUNT times (default: a long time): enough syscalls
-    # for the trace writer to have flushed several blocks after about a second.
     # Buffered syscalls without end once it has said so: killed at any moment, it leaves
     # records made since its last event.
     "buffered_spinner": r"""
@@ -43,6 +41,8 @@ int main(void) {
     }
 }
 """,
+    # Prints a line and sleeps 1 ms, COUNT times (default: a long time): enough syscalls
+    # for the trace writer to have flushed several blocks after about a second.
     "ticker": r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +56,21 @@ int main(int argc, char **argv) {
         nanosleep(&pause, NULL);
     }
     return 0;
+}
+""",
+    # Says it is ready, then writes 1 MiB to stdout in one call: on a pipe nobody reads,
+    # the write blocks once the pipe is full, part of it written.
+    "stuck_writer": r"""
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+    size_t size = 1 << 20;
+    char *bytes = malloc(size);
+    memset(bytes, 'x', size);
+    if (write(1, "ready\n", 6) != 6)
+        return 1;
+    return write(1, bytes, size) < 0;
 }
 """,
     # execve of a file that does not exist: the call fails with ENOENT and the program

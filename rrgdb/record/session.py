@@ -20,7 +20,7 @@ from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.record.outputs import UnsupportedSyscall, check_supported, entry_state, memory_writes
 from rrgdb.record.scheduler import Scheduler
 from rrgdb.syscall_numbers import NUMBERS
-from rrgdb.syscalls import SPECS, SyscallSpec, syscall_name
+from rrgdb.syscalls import SPECS, Replay, SyscallSpec, syscall_name
 from rrgdb.trace import (
     ExecFrame,
     ExitFrame,
@@ -55,6 +55,7 @@ SIGINFO_CODE = slice(8, 12)
 # kernel restarts with the same number unless a handler runs; ERESTART_RESTARTBLOCK: the
 # same, continued by restart_syscall
 RESTART_SAME, RESTART_BLOCK = (-512, -513, -514), -516
+ENOSYS = -38  # what rax holds at a syscall's entry
 RESTART_SYSCALL = NUMBERS["restart_syscall"]
 
 
@@ -412,6 +413,7 @@ class RecordSession:
             self._on_exec(rt)
             self._to_user(rt)
         elif stop.event == native.PTRACE_EVENT_EXIT:
+            self._finish_cut_syscall(rt)
             self._write(ExitFrame(rt.task.tid, rt.task.event_msg()))
             self._release_vfork_parent(rt)
             if rt.task.tid != rt.task.tgid:
@@ -635,7 +637,7 @@ class RecordSession:
         regs, spec = pending.regs, pending.spec
         result = after.result
         if spec.special == "rseq":
-            result = -38  # ENOSYS
+            result = ENOSYS
             after.rax = result
             task.set_regs(after)
         rt.boundary = after.to_bytes()
@@ -658,6 +660,22 @@ class RecordSession:
             rt.interrupted = (pending, frame)
         else:
             self._write(frame)
+
+    def _finish_cut_syscall(self, rt: _RecordTask) -> None:
+        """At a task's death: a traced syscall it was inside, which a SIGKILL (from outside,
+        or a sibling's exit_group) cut off before its exit stop, may have done its work --
+        a write's bytes reached the file or pipe -- and returned to die on the way out.
+        Its result is in rax: such a call is recorded as it ended, so that replay writes
+        what it wrote. A call the kill stopped before it started (rax still ENOSYS) or
+        interrupted (a restart code) did nothing; exit and exec never return."""
+        pending, rt.pending = rt.pending, None
+        if pending is None or pending.spec.replay is not Replay.EMULATE:
+            return
+        if pending.spec.special in ("exit", "execve"):
+            return
+        result = rt.task.regs().result
+        if result != ENOSYS and result not in RESTART_SAME and result != RESTART_BLOCK:
+            self._on_syscall_exit(rt, pending)
 
     def _stdio_stream(self, task: Task, fd: int) -> int:
         try:
