@@ -127,13 +127,15 @@ TRACED_STUB(rrgdb_traced_cmp4096, -4096);
 TRACED_STUB(rrgdb_traced_cmp4095, -4095);
 
 /* A syscall from C (the exported wrappers): buffered through the hook, else traced. */
-static long hooked(long nr, long a, long b, long c, long d)
+static long hooked(long nr, long a, long b, long c, long d, long e, long f)
 {
     register long rax __asm__("rax") = nr;
     register long rdi __asm__("rdi") = a;
     register long rsi __asm__("rsi") = b;
     register long rdx __asm__("rdx") = c;
     register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
     __asm__ volatile("lea -128(%%rsp),%%rsp\n\t"
                      "lea 1f(%%rip),%%r11\n\t" /* where this function resumes */
                      "push %%r11\n\t"
@@ -144,7 +146,7 @@ static long hooked(long nr, long a, long b, long c, long d)
                      "syscall\n"
                      "1:"
                      : "+r"(rax)
-                     : "r"(rdi), "r"(rsi), "r"(rdx), "r"(r10)
+                     : "r"(rdi), "r"(rsi), "r"(rdx), "r"(r10), "r"(r8), "r"(r9)
                      : "rcx", "r11", "memory", "cc");
     return rax;
 }

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <linux/filter.h>
 #include <linux/futex.h>
 #include <linux/seccomp.h>
@@ -286,6 +287,26 @@ static long epoll_buffered(long nr, long *a)
     return finish(r, nr, ret, got);
 }
 
+/* FUTEX_WAIT and FUTEX_WAIT_BITSET, made with a timeout that has already passed (zero:
+ * relative for the one, absolute for the other), so that the buffered call never
+ * sleeps: a word that no longer holds the expected value fails with EAGAIN, buffered;
+ * a wait that would sleep times out at once, and is abandoned and made again as a traced
+ * syscall with the caller's own timeout, where the recorder sees the thread block. (A
+ * buffered wait that slept could be woken by what no event orders, such as the kernel
+ * clearing an exiting sibling's tid word, and replay could not place it.) */
+static long futex_wait_buffered(long *a)
+{
+    struct timespec passed = {0, 0};
+    struct rrgdb_record *r = begin(0);
+    if (!r)
+        return NOT_BUFFERED;
+    long probe[6] = {a[0], a[1], a[2], (long)&passed, a[4], a[5]};
+    long ret = call(r, SYS_futex, probe);
+    if (ret == RRGDB_ABANDONED || ret == -ETIMEDOUT || ret == -EINTR)
+        return abandon(r, SYS_futex);
+    return finish(r, SYS_futex, ret, 0);
+}
+
 /* nanosleep and clock_nanosleep, which block as a read can. When a signal interrupts a
  * relative sleep, the kernel writes the time left into the record; the caller gets it
  * with EINTR. */
@@ -478,7 +499,10 @@ static long buffered(long nr, long *a)
         switch ((int)a[1] & FUTEX_CMD_MASK) {
         case FUTEX_WAKE:
         case FUTEX_WAKE_BITSET:
-            return plain(nr, a); /* waking changes no memory; waits stay traced */
+            return plain(nr, a); /* waking changes no memory */
+        case FUTEX_WAIT:
+        case FUTEX_WAIT_BITSET:
+            return futex_wait_buffered(a);
         }
         return NOT_BUFFERED;
     case SYS_lseek:
@@ -566,7 +590,21 @@ static long result(long ret)
     return ret;
 }
 
-#define SYSCALL(nr, a, b, c, d) result(hooked(nr, (long)(a), (long)(b), (long)(c), (long)(d)))
+#define SYSCALL(nr, a, b, c, d)                                                            \
+    result(hooked(nr, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0))
+
+/* syscall(3), by which programs make futex waits and wakes (and other calls) of their
+ * own: libc's loads the number from an argument, so its site is not one the patcher can
+ * recognise. Like libc's, it takes six arguments whatever the number needs. */
+long syscall(long nr, ...)
+{
+    va_list args;
+    va_start(args, nr);
+    long a = va_arg(args, long), b = va_arg(args, long), c = va_arg(args, long);
+    long d = va_arg(args, long), e = va_arg(args, long), f = va_arg(args, long);
+    va_end(args);
+    return result(hooked(nr, a, b, c, d, e, f));
+}
 
 off_t lseek(int fd, off_t offset, int whence)
 {

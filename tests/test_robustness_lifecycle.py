@@ -33,7 +33,7 @@ from test_robustness_support import (
 
 @pytest.fixture(scope="module")
 def trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A replay that takes a few seconds (20 000 getppid calls)."""
+    """A replay that takes a few seconds (20 000 traced getpgid calls)."""
     out = tmp_path_factory.mktemp("robust-lifecycle")
     program = compile_c("many_syscalls", out)
     result = record([str(program), "20000"], out / "trace")

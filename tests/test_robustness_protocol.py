@@ -57,7 +57,7 @@ def short_trace(programs: dict[str, Path], tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="module")
 def long_trace(programs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20 000 getppid calls: a `c` to the end takes seconds."""
+    """20 000 traced getpgid calls: a `c` to the end takes seconds."""
     return recorded_trace(tmp_path_factory, [str(programs["many_syscalls"]), "20000"])
 
 

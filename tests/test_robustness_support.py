@@ -148,7 +148,7 @@ int main(int argc, char **argv) {
     return 0;
 }
 """,
-    # Many short syscalls (getppid), printing now and then: many events to step through.
+    # Many short traced syscalls (getpgid), printing now and then: many events to step through.
     "many_syscalls": r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,7 +158,7 @@ int main(int argc, char **argv) {
     long count = argc > 1 ? atol(argv[1]) : 20000;
     long sum = 0;
     for (long i = 0; i < count; i++) {
-        sum += syscall(SYS_getppid) & 1; /* traced: keeps the replay long */
+        sum += syscall(SYS_getpgid, 0) & 1; /* traced: keeps the replay long */
         if (i % 1000 == 0) printf("at %ld\n", i);
     }
     printf("sum %ld\n", sum);

@@ -125,6 +125,9 @@ BUFFERED_PROGRAMS = {
     "buffered_polls": {"poll": (202, 0), "ppoll": (202, 100), "epoll_wait": (202, 0),
                        "epoll_pwait": (202, 100)},
     "buffered_messages": {"sendmsg": (201, 0), "recvmsg": (225, 1)},
+    # 200 waits that fail with EAGAIN and 100 wakes; traced: the ping-pong's waits that
+    # sleep (at most one a round per thread) and 5 that time out
+    "buffered_futexes": {"futex": (300, 110)},
 }
 
 
@@ -135,12 +138,12 @@ def varying_removed(output: bytes) -> bytes:
 
 @pytest.mark.needs_syscallbuf
 @pytest.mark.parametrize("name", sorted(BUFFERED_PROGRAMS))
-def test_queries_sleeps_polls_and_messages_are_buffered(name: str, build,
-                                                        tmp_path: Path) -> None:
+def test_queries_sleeps_polls_messages_and_futex_waits_are_buffered(
+        name: str, build, tmp_path: Path) -> None:
     """Signal-state queries, gettimeofday, getpid, sleeps, polls (blocking ones too, until
-    a child writes a pipe 20 ms later) and messages, called through libc: recorded without
-    a stop, replayed without one, with the results of a native run and of a run without
-    buffering."""
+    a child writes a pipe 20 ms later), messages and futex waits that do not sleep, called
+    through libc: recorded without a stop, replayed without one, with the results of a
+    native run and of a run without buffering."""
     binary = build(name, "O2", "-pthread")
     native = run_native([binary])
     assert native.returncode == 0, describe(native)

@@ -40,11 +40,13 @@ _RECORD_HEAD = struct.Struct("<qII")  # a buffered record: result, syscall numbe
 
 
 def buffered_syscalls(data: bytes) -> list[int]:
-    """The syscall numbers of the records in a FlushFrame."""
+    """The syscall numbers of the calls the buffer answered, by the records in a FlushFrame
+    (an abandoned record is not one: its call was made again, traced)."""
     numbers, pos = [], syscallbuf.PREFIX
     while pos + _RECORD_HEAD.size <= len(data):
-        _, nr, size = _RECORD_HEAD.unpack_from(data, pos)
-        numbers.append(nr)
+        result, nr, size = _RECORD_HEAD.unpack_from(data, pos)
+        if result != syscallbuf.ABANDONED:
+            numbers.append(nr)
         pos += max((size + 7) & ~7, _RECORD_HEAD.size)
     return numbers
 
