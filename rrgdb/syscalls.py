@@ -43,6 +43,7 @@ class SyscallSpec:
     outs: tuple[Out, ...] = ()
     replay: Replay = Replay.EMULATE
     special: str = ""  # name of a hand-written handler in the recorder, if any
+    refused: int = 0  # errno the recorder makes the call fail with instead of running it
 
 
 STAT = 144
@@ -176,7 +177,10 @@ _TABLE.update(
             SyscallSpec("prctl", special="prctl"),
             SyscallSpec("rt_sigreturn", replay=Replay.REAL, special="sigreturn"),
             SyscallSpec("set_tid_address", replay=Replay.REAL_KEEP_RESULT),
-            SyscallSpec("rseq", special="rseq"),
+            # kernel-updated rseq areas are nondeterministic; without protection keys,
+            # programs (V8) fall back to plain mprotect
+            SyscallSpec("rseq", refused=38),  # ENOSYS
+            SyscallSpec("pkey_alloc", refused=28),  # ENOSPC: no key left
             SyscallSpec("execve", special="execve"),
             SyscallSpec("execveat", special="execve"),
             SyscallSpec("exit", special="exit"),

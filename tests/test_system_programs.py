@@ -1,8 +1,8 @@
 """Programs nobody here wrote record and replay exactly: same bytes, same exit status.
 
-They come from the distribution (coreutils, dash, the system Python), so they exercise
-what the C test programs do not: locale files, large directory listings, statx, /proc,
-a language runtime's start-up with hundreds of syscalls.
+They come from the distribution (coreutils, dash, the system Python, Node.js), so they
+exercise what the C test programs do not: locale files, large directory listings, statx,
+/proc, a language runtime's start-up with hundreds of syscalls and threads.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 from conftest import assert_replay_matches, describe, record, replay, run_native
 
 PYTHON3 = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
+NODE = shutil.which("node", path="/usr/bin:/bin:/usr/local/bin") or "/usr/bin/node"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,12 @@ COMMANDS = {
     ),
     "od": SystemCommand(("/usr/bin/od", "-An", "-N16", "-tx1", "/dev/urandom")),
     "cat": SystemCommand(("/bin/cat", "/proc/self/status")),
+    # V8 and libuv: a dozen threads (alive at exit_group), protection keys (refused),
+    # timers, the clock and the kernel's randomness
+    "node": SystemCommand(
+        (NODE, "-e", "const c = require('crypto'); "
+         "setTimeout(() => console.log(c.randomBytes(8).toString('hex'), Date.now()), 5)")
+    ),
     "sh": SystemCommand(
         ("/bin/sh", "-c", "echo hi; echo to stderr >&2; exit 7"), status=7, varies=False
     ),

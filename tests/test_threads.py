@@ -36,7 +36,8 @@ print(out)
 """
 
 
-@pytest.mark.parametrize("name", ["threads_mutex", "threads_condvar", "threads_spin"])
+@pytest.mark.parametrize("name", ["threads_mutex", "threads_condvar", "threads_spin",
+                                  "exit_with_blocked_threads"])
 def test_threaded_program_replays_every_time(name: str, build, tmp_path: Path) -> None:
     binary = build(name, "O2", "-pthread")
     for attempt in range(REPETITIONS):

@@ -92,6 +92,11 @@ class _RecordTask:
     interrupted: tuple[_PendingSyscall, SyscallFrame] | None = None
 
 
+def _exits_group(rt: _RecordTask) -> bool:
+    """Whether rt is inside exit_group."""
+    return rt.pending is not None and rt.pending.spec.name == "exit_group"
+
+
 # The header's extra key listing the signals the program started with ignored: replay
 # starts it the same way (the kernel's dispositions answer the sigaction calls it runs).
 _IGNORED_SIGNALS = "ignored_signals"
@@ -283,13 +288,18 @@ class RecordSession:
         while self.tasks:
             pid, status = self._wait_any()
             rt = self.tasks.get(pid)
-            if rt is not None:
+            if rt is not None and status >> 16 == native.PTRACE_EVENT_EXIT:
                 running = self.scheduler.running(rt.task.tgid)
-                if running and running != pid and status >> 16 == native.PTRACE_EVENT_EXIT:
+                tgid = rt.task.tgid
+                killed_by_sibling = any(other is not rt and other.task.tgid == tgid
+                                        and _exits_group(other) for other in self.tasks.values())
+                if killed_by_sibling or (running and running != pid and not _exits_group(rt)):
                     # A sibling runs user code: this thread's death (the kernel clears its
                     # tid word, wakes its joiner) must come after the sibling's next event,
-                    # which is where replay will put it.
-                    self._deferred.setdefault(rt.task.tgid, []).append((pid, status))
+                    # which is where replay will put it. Killed by a sibling's exit_group
+                    # (whose caller dies without waiting for anyone): after the caller's
+                    # death, which is where replay sees it happen.
+                    self._deferred.setdefault(tgid, []).append((pid, status))
                     continue
             self._handle(pid, status)
         return self._main_status
@@ -594,9 +604,8 @@ class RecordSession:
         except UnsupportedSyscall as e:
             raise RecordError(f"unsupported syscall {e} (#{nr}) in task {task.tid}; "
                               f"rrgdb cannot record it faithfully") from None
-        if spec.special == "rseq":
-            # Kernel-updated rseq areas are nondeterministic: make registration fail.
-            skipped = regs.copy()
+        if spec.refused:
+            skipped = regs.copy()  # the call is not made; it fails at its exit
             skipped.orig_rax = 2**64 - 1
             task.set_regs(skipped)
         rt.pending = _PendingSyscall(regs, spec, entry_state(task, spec, regs))
@@ -636,8 +645,8 @@ class RecordSession:
         after = task.regs()
         regs, spec = pending.regs, pending.spec
         result = after.result
-        if spec.special == "rseq":
-            result = ENOSYS
+        if spec.refused:
+            result = -spec.refused
             after.rax = result
             task.set_regs(after)
         rt.boundary = after.to_bytes()

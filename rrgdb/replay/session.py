@@ -824,6 +824,7 @@ class ReplaySession:
             final = task.wait()
             if not final.finished:
                 raise self._diverged(frame, f"the tracee did not exit: {_describe(final)}")
+        if not siblings:  # the process is gone, its leader last
             for lingering in [t for t in self._lingering if t.tgid == task.tgid]:
                 self._lingering.remove(lingering)
                 lingering.wait()
