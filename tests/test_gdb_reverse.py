@@ -427,3 +427,20 @@ def test_monitor_when_checkpoint_restart(debuggee: Recording, tmp_path: Path) ->
     t.expect_re(tid, r"\d+")
     assert "rror" not in t[delete], t.context(delete)
     assert not re.search(r"(?m)^1\s", t[info_after]), t.context(info_after)
+
+
+def test_reverse_execution_over_shared_memory(tmp_path: Path) -> None:
+    """Checkpoints are forks, which would share the program's MAP_SHARED mapping with the
+    live process (its later writes reaching the checkpoint): each fork gets a copy of its
+    own, so reverse-continue finds the running sum as it was, with no divergence."""
+    recording = record_program("shared_history", "O0", tmp_path / "rec")
+    s = GdbScript()
+    end = s("continue")
+    s("break note")
+    last = s("reverse-continue")
+    before = s("reverse-continue")
+    with replay_server(recording, tmp_path) as server:
+        t = s.run_remote(server)
+    t.expect(end, "Program received signal SIGKILL")
+    t.expect(last, "Breakpoint 1, note (sum=4498500)")  # 0 + 1 + ... + 2999
+    t.expect(before, "Breakpoint 1, note (sum=4495501)")

@@ -64,3 +64,30 @@ def test_ps_lists_every_process_with_its_parent(tmp_path: Path) -> None:
     assert len(children) == 2
     assert all(child[1] == shell[0] for child in children)
     assert {child[3].split()[0] for child in children} == {"ls", "wc"}
+
+
+def test_processes_sharing_memory_replay_their_interleaving(build, tmp_path: Path) -> None:
+    """Forked children add to counters in MAP_SHARED memory (anonymous, and a file's)
+    without locks, across traced syscalls: the recorder lets one process of those that
+    share memory run user code at a time, and orders their syscall entries, so the sums
+    (how many additions were lost) replay exactly, every time."""
+    binary = build("shared_counter", "O2")
+    for attempt in range(5):
+        trace = tmp_path / f"trace{attempt}"
+        recorded = record([str(binary)], trace)
+        assert recorded.returncode == 0, describe(recorded)
+        assert_replay_matches(recorded, replay(trace))
+
+
+@pytest.mark.xfail(reason="diverges: the interleaving of the workers' semaphore use with "
+                          "the parent's threads is not reproduced yet (docs/architecture.md)",
+                   strict=False)
+def test_python_multiprocessing_pool(tmp_path: Path) -> None:
+    """multiprocessing's workers share semaphores (MAP_SHARED files in /dev/shm) with the
+    parent's threads."""
+    code = ("import multiprocessing as m\n"
+            "with m.Pool(2) as pool: print(sum(pool.map(abs, range(-50, 50))))\n")
+    trace = tmp_path / "trace"
+    recorded = record([PYTHON3, "-c", code], trace)
+    assert recorded.returncode == 0 and recorded.stdout == b"2500\n", describe(recorded)
+    assert_replay_matches(recorded, replay(trace))

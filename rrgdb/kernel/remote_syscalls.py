@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 
 from rrgdb import native
+from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import StopKind, Task, TraceeGone
 from rrgdb.syscall_numbers import NUMBERS
@@ -28,9 +29,9 @@ SCRATCH_CODE_RECORD = _INJECTION_SITE + b"\x0f\x05" + _R11_CONSTANT
 SCRATCH_CODE_REPLAY = _INJECTION_SITE + b"\xb9\x12\x00\x00\x70" + _R11_CONSTANT
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
-MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x02, 0x10, 0x20
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_FIXED_NOREPLACE = 0x100000
-O_RDONLY, O_CLOEXEC = 0, 0o2000000
+O_RDONLY, O_RDWR, O_CLOEXEC = 0, 2, 0o2000000
 
 
 class InjectionError(Exception):
@@ -133,7 +134,11 @@ def run_forking_syscall(task: Task, regs: Registers) -> tuple[Registers, Task]:
 
 def fork_task(task: Task) -> Task:
     """Forks the tracee by injecting fork(); the child is returned stopped, with the
-    parent's registers. Used for checkpoints: a copy-on-write snapshot of the process."""
+    parent's registers. Used for checkpoints: a copy-on-write snapshot of the process.
+    A fork shares its parent's MAP_SHARED mappings, which would let each one's later
+    writes reach the other: in the child they are replaced by copies of their own
+    (anonymous shared memory, with the same contents and protection, shared with the
+    child's own forks only)."""
     saved = task.regs()
     regs = saved.copy()
     regs.rip = SYSCALL_SITE
@@ -141,7 +146,22 @@ def fork_task(task: Task) -> Task:
     _, child = run_forking_syscall(task, regs)
     task.set_regs(saved)
     child.set_regs(saved)
+    for mapping in read_maps(child.tid):
+        if mapping.shared and mapping.prot:
+            _detach_shared(child, mapping.start, mapping.end - mapping.start, mapping.prot)
+    child.set_regs(saved)
     return child
+
+
+def _detach_shared(task: Task, start: int, length: int, prot: int) -> None:
+    contents = task.read_exact(start, length)
+    addr = inject(task, "mmap", start, length, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, 2**64 - 1, 0)
+    if addr != start:
+        raise InjectionError(f"cannot copy the shared mapping at {start:#x}: {addr}")
+    task.write(start, contents)
+    if prot != PROT_READ | PROT_WRITE:
+        inject(task, "mprotect", start, length, prot)
 
 
 def map_scratch_page(task: Task, replay: bool) -> None:
@@ -161,13 +181,14 @@ def map_scratch_page(task: Task, replay: bool) -> None:
     task.write(SCRATCH_ADDR, SCRATCH_CODE_REPLAY if replay else SCRATCH_CODE_RECORD)
 
 
-def open_in_tracee(task: Task, path: str) -> int:
-    """Opens path read-only inside the tracee; returns the tracee's fd."""
+def open_in_tracee(task: Task, path: str, writable: bool = False) -> int:
+    """Opens path (read-only unless writable) inside the tracee; returns the tracee's fd."""
     data = path.encode() + b"\0"
     if len(data) > SCRATCH_SIZE - (SCRATCH_DATA - SCRATCH_ADDR):
         raise InjectionError(f"path too long to inject: {path}")
     task.write(SCRATCH_DATA, data)
-    fd = inject(task, "openat", 2**64 - 100, SCRATCH_DATA, O_RDONLY | O_CLOEXEC, 0)
+    mode = O_RDWR if writable else O_RDONLY
+    fd = inject(task, "openat", 2**64 - 100, SCRATCH_DATA, mode | O_CLOEXEC, 0)
     if fd < 0:
         raise InjectionError(f"tracee cannot open {path}: error {-fd}")
     return fd

@@ -1,92 +1,130 @@
-"""Scheduler: lets at most one thread of each process run user code at a time, so that
-threads sharing memory interleave only at points replay can reproduce.
+"""Scheduler: lets at most one thread of each process run user code at a time, and at
+most one thread of all the processes that share memory with others, so that whatever
+shares memory interleaves only at points replay can reproduce (replay runs one task at a
+time, in the trace's order).
 
-A thread gives up its process's turn when it enters the kernel (a syscall, its exit) and
-asks for it back when it is about to return to user space. Threads that ask while another
-one runs wait in order. A thread that keeps the turn too long while others wait is
+A thread gives up its turns when it enters the kernel (a syscall, its exit) and asks for
+them back when it is about to return to user space. Threads that ask while a turn they
+need is held wait in order. A thread that keeps a turn too long while others wait is
 preempted by the recorder (which records where, see PreemptFrame).
+
+A process shares memory once it maps something MAP_SHARED (or attaches System V shared
+memory), or is forked by one that does; it stops at exec, which gives it a new address
+space. Processes that share nothing run alongside each other, as before.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PREEMPT_AFTER = 0.05  # seconds a thread may run user code while others wait
+SHARED = -1  # the key of the turn that processes sharing memory take together
 
 
 @dataclass
-class _Process:
-    running: int = 0  # tid holding the turn, 0 if none
-    since: float = 0.0
-    waiting: deque[int] = field(default_factory=deque)
+class _Turn:
+    running: int  # the tid holding it
+    since: float
 
 
 class Scheduler:
-    """Turn-taking between the threads of each process."""
+    """Turn-taking between the threads of each process, and between the processes that
+    share memory."""
 
     def __init__(self) -> None:
-        self._processes: dict[int, _Process] = {}
+        self._turns: dict[int, _Turn] = {}  # held turns only: by tgid, and SHARED
+        self._waiting: deque[tuple[int, int]] = deque()  # (tgid, tid), in order of asking
+        self._sharing: set[int] = set()  # tgids that take the SHARED turn too
+
+    def share(self, tgid: int) -> None:
+        """tgid now shares memory with other processes (from its next turn on)."""
+        self._sharing.add(tgid)
+
+    def unshare(self, tgid: int) -> None:
+        """tgid exec'd or is gone: its memory is its own again."""
+        self._sharing.discard(tgid)
+
+    def sharing(self, tgid: int) -> bool:
+        return tgid in self._sharing
 
     def running(self, tgid: int) -> int:
         """The thread of tgid that runs user code now (0: none)."""
-        process = self._processes.get(tgid)
-        return process.running if process else 0
+        turn = self._turns.get(tgid)
+        return turn.running if turn else 0
 
     def ask(self, tgid: int, tid: int) -> bool:
         """tid wants to run user code: True if it may now, else it waits its turn."""
-        process = self._processes.setdefault(tgid, _Process())
-        if process.running in (0, tid):
-            process.running = tid
-            process.since = time.monotonic()
+        if self._free_for(tgid, tid):
+            self._grant(tgid, tid)
             return True
         self.queue(tgid, tid)
         return False
 
     def queue(self, tgid: int, tid: int) -> None:
         """tid waits for its turn."""
-        process = self._processes.setdefault(tgid, _Process())
-        if tid not in process.waiting and process.running != tid:
-            process.waiting.append(tid)
+        if (tgid, tid) not in self._waiting and self.running(tgid) != tid:
+            self._waiting.append((tgid, tid))
 
     def release(self, tgid: int, tid: int) -> None:
         """tid enters the kernel, exits or is preempted: it no longer runs user code."""
-        process = self._processes.get(tgid)
-        if process is None:
-            return
-        if tid in process.waiting:
-            process.waiting.remove(tid)
-        if process.running == tid:
-            process.running = 0
-        if not process.running and not process.waiting:
-            # nothing to remember: the next ask starts afresh (keeps the scans below
-            # proportional to the live processes, not to every process ever seen)
-            del self._processes[tgid]
+        if (tgid, tid) in self._waiting:
+            self._waiting.remove((tgid, tid))
+        for key in (tgid, SHARED):
+            turn = self._turns.get(key)
+            if turn is not None and turn.running == tid:
+                # nothing to remember: keeps the scans below proportional to the turns
+                # held and the threads waiting, not to every process ever seen
+                del self._turns[key]
 
-    def handoff(self, tgid: int) -> int:
-        """Gives a free turn to the first waiting thread; returns it (0: none)."""
-        process = self._processes.get(tgid)
-        if process is None or process.running or not process.waiting:
-            return 0
-        process.running = process.waiting.popleft()
-        process.since = time.monotonic()
-        return process.running
+    def handoff(self, held_back: set[int]) -> list[int]:
+        """Gives the free turns to the waiting threads that need only those, in order
+        (none of the processes in held_back); returns them."""
+        granted = []
+        for tgid, tid in list(self._waiting):
+            if tgid not in held_back and self._free_for(tgid, tid):
+                self._waiting.remove((tgid, tid))
+                self._grant(tgid, tid)
+                granted.append(tid)
+        return granted
 
     def holding_up(self, busy: set[int]) -> list[int]:
-        """Threads holding the turn while others of their process wait for it (or while
-        the recorder holds back stops of their process, tgids in busy)."""
-        return [p.running for p in self._holders(busy)]
+        """Threads holding a turn that another thread waits for (or holding the turn of a
+        process whose stops the recorder holds back, tgids in busy)."""
+        return [turn.running for turn in self._blocking(busy)]
 
     def overdue(self, busy: set[int]) -> list[int]:
-        """Those of holding_up(busy) that have held the turn too long."""
+        """Those of holding_up(busy) that have held their turn too long."""
         now = time.monotonic()
-        return [p.running for p in self._holders(busy) if now - p.since > PREEMPT_AFTER]
-
-    def _holders(self, busy: set[int]) -> list[_Process]:
-        return [p for tgid, p in self._processes.items()
-                if p.running and (p.waiting or tgid in busy)]
+        return [turn.running for turn in self._blocking(busy)
+                if now - turn.since > PREEMPT_AFTER]
 
     def contended(self) -> bool:
         """Whether some thread waits for its turn (the recorder must then watch the time)."""
-        return any(p.waiting for p in self._processes.values())
+        return bool(self._waiting)
+
+    def _keys(self, tgid: int) -> tuple[int, ...]:
+        return (tgid, SHARED) if tgid in self._sharing else (tgid,)
+
+    def _free_for(self, tgid: int, tid: int) -> bool:
+        return all(self._turns.get(key, _Turn(tid, 0.0)).running == tid
+                   for key in self._keys(tgid))
+
+    def _grant(self, tgid: int, tid: int) -> None:
+        now = time.monotonic()
+        for key in self._keys(tgid):
+            self._turns[key] = _Turn(tid, now)
+
+    def _blocking(self, busy: set[int]) -> list[_Turn]:
+        blocking: dict[int, _Turn] = {}
+        for tgid, tid in self._waiting:
+            for key in self._keys(tgid):
+                turn = self._turns.get(key)
+                if turn is not None and turn.running != tid:
+                    blocking[turn.running] = turn
+        for tgid in busy:
+            turn = self._turns.get(tgid)
+            if turn is not None:
+                blocking[turn.running] = turn
+        return list(blocking.values())

@@ -50,6 +50,7 @@ RDTSCP = b"\x0f\x01\xf9"
 WRITE_SYSCALLS = {NUMBERS["write"], NUMBERS["writev"], NUMBERS["pwrite64"], NUMBERS["pwritev"]}
 MMAP = NUMBERS["mmap"]
 MAP_ANONYMOUS = 0x20
+MAP_SHARED = 0x01  # also set in MAP_SHARED_VALIDATE
 SIGINFO_CODE = slice(8, 12)
 # ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND: a syscall interrupted by a signal, which the
 # kernel restarts with the same number unless a handler runs; ERESTART_RESTARTBLOCK: the
@@ -314,6 +315,8 @@ class RecordSession:
         if stop.finished:
             rt.task.alive = False
             del self.tasks[pid]
+            if pid == rt.task.tgid:
+                self.scheduler.unshare(pid)
             self._release_turn(rt)
             if pid == self._main:
                 self._main_status = stop.status
@@ -361,13 +364,11 @@ class RecordSession:
         finally:
             self._draining.discard(tgid)
             self._deferred.pop(tgid, None)
-        self._run_next(self.scheduler.handoff(tgid))
-
-    def _run_next(self, tid: int) -> None:
-        following = self.tasks.get(tid)
-        if following is not None:
-            self._resume(following, following.held_signal, to_user=True)
-            following.held_signal = 0
+        for tid in self.scheduler.handoff(self._draining):
+            following = self.tasks.get(tid)
+            if following is not None:
+                self._resume(following, following.held_signal, to_user=True)
+                following.held_signal = 0
 
     def _wait_any(self) -> tuple[int, int]:
         """The next stop of any tracee. While a task holds a parked signal, poll, and stop
@@ -462,28 +463,37 @@ class RecordSession:
         self._emit(frame)
 
     def _emit(self, frame: Frame) -> None:
-        """The one place frames reach the trace. A held syscall entry of the frame's process
-        goes first, unless the frame is that syscall's own completion: then no sibling ran
-        in between and the entry frame is dropped (rr's SCHED elision; replay runs the
-        thread to the entry at the SyscallFrame itself, as for a single thread)."""
+        """The one place frames reach the trace. The held syscall entries of the frame's
+        process, and of the processes it shares memory with, go first, unless the frame is
+        that syscall's own completion: then nothing that could see its user-space effects
+        ran in between and the entry frame is dropped (rr's SCHED elision; replay runs
+        the thread to the entry at the SyscallFrame itself, as for a single thread)."""
         assert self.writer is not None
-        rt = self.tasks.get(frame.tid)
-        held = self._held_entries.pop(rt.task.tgid if rt is not None else frame.tid, None)
-        if held is not None and not (isinstance(frame, SyscallFrame) and held.tid == frame.tid):
-            self.writer.write(held)
+        for held in self._take_held(frame.tid):
+            if not (isinstance(frame, SyscallFrame) and held.tid == frame.tid):
+                self.writer.write(held)
         self.writer.write(frame)
 
     def _hold_entry(self, rt: _RecordTask, frame: SyscallEntryFrame) -> None:
-        """Orders a syscall entry of a multi-threaded process against its siblings: the
-        frame is written when another frame of the process comes before the syscall's own
-        (see _emit)."""
+        """Orders a syscall entry against what else may run before the syscall returns
+        (the other threads of its process, the processes it shares memory with): the frame
+        is written when one of their frames comes before the syscall's own (see _emit)."""
         assert self.writer is not None
-        previous = self._held_entries.pop(rt.task.tgid, None)  # a sibling's, still held
-        if previous is not None:
+        for previous in self._take_held(frame.tid):  # a sibling's, still held
             self.writer.write(previous)
         if self.syscallbuf:
             self._flush(frame.tid)
         self._held_entries[rt.task.tgid] = frame
+
+    def _take_held(self, tid: int) -> list[SyscallEntryFrame]:
+        """The held entries that a frame of tid must follow, in the order they were held:
+        its process's, and if it shares memory, those of the others that do."""
+        rt = self.tasks.get(tid)
+        tgid = rt.task.tgid if rt is not None else tid
+        sharing = self.scheduler.sharing(tgid)
+        related = [key for key in self._held_entries
+                   if key == tgid or (sharing and self.scheduler.sharing(key))]
+        return [self._held_entries.pop(key) for key in related]
 
     def _write_held(self) -> None:
         """Writes every syscall entry still held (the recording ends)."""
@@ -528,6 +538,12 @@ class RecordSession:
         if clone_disables_buffer(flags):
             syscallbuf.disable(parent.task)
         child = _RecordTask(Task(child_tid, tgid), seccomp=parent.seccomp)
+        if not flags & CLONE_THREAD:
+            if self.scheduler.sharing(parent.task.tgid):
+                self.scheduler.share(child_tid)  # it inherits the shared mappings
+            if flags & CLONE_VM and not flags & CLONE_VFORK:
+                self.scheduler.share(parent.task.tgid)  # one address space, two processes
+                self.scheduler.share(child_tid)
         if flags & CLONE_VFORK:
             child.vfork_parent = parent.task.tid
         self.tasks[child_tid] = child
@@ -542,6 +558,7 @@ class RecordSession:
         record the new program's initial state."""
         assert self.writer is not None
         task = rt.task
+        self.scheduler.unshare(task.tgid)  # a new address space
         task.reopen_memory()
         task.resume(native.PTRACE_SYSCALL)
         stop = task.wait()
@@ -613,8 +630,10 @@ class RecordSession:
             # the buffer goes with the old program; a new process must start with an empty
             # copy, as it does in replay, where the fork follows the parent's flush
             self._flush(task.tid)
-        if any(t.task.tgid == task.tgid and t is not rt for t in self.tasks.values()):
-            # other threads may run before this syscall returns: order its entry
+        if self.scheduler.sharing(task.tgid) or any(
+                t.task.tgid == task.tgid and t is not rt for t in self.tasks.values()):
+            # other threads, or processes sharing memory, may run before this syscall
+            # returns: order its entry
             self._hold_entry(rt, SyscallEntryFrame(task.tid, regs.to_bytes()))
         if rt.parked:
             # deliver a parked signal now: it interrupts this syscall if it blocks
@@ -664,6 +683,8 @@ class RecordSession:
         file_id = ""
         if nr == MMAP and result >= 0 and not regs.arg(3) & MAP_ANONYMOUS:
             file_id = self._mapped_file(task, regs.arg(4))
+        if nr == MMAP and result >= 0 and regs.arg(3) & MAP_SHARED:
+            self.scheduler.share(task.tgid)  # others may map it too, or fork and inherit it
         frame = SyscallFrame(task.tid, regs.to_bytes(), result, writes, stream, file_id)
         if result in RESTART_SAME or result == RESTART_BLOCK:
             rt.interrupted = (pending, frame)

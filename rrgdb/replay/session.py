@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import os
+import shutil
 import signal
 import struct
 import threading
@@ -157,8 +158,10 @@ class ReplaySession:
         self._group_exits: set[int] = set()  # processes whose threads are being killed
         self._buffered: dict[int, int] = {}  # tid -> bytes of records it must use up
         self._lingering: list[Task] = []  # exited threads reaped with their last sibling
-        # live tgid -> {file_id: fd}: the trace's copies a process has open for its mmaps
-        self._trace_fds: dict[int, dict[str, int]] = {}
+        # live tgid -> {(file_id, shared): fd}: the trace's copies a process has open for
+        # its mmaps (the shared ones: the replay's working copy)
+        self._trace_fds: dict[int, dict[tuple[str, bool], int]] = {}
+        self._working_copies: dict[str, int] = {}  # file_id -> memfd, in rrgdb
         self.exit_status: int | None = None
         self.stop_at_end = False  # report Trap.END before applying the exit
         self.stop_at_signals = False  # report Trap.SIGNAL before delivering a signal
@@ -653,8 +656,7 @@ class ReplaySession:
             flags = regs.arg(3)
             call.set_arg(0, frame.result)
             if frame.file_id:
-                call.set_arg(4, self._trace_file_fd(task, frame.file_id))
-                flags = flags & ~MAP_SHARED | MAP_PRIVATE
+                call.set_arg(4, self._trace_file_fd(task, frame.file_id, flags & MAP_SHARED))
             elif not flags & MAP_ANONYMOUS:  # a device such as /dev/zero
                 flags |= MAP_ANONYMOUS
                 call.set_arg(4, 2**64 - 1)
@@ -666,20 +668,39 @@ class ReplaySession:
         task.set_regs(regs)
         return after.result
 
-    def _trace_file_fd(self, task: Task, file_id: str) -> int:
+    def _trace_file_fd(self, task: Task, file_id: str, shared: bool = False) -> int:
         """A descriptor of the trace's copy of file_id in task's process, opened at its
         first mapping and kept (O_CLOEXEC) for the next ones: one injected syscall per
         mmap instead of three. The replayed program cannot see or close it: its own fd
         syscalls are emulated. A process starts with none (its exec closed them; a fork
-        or a resumed checkpoint is a new pid, whose inherited ones are simply unused)."""
+        or a resumed checkpoint is a new pid, whose inherited ones are simply unused).
+        A MAP_SHARED mapping maps the replay's working copy instead (read-write)."""
         fds = self._trace_fds.setdefault(task.tgid, {})
-        if file_id not in fds:
+        key = (file_id, bool(shared))
+        if key not in fds:
             if len(fds) >= TRACE_FDS_KEPT:  # far below any RLIMIT_NOFILE
                 for fd in fds.values():
                     inject(task, "close", fd)
                 fds.clear()
-            fds[file_id] = open_in_tracee(task, str(self.reader.file_path(file_id)))
-        return fds[file_id]
+            if shared:
+                fds[key] = open_in_tracee(task, self._working_copy(file_id), writable=True)
+            else:
+                fds[key] = open_in_tracee(task, str(self.reader.file_path(file_id)))
+        return fds[key]
+
+    def _working_copy(self, file_id: str) -> str:
+        """The file that MAP_SHARED mappings of file_id map in replay: one copy of the
+        trace's for the whole replay (a memfd of rrgdb's, which the tracee opens through
+        /proc), so that the processes that map it share it as they shared the file in
+        the recording, and the trace itself is never written."""
+        memfd = self._working_copies.get(file_id)
+        if memfd is None:
+            memfd = os.memfd_create(f"rrgdb-{file_id[:16]}", os.MFD_CLOEXEC)
+            with (open(self.reader.file_path(file_id), "rb") as original,
+                  open(memfd, "wb", closefd=False) as copy):
+                shutil.copyfileobj(original, copy)
+            self._working_copies[file_id] = memfd
+        return f"/proc/{os.getpid()}/fd/{memfd}"
 
     def _written_bytes(self, task: Task, regs: Registers, result: int) -> bytes:
         if regs.syscallno in WRITEV:
