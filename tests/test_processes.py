@@ -79,12 +79,10 @@ def test_processes_sharing_memory_replay_their_interleaving(build, tmp_path: Pat
         assert_replay_matches(recorded, replay(trace))
 
 
-@pytest.mark.xfail(reason="diverges: the interleaving of the workers' semaphore use with "
-                          "the parent's threads is not reproduced yet (docs/architecture.md)",
-                   strict=False)
 def test_python_multiprocessing_pool(tmp_path: Path) -> None:
-    """multiprocessing's workers share semaphores (MAP_SHARED files in /dev/shm) with the
-    parent's threads."""
+    """multiprocessing's workers share semaphores with the parent's threads: MAP_SHARED
+    files in /dev/shm, several with the same contents, each of which must stay its own
+    file in replay."""
     code = ("import multiprocessing as m\n"
             "with m.Pool(2) as pool: print(sum(pool.map(abs, range(-50, 50))))\n")
     trace = tmp_path / "trace"

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
                 needed.add(frame.exe_file_id)
                 needed.update(m.file_id for m in frame.mappings if m.file_id)
             elif isinstance(frame, SyscallFrame) and frame.file_id:
-                needed.add(frame.file_id)
+                needed.add(frame.copy_id)
         size = sum(reader.file_path(file_id).stat().st_size for file_id in needed)
     except TraceError as e:
         say(str(e))

@@ -681,9 +681,10 @@ class RecordSession:
         if nr in WRITE_SYSCALLS and result > 0:
             stream = self._stdio_stream(task, regs.arg(0))
         file_id = ""
+        shared = nr == MMAP and result >= 0 and regs.arg(3) & MAP_SHARED
         if nr == MMAP and result >= 0 and not regs.arg(3) & MAP_ANONYMOUS:
-            file_id = self._mapped_file(task, regs.arg(4))
-        if nr == MMAP and result >= 0 and regs.arg(3) & MAP_SHARED:
+            file_id = self._mapped_file(task, regs.arg(4), shared)
+        if shared:
             self.scheduler.share(task.tgid)  # others may map it too, or fork and inherit it
         frame = SyscallFrame(task.tid, regs.to_bytes(), result, writes, stream, file_id)
         if result in RESTART_SAME or result == RESTART_BLOCK:
@@ -717,13 +718,16 @@ class RecordSession:
                 return stream
         return 0
 
-    def _mapped_file(self, task: Task, fd: int) -> str:
+    def _mapped_file(self, task: Task, fd: int, shared: bool) -> str:
+        """The SyscallFrame's file_id for a mapping of fd (see SyscallFrame)."""
         assert self.writer is not None
         path = f"/proc/{task.tid}/fd/{fd & 0xFFFFFFFF}"
         try:
-            if not stat.S_ISREG(os.stat(path).st_mode):
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode):
                 return ""
-            return self.writer.add_file(path, name=os.readlink(path))
+            file_id = self.writer.add_file(path, name=os.readlink(path))
+            return f"{file_id}@{st.st_dev:x}:{st.st_ino:x}" if shared else file_id
         except OSError as e:
             raise RecordError(f"cannot copy mapped file {path}: {e.strerror}") from None
 

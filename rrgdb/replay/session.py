@@ -656,7 +656,10 @@ class ReplaySession:
             flags = regs.arg(3)
             call.set_arg(0, frame.result)
             if frame.file_id:
-                call.set_arg(4, self._trace_file_fd(task, frame.file_id, flags & MAP_SHARED))
+                if flags & MAP_SHARED:
+                    call.set_arg(4, self._working_copy_fd(task, frame))
+                else:
+                    call.set_arg(4, self._trace_file_fd(task, frame.copy_id))
             elif not flags & MAP_ANONYMOUS:  # a device such as /dev/zero
                 flags |= MAP_ANONYMOUS
                 call.set_arg(4, 2**64 - 1)
@@ -668,39 +671,40 @@ class ReplaySession:
         task.set_regs(regs)
         return after.result
 
-    def _trace_file_fd(self, task: Task, file_id: str, shared: bool = False) -> int:
+    def _trace_file_fd(self, task: Task, file_id: str, working_copy: bool = False) -> int:
         """A descriptor of the trace's copy of file_id in task's process, opened at its
         first mapping and kept (O_CLOEXEC) for the next ones: one injected syscall per
         mmap instead of three. The replayed program cannot see or close it: its own fd
         syscalls are emulated. A process starts with none (its exec closed them; a fork
         or a resumed checkpoint is a new pid, whose inherited ones are simply unused).
-        A MAP_SHARED mapping maps the replay's working copy instead (read-write)."""
+        With working_copy, file_id is a MAP_SHARED mapping's (see _working_copy_fd)."""
         fds = self._trace_fds.setdefault(task.tgid, {})
-        key = (file_id, bool(shared))
+        key = (file_id, working_copy)
         if key not in fds:
             if len(fds) >= TRACE_FDS_KEPT:  # far below any RLIMIT_NOFILE
                 for fd in fds.values():
                     inject(task, "close", fd)
                 fds.clear()
-            if shared:
-                fds[key] = open_in_tracee(task, self._working_copy(file_id), writable=True)
+            if working_copy:
+                path = f"/proc/{os.getpid()}/fd/{self._working_copies[file_id]}"
+                fds[key] = open_in_tracee(task, path, writable=True)
             else:
                 fds[key] = open_in_tracee(task, str(self.reader.file_path(file_id)))
         return fds[key]
 
-    def _working_copy(self, file_id: str) -> str:
-        """The file that MAP_SHARED mappings of file_id map in replay: one copy of the
-        trace's for the whole replay (a memfd of rrgdb's, which the tracee opens through
-        /proc), so that the processes that map it share it as they shared the file in
-        the recording, and the trace itself is never written."""
-        memfd = self._working_copies.get(file_id)
-        if memfd is None:
-            memfd = os.memfd_create(f"rrgdb-{file_id[:16]}", os.MFD_CLOEXEC)
-            with (open(self.reader.file_path(file_id), "rb") as original,
+    def _working_copy_fd(self, task: Task, frame: SyscallFrame) -> int:
+        """A descriptor, in task's process, of the file a MAP_SHARED mapping maps in
+        replay: one copy of the trace's per recorded file (frame.file_id names both) for
+        the whole replay -- a memfd of rrgdb's, which the tracee opens through /proc --
+        so that the processes that mapped the file share it again, and the trace itself
+        is never written."""
+        if frame.file_id not in self._working_copies:
+            memfd = os.memfd_create(f"rrgdb-{frame.copy_id[:16]}", os.MFD_CLOEXEC)
+            with (open(self.reader.file_path(frame.copy_id), "rb") as original,
                   open(memfd, "wb", closefd=False) as copy):
                 shutil.copyfileobj(original, copy)
-            self._working_copies[file_id] = memfd
-        return f"/proc/{os.getpid()}/fd/{memfd}"
+            self._working_copies[frame.file_id] = memfd
+        return self._trace_file_fd(task, frame.file_id, working_copy=True)
 
     def _written_bytes(self, task: Task, regs: Registers, result: int) -> bytes:
         if regs.syscallno in WRITEV:

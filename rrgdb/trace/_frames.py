@@ -67,7 +67,10 @@ class SyscallFrame:
     """A syscall: registers at entry, its result and what it wrote into memory.
 
     stream is 0/1/2 for output echoed to none/stdout/stderr; file_id is "" unless the
-    syscall mapped a file.
+    syscall mapped a file: then the id of the trace's copy, followed for a MAP_SHARED
+    mapping by "@DEV:INODE" (hex) of the file mapped, which tells mappings of one file
+    from those of another with the same contents (each file is one working copy in
+    replay).
     """
 
     tid: int
@@ -76,6 +79,11 @@ class SyscallFrame:
     writes: list[MemWrite]
     stream: int
     file_id: str
+
+    @property
+    def copy_id(self) -> str:
+        """The id of the trace's copy of the file the syscall mapped ("" if none)."""
+        return self.file_id.partition("@")[0]
 
 
 @dataclass(frozen=True, slots=True)
