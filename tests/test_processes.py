@@ -50,7 +50,7 @@ def test_python_subprocess(tmp_path: Path) -> None:
     record_and_replay([PYTHON3, "-c", code], tmp_path / "trace")
 
 
-@pytest.mark.parametrize("name", ["fork_exec_wait", "alarm_signals"])
+@pytest.mark.parametrize("name", ["fork_exec_wait", "alarm_signals", "spawn_with_handlers"])
 def test_processes_and_signals(name: str, build, tmp_path: Path) -> None:
     record_and_replay([str(build(name, "O0"))], tmp_path / "trace")
 

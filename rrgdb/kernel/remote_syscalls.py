@@ -63,6 +63,7 @@ def run_syscall(task: Task, regs: Registers, returns: bool = True) -> Registers:
     """
     site = regs.rip
     request = _resume_request(site, returns)
+    trap_blocked = _blocks_sigtrap_after(task, regs)
     task.set_regs(regs)
     for _ in range(8):
         task.resume(request)
@@ -74,6 +75,8 @@ def run_syscall(task: Task, regs: Registers, returns: bool = True) -> Registers:
             if after.rip == site:  # a pending syscall-exit trap fired before the step
                 continue
             if _after_syscall(after.rip, site) or not returns:
+                if trap_blocked:
+                    _block_sigtrap_again(task)
                 return after
         if stop.kind is StopKind.SIGNAL and stop.signo in (signal.SIGSTOP, signal.SIGCHLD):
             continue  # a debugger interrupt or a finished copy: not for the tracee
@@ -97,10 +100,39 @@ def inject(task: Task, name: str, *args: int, site: int = SYSCALL_SITE) -> int:
     return after.result
 
 
+SIGTRAP_BIT = 1 << (signal.SIGTRAP - 1)
+UC_SIGMASK = 296  # offset of uc_sigmask in the ucontext that rt_sigreturn's rsp points to
+SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
+
+
+def _blocks_sigtrap_after(task: Task, regs: Registers) -> bool:
+    """Whether the task is to have SIGTRAP blocked after the syscall regs describes. The
+    trap that ends an injected syscall (the int3, or a single step) is a forced SIGTRAP,
+    and the kernel unblocks a forced signal the task blocks: the task's mask must then
+    be put back, or the program sees the change (posix_spawn's child, which blocks
+    every signal, queries its mask and resets the dispositions of the blocked ones)."""
+    mask = native.get_sigmask(task.tid)
+    nr = regs.syscallno
+    if nr == NUMBERS["rt_sigprocmask"] and regs.arg(1):
+        how, change = regs.arg(0), task.read_u64(regs.arg(1))
+        mask = (mask | change if how == SIG_BLOCK else mask & ~change if how == SIG_UNBLOCK
+                else change if how == SIG_SETMASK else mask)
+    elif nr == NUMBERS["rt_sigreturn"]:
+        mask = task.read_u64(regs.rsp + UC_SIGMASK)
+    return bool(mask & SIGTRAP_BIT)
+
+
+def _block_sigtrap_again(task: Task) -> None:
+    mask = native.get_sigmask(task.tid)
+    if not mask & SIGTRAP_BIT:
+        native.set_sigmask(task.tid, mask | SIGTRAP_BIT)
+
+
 def run_forking_syscall(task: Task, regs: Registers) -> tuple[Registers, Task]:
     """Runs a fork/clone syscall described by regs (as run_syscall does); the new process
     is auto-attached (PTRACE_O_TRACEFORK/CLONE) and returned stopped. Returns the parent's
     registers after the syscall and the child."""
+    trap_blocked = _blocks_sigtrap_after(task, regs)
     task.set_regs(regs)
     request = _resume_request(regs.rip, True)
     child_pid = 0
@@ -129,6 +161,8 @@ def run_forking_syscall(task: Task, regs: Registers) -> tuple[Registers, Task]:
     stop = child.wait()
     if stop.finished:
         raise TraceeGone(f"the fork of task {task.tid} died at once")
+    if trap_blocked:  # the child got the mask before the trap: the parent's is restored
+        _block_sigtrap_again(task)
     return after, child
 
 

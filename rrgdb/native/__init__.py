@@ -26,6 +26,8 @@ PTRACE_GETEVENTMSG = 0x4201
 PTRACE_GETSIGINFO = 0x4202
 PTRACE_SETSIGINFO = 0x4203
 PTRACE_INTERRUPT = 0x4207
+PTRACE_GETSIGMASK = 0x420A
+PTRACE_SETSIGMASK = 0x420B
 PTRACE_GET_SYSCALL_INFO = 0x420E
 
 PTRACE_O_TRACESYSGOOD = 0x01
@@ -130,6 +132,21 @@ def set_siginfo(pid: int, siginfo: bytes) -> None:
     buf = ffi.new("char[]", siginfo)
     _check(lib.rr_ptrace(PTRACE_SETSIGINFO, pid, 0, int(ffi.cast("uintptr_t", buf))),
            "PTRACE_SETSIGINFO", pid)
+
+
+def get_sigmask(pid: int) -> int:
+    """The blocked-signal mask of a stopped tracee (bit N-1: signal N)."""
+    out = ffi.new("uint64_t *")
+    _check(lib.rr_ptrace(PTRACE_GETSIGMASK, pid, 8, int(ffi.cast("uintptr_t", out))),
+           "PTRACE_GETSIGMASK", pid)
+    return out[0]
+
+
+def set_sigmask(pid: int, mask: int) -> None:
+    """Replaces the blocked-signal mask of a stopped tracee."""
+    buf = ffi.new("uint64_t *", mask)
+    _check(lib.rr_ptrace(PTRACE_SETSIGMASK, pid, 8, int(ffi.cast("uintptr_t", buf))),
+           "PTRACE_SETSIGMASK", pid)
 
 
 def get_event_msg(pid: int) -> int:
