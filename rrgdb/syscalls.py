@@ -28,8 +28,9 @@ RET = "ret"  # size = the syscall's result (when positive)
 @dataclass(frozen=True, slots=True)
 class Out:
     """An output buffer: the pointer is argument `arg`; its size is a constant, RET, the value
-    of argument N (("arg", N)), RET times a constant (("ret*", K)), or the u32 that argument
-    N points to before the call (("u32at", N))."""
+    of argument N (("arg", N)), RET times a constant (("ret*", K)), the u32 that argument
+    N points to before the call (("u32at", N)), or the whole longs that hold as many bits
+    as argument N says (("bits", N))."""
 
     arg: int
     size: int | str | tuple[str, int]
@@ -83,7 +84,8 @@ _NO_OUTPUT = (
     "fallocate sched_setaffinity sched_setscheduler sched_setparam membarrier "
     "ioprio_get ioprio_set personality memfd_create copy_file_range sendfile splice tee "
     "sync_file_range readahead fsetxattr setxattr lsetxattr "
-    "fremovexattr removexattr lremovexattr mlock munlock mlockall munlockall msync"
+    "fremovexattr removexattr lremovexattr mlock munlock mlockall munlockall msync "
+    "timer_delete timer_getoverrun set_mempolicy mbind"
 ).split()
 
 _REAL = "mmap munmap mprotect mremap brk madvise arch_prctl rt_sigaction rt_sigprocmask " \
@@ -129,6 +131,12 @@ _TABLE.update(
             SyscallSpec("nanosleep", (_o(1, TIMESPEC),)),
             SyscallSpec("clock_nanosleep", (_o(3, TIMESPEC),)),
             SyscallSpec("getitimer", (_o(1, ITIMERVAL),)),
+            # POSIX timers only exist in the recording: replay delivers their signals
+            SyscallSpec("timer_create", (_o(2, 4),)),  # the timer id
+            SyscallSpec("timer_settime", (_o(3, ITIMERSPEC),)),
+            SyscallSpec("timer_gettime", (_o(1, ITIMERSPEC),)),
+            # the policy, and a node mask of `maxnode` bits (whole longs)
+            SyscallSpec("get_mempolicy", (_o(0, 4), _o(1, ("bits", 2)))),
             SyscallSpec("setitimer", (_o(2, ITIMERVAL),)),
             SyscallSpec("timerfd_settime", (_o(3, ITIMERSPEC),)),
             SyscallSpec("timerfd_gettime", (_o(1, ITIMERSPEC),)),

@@ -41,6 +41,13 @@ COMMANDS = {
         (NODE, "-e", "const c = require('crypto'); "
          "setTimeout(() => console.log(c.randomBytes(8).toString('hex'), Date.now()), 5)")
     ),
+    # procps: get_mempolicy and set_mempolicy (NUMA policy: emulated)
+    "ps": SystemCommand(("/usr/bin/ps", "-e", "-o", "pid=,comm=")),
+    # coreutils' timeout: a POSIX timer (timer_create, timer_settime; only the recording
+    # has it, replay delivers its SIGALRM), then kills the command and exits 124
+    "timeout": SystemCommand(
+        ("/bin/sh", "-c", "/usr/bin/timeout 0.2 /bin/sleep 5; echo status $?"), varies=False
+    ),
     "sh": SystemCommand(
         ("/bin/sh", "-c", "echo hi; echo to stderr >&2; exit 7"), status=7, varies=False
     ),

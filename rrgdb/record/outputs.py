@@ -68,6 +68,8 @@ def _size(task: Task, out: Out, regs: Registers, result: int, state: dict[int, i
         return state.get(n, 0)
     if kind == "pages":
         return (regs.arg(n) + 4095) // 4096
+    if kind == "bits":
+        return (regs.arg(n) + 63) // 64 * 8
     raise AssertionError(f"bad size spec {size}")
 
 
