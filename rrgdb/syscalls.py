@@ -85,11 +85,12 @@ _NO_OUTPUT = (
     "ioprio_get ioprio_set personality memfd_create copy_file_range sendfile splice tee "
     "sync_file_range readahead fsetxattr setxattr lsetxattr "
     "fremovexattr removexattr lremovexattr mlock munlock mlockall munlockall msync "
-    "timer_delete timer_getoverrun set_mempolicy mbind"
+    "timer_delete timer_getoverrun set_mempolicy mbind pidfd_open pidfd_send_signal "
+    "pidfd_getfd mlock2 pkey_free sched_setattr clock_settime settimeofday futex_waitv"
 ).split()
 
 _REAL = "mmap munmap mprotect mremap brk madvise arch_prctl rt_sigaction rt_sigprocmask " \
-    "sigaltstack set_robust_list".split()
+    "sigaltstack set_robust_list pkey_mprotect".split()  # (pkey_alloc is refused: key -1)
 
 _TABLE: dict[str, SyscallSpec] = {name: SyscallSpec(name) for name in _NO_OUTPUT}
 _TABLE.update({name: SyscallSpec(name, replay=Replay.REAL) for name in _REAL})
@@ -172,6 +173,11 @@ _TABLE.update(
             SyscallSpec("pselect6", special="select"),
             SyscallSpec("epoll_wait", (_o(1, ("ret*", EPOLL_EVENT)),)),
             SyscallSpec("epoll_pwait", (_o(1, ("ret*", EPOLL_EVENT)),)),
+            SyscallSpec("epoll_pwait2", (_o(1, ("ret*", EPOLL_EVENT)),)),
+            # the kernel sets msg_len in each mmsghdr (64 bytes) it sent (glibc's resolver)
+            SyscallSpec("sendmmsg", (_o(1, ("ret*", 64)),)),
+            SyscallSpec("sched_getattr", (_o(1, ("arg", 2)),)),
+            SyscallSpec("get_robust_list", (_o(1, 8), _o(2, 8))),
             SyscallSpec("recvfrom", (_o(1, RET), _o(5, 4), _o(4, ("u32at", 5)))),
             SyscallSpec("recvmsg", special="recvmsg"),
             SyscallSpec("accept", (_o(2, 4), _o(1, ("u32at", 2)))),

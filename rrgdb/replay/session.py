@@ -80,7 +80,8 @@ MAP_SHARED, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x10, 0x20
 EXECVE = {NUMBERS["execve"], NUMBERS["execveat"]}
 EXITS = {NUMBERS["exit"], NUMBERS["exit_group"]}
 WRITEV = {NUMBERS["writev"], NUMBERS["pwritev"]}
-MAPPING_CHANGES = {NUMBERS[n] for n in ("mmap", "munmap", "mremap", "mprotect", "brk")}
+MAPPING_CHANGES = {NUMBERS[n] for n in ("mmap", "munmap", "mremap", "mprotect", "pkey_mprotect",
+                                         "brk")}
 TEMPORARY_MASK_ARG = {NUMBERS[name]: arg for name, arg in (
     ("rt_sigsuspend", 0), ("ppoll", 3), ("pselect6", 5), ("epoll_pwait", 4),
     ("epoll_pwait2", 4))}  # syscalls that run with a signal mask of their own

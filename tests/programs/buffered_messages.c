@@ -2,9 +2,10 @@
  * datagrams on the loopback (recvmsg fills in the source address; one datagram is
  * truncated), into several pieces; and getifaddrs, whose netlink replies libc reads with
  * recvmsg. A pipe's fd passed over a Unix socket (SCM_RIGHTS, which creates an fd) stays
- * traced, and the program reads from the fd it received.
+ * traced, and the program reads from the fd it received; so does a sendmmsg of two.
  * Usage: buffered_messages [ROUNDS]; prints a summary (what may differ between runs in
  * parentheses). */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -112,5 +113,16 @@ int main(int argc, char **argv)
     ssize_t n = passed < 0 ? -1 : read(passed, text, sizeof text - 1);
     printf("received fd %s, read %zd bytes: %s\n", passed > pipe_fds[1] ? "new" : "wrong", n,
            text);
+
+    /* sendmmsg, as libc's resolver sends its queries (traced): the kernel sets each
+     * message's msg_len */
+    struct iovec one = {"first", 5}, two = {"second!", 7};
+    struct mmsghdr batch[2] = {{{&b_address, sizeof b_address, &one, 1, NULL, 0, 0}, 0},
+                               {{&b_address, sizeof b_address, &two, 1, NULL, 0, 0}, 0}};
+    int sent = sendmmsg(a, batch, 2, 0);
+    char got[16];
+    ssize_t first = recv(b, got, sizeof got, 0), second = recv(b, got, sizeof got, 0);
+    printf("sendmmsg sent %d: lengths %u and %u, received %zd and %zd\n", sent,
+           batch[0].msg_len, batch[1].msg_len, first, second);
     return 0;
 }
