@@ -159,7 +159,7 @@ static const uint16_t patched_syscalls[] = {
     SYS_getppid, SYS_gettid, SYS_time, SYS_getdents64, SYS_clock_gettime, SYS_clock_getres,
     SYS_open, SYS_openat, SYS_newfstatat, SYS_faccessat, SYS_getrandom, SYS_statx,
     SYS_faccessat2, SYS_futex, SYS_getpid, SYS_gettimeofday, SYS_rt_sigaction,
-    SYS_rt_sigprocmask, SYS_nanosleep, SYS_clock_nanosleep, SYS_ppoll, SYS_epoll_wait,
+    SYS_rt_sigprocmask, SYS_madvise, SYS_nanosleep, SYS_clock_nanosleep, SYS_ppoll, SYS_epoll_wait,
     SYS_epoll_pwait, SYS_recvmsg, SYS_sendmsg,
 };
 

@@ -519,6 +519,21 @@ static long buffered(long nr, long *a)
     case SYS_getgid:
     case SYS_getegid:
         return plain(nr, a);
+    case SYS_madvise:
+        switch ((int)a[2]) {
+        case MADV_NORMAL:
+        case MADV_RANDOM:
+        case MADV_SEQUENTIAL:
+        case MADV_WILLNEED:
+        case MADV_HUGEPAGE:
+        case MADV_NOHUGEPAGE:
+        case MADV_DONTDUMP:
+        case MADV_DODUMP:
+        case MADV_COLD:
+        case MADV_PAGEOUT:
+            return plain(nr, a); /* hints: no effect on what memory holds */
+        }
+        return NOT_BUFFERED; /* DONTNEED, FREE, REMOVE, DONTFORK, ...: replay runs them */
     }
     return NOT_BUFFERED;
 }

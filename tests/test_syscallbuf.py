@@ -128,6 +128,8 @@ BUFFERED_PROGRAMS = {
     # 200 waits that fail with EAGAIN and 100 wakes; traced: the ping-pong's waits that
     # sleep (at most one a round per thread) and 5 that time out
     "buffered_futexes": {"futex": (300, 110)},
+    # 100 hints buffered; the 20 MADV_DONTNEED traced
+    "buffered_hints": {"madvise": (100, 25)},
 }
 
 
