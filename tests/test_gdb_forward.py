@@ -307,3 +307,22 @@ def test_optimised_build(debuggee_o2: Recording, tmp_path: Path) -> None:
     t.expect_re(fact, rf"gdb_debuggee\.c:({L('factorial-test')}|{L('factorial-test') - 1})")
     t.expect(end, "Program received signal SIGKILL")
     t.expect(exited, f"exited with code 0{EXIT_STATUS:o}]")
+
+
+def test_a_breakpoint_where_every_signal_is_blocked(tmp_path: Path) -> None:
+    """The breakpoint's trap is a forced SIGTRAP, which the kernel unblocks: the replay
+    blocks it again, so the program's real rt_sigprocmask reports the recorded mask."""
+    recording = record_program("masked_breakpoint", "O0", tmp_path / "rec")
+    assert recording.stdout == b"SIGTRAP blocked\n", recording.stdout
+    s = GdbScript()
+    s("break inside")
+    hits = [s("continue") for _ in range(3)]
+    s("delete")
+    end = s("continue")
+    with replay_server(recording, tmp_path) as server:
+        t = s.run_remote(server)
+        out = server.stdout()
+    for round_, hit in enumerate(hits):
+        t.expect(hit, f"Breakpoint 1, inside (round={round_})")
+    t.expect(end, "Program received signal SIGKILL")
+    assert out == recording.stdout, out

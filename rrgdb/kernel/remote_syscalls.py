@@ -76,7 +76,7 @@ def run_syscall(task: Task, regs: Registers, returns: bool = True) -> Registers:
                 continue
             if _after_syscall(after.rip, site) or not returns:
                 if trap_blocked:
-                    _block_sigtrap_again(task)
+                    reblock_sigtrap(task)
                 return after
         if stop.kind is StopKind.SIGNAL and stop.signo in (signal.SIGSTOP, signal.SIGCHLD):
             continue  # a debugger interrupt or a finished copy: not for the tracee
@@ -122,7 +122,9 @@ def _blocks_sigtrap_after(task: Task, regs: Registers) -> bool:
     return bool(mask & SIGTRAP_BIT)
 
 
-def _block_sigtrap_again(task: Task) -> None:
+def reblock_sigtrap(task: Task) -> None:
+    """Blocks SIGTRAP again in a task whose mask had it before a trap rrgdb caused (an
+    int3 or a single step: forced, so the kernel unblocked it)."""
     mask = native.get_sigmask(task.tid)
     if not mask & SIGTRAP_BIT:
         native.set_sigmask(task.tid, mask | SIGTRAP_BIT)
@@ -162,7 +164,7 @@ def run_forking_syscall(task: Task, regs: Registers) -> tuple[Registers, Task]:
     if stop.finished:
         raise TraceeGone(f"the fork of task {task.tid} died at once")
     if trap_blocked:  # the child got the mask before the trap: the parent's is restored
-        _block_sigtrap_again(task)
+        reblock_sigtrap(task)
     return after, child
 
 

@@ -29,11 +29,13 @@ from rrgdb.kernel.breakpoints import INT3, Breakpoints, WatchKind, Watchpoint
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import (
     SCRATCH_DATA,
+    SIGTRAP_BIT,
     SYSCALL_SITE,
     fork_task,
     inject,
     map_scratch_page,
     open_in_tracee,
+    reblock_sigtrap,
     run_forking_syscall,
     run_syscall,
 )
@@ -438,8 +440,7 @@ class ReplaySession:
                     patched = True
                 if patched:
                     task.write(pc, original)
-                task.resume(native.PTRACE_SINGLESTEP)
-                task.wait()
+                _resume_keeping_sigtrap(task, native.PTRACE_SINGLESTEP)
                 if patched:
                     task.write(pc, INT3)
             raise self._diverged(frame, f"no visit of {pc:#x} in {PREEMPTION_SEARCH_LIMIT} "
@@ -463,9 +464,9 @@ class ReplaySession:
     def _run(self, tid: int, task: Task, step: bool) -> Stop:
         self._running = task
         try:
-            task.resume(native.PTRACE_SYSEMU_SINGLESTEP if step else native.PTRACE_SYSEMU,
-                        self._signals.pop(tid, 0))
-            return task.wait()
+            return _resume_keeping_sigtrap(
+                task, native.PTRACE_SYSEMU_SINGLESTEP if step else native.PTRACE_SYSEMU,
+                self._signals.pop(tid, 0))
         finally:
             self._running = None
 
@@ -857,6 +858,20 @@ class ReplaySession:
             self._group_exits.discard(task.tgid)
         if frame.tid == self.main_tid:
             self.exit_status = frame.status
+
+
+def _resume_keeping_sigtrap(task: Task, request: int, sig: int = 0) -> Stop:
+    """Resumes task until its next stop. A breakpoint's or a single step's trap is a
+    forced SIGTRAP, which the kernel unblocks in a task that blocks it: the program
+    would then see a mask the recording did not have (a real rt_sigprocmask reports it,
+    a posix_spawn child acts on it), so it is blocked again. (Under PTRACE_SYSEMU the
+    program makes no syscall before the stop that could change its mask.)"""
+    blocked = native.get_sigmask(task.tid) & SIGTRAP_BIT
+    task.resume(request, sig)
+    stop = task.wait()
+    if blocked and stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP:
+        reblock_sigtrap(task)
+    return stop
 
 
 def _runs_for_real(regs: Registers) -> bool:
