@@ -59,6 +59,7 @@ STACK_T = 24
 KSIGACTION = 32
 ITIMERVAL = 32
 ITIMERSPEC = 32
+SHMID_DS = 112
 UTSNAME = 390
 SYSINFO = 112
 TMS = 32
@@ -178,6 +179,12 @@ _TABLE.update(
             SyscallSpec("sendmmsg", (_o(1, ("ret*", 64)),)),
             SyscallSpec("sched_getattr", (_o(1, ("arg", 2)),)),
             SyscallSpec("get_robust_list", (_o(1, 8), _o(2, 8))),
+            # System V shared memory: replay gives each segment a memfd of its own, mapped
+            # MAP_SHARED where the recording attached it (see ReplaySession)
+            SyscallSpec("shmget"),
+            SyscallSpec("shmat", replay=Replay.REAL, special="shmat"),  # + its contents
+            SyscallSpec("shmdt", replay=Replay.REAL, special="shmdt"),
+            SyscallSpec("shmctl", (_o(2, SHMID_DS),)),  # IPC_STAT and friends
             SyscallSpec("recvfrom", (_o(1, RET), _o(5, 4), _o(4, ("u32at", 5)))),
             SyscallSpec("recvmsg", special="recvmsg"),
             SyscallSpec("accept", (_o(2, 4), _o(1, ("u32at", 2)))),

@@ -79,6 +79,19 @@ def test_processes_sharing_memory_replay_their_interleaving(build, tmp_path: Pat
         assert_replay_matches(recorded, replay(trace))
 
 
+def test_system_v_shared_memory(build, tmp_path: Path) -> None:
+    """shmget/shmat/shmdt/shmctl between a parent and its child, with lock-free additions
+    across traced syscalls: replay gives the segment one memfd, attached where the
+    recording attached it, and the sum replays every time."""
+    binary = build("sysv_shm", "O2")
+    for attempt in range(3):
+        trace = tmp_path / f"trace{attempt}"
+        recorded = record([str(binary)], trace)
+        assert recorded.returncode == 0 and b"size 8192, child 0" in recorded.stdout, (
+            describe(recorded))
+        assert_replay_matches(recorded, replay(trace))
+
+
 def test_python_multiprocessing_pool(tmp_path: Path) -> None:
     """multiprocessing's workers share semaphores with the parent's threads: MAP_SHARED
     files in /dev/shm, several with the same contents, each of which must stay its own

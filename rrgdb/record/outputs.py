@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 
+from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
 from rrgdb.syscalls import (
@@ -94,6 +95,13 @@ def _iovec_writes(task: Task, iov_addr: int, iovcnt: int, total: int) -> list[Me
     return writes
 
 
+def _segment_writes(task: Task, start: int) -> list[MemWrite]:
+    for mapping in read_maps(task.tid):
+        if mapping.start == start:
+            return _read(task, start, mapping.end - mapping.start)
+    return []
+
+
 def _recvmsg_writes(task: Task, regs: Registers, result: int) -> list[MemWrite]:
     msg = regs.arg(1)
     raw = task.read(msg, 56)
@@ -127,6 +135,8 @@ def memory_writes(task: Task, spec: SyscallSpec, regs: Registers, result: int,
         return _recvmsg_writes(task, regs, result) if result >= 0 else []
     if special == "select":
         return _select_writes(task, regs)
+    if special == "shmat":  # the segment as it was attached (others may have filled it)
+        return _segment_writes(task, result) if 0 <= result < 2**47 else []
     if special == "ioctl":
         size = ioctl_output_size(regs.arg(1)) or 0
         return _read(task, regs.arg(2), size) if result >= 0 else []

@@ -684,7 +684,7 @@ class RecordSession:
         shared = nr == MMAP and result >= 0 and regs.arg(3) & MAP_SHARED
         if nr == MMAP and result >= 0 and not regs.arg(3) & MAP_ANONYMOUS:
             file_id = self._mapped_file(task, regs.arg(4), shared)
-        if shared:
+        if shared or (spec.special == "shmat" and 0 <= result < 2**47):
             self.scheduler.share(task.tgid)  # others may map it too, or fork and inherit it
         frame = SyscallFrame(task.tid, regs.to_bytes(), result, writes, stream, file_id)
         if result in RESTART_SAME or result == RESTART_BLOCK:

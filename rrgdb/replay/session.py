@@ -79,6 +79,7 @@ TRACE_FDS_KEPT = 256  # descriptors of trace files a replayed process keeps open
 MMAP = NUMBERS["mmap"]
 BRK = NUMBERS["brk"]
 MAP_SHARED, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x10, 0x20
+PROT_READ, PROT_WRITE, SHM_RDONLY = 1, 2, 0o10000
 EXECVE = {NUMBERS["execve"], NUMBERS["execveat"]}
 EXITS = {NUMBERS["exit"], NUMBERS["exit_group"]}
 WRITEV = {NUMBERS["writev"], NUMBERS["pwritev"]}
@@ -165,6 +166,7 @@ class ReplaySession:
         # its mmaps (the shared ones: the replay's working copy)
         self._trace_fds: dict[int, dict[tuple[str, bool], int]] = {}
         self._working_copies: dict[str, int] = {}  # file_id -> memfd, in rrgdb
+        self._segments: dict[int, int] = {}  # System V shm id -> memfd, in rrgdb
         self.exit_status: int | None = None
         self.stop_at_end = False  # report Trap.END before applying the exit
         self.stop_at_signals = False  # report Trap.SIGNAL before delivering a signal
@@ -569,6 +571,8 @@ class ReplaySession:
             mode = Replay.REAL_KEEP_RESULT
         if mode is not Replay.EMULATE and not spec.special and _failed(regs, frame.result):
             mode = Replay.EMULATE  # it changed nothing when recorded (e.g. ENOMEM)
+        if spec is not None and spec.special in ("shmat", "shmdt") and frame.result < 0:
+            mode = Replay.EMULATE  # it failed when recorded
         if mode is Replay.EMULATE:
             for w in frame.writes:
                 task.write(w.addr, w.data)
@@ -576,6 +580,8 @@ class ReplaySession:
             task.set_regs(regs)
         elif spec is not None and spec.special == "clone":
             self._replay_clone(task, regs, frame)
+        elif spec is not None and spec.special in ("shmat", "shmdt"):
+            self._replay_shm(task, regs, frame)
         elif spec is not None and spec.special == "sigreturn":
             call = regs.copy()
             call.rip, call.rax = SYSCALL_SITE, nr
@@ -593,6 +599,32 @@ class ReplaySession:
         if frame.stream and self.echo is not None and self.applied >= self.echoed:
             self.echo(frame.stream, self._written_bytes(task, regs, frame.result))
         self.echoed = max(self.echoed, self.applied + 1)
+
+    def _replay_shm(self, task: Task, regs: Registers, frame: SyscallFrame) -> None:
+        """shmat and shmdt of System V shared memory. The segments of the recording do not
+        exist in replay: each is a memfd of rrgdb's (by its recorded id, filled with its
+        recorded contents at its first attach), mapped MAP_SHARED at the recorded address,
+        so the processes that attached it share it again; shmdt unmaps it."""
+        if regs.syscallno == NUMBERS["shmat"]:
+            start, contents = frame.result, b"".join(w.data for w in frame.writes)
+            memfd = self._segments.get(regs.arg(0))
+            if memfd is None:
+                memfd = self._segments[regs.arg(0)] = os.memfd_create("rrgdb-shm",
+                                                                       os.MFD_CLOEXEC)
+                os.pwrite(memfd, contents, 0)
+            fd = open_in_tracee(task, f"/proc/{os.getpid()}/fd/{memfd}", writable=True)
+            prot = PROT_READ if regs.arg(2) & SHM_RDONLY else PROT_READ | PROT_WRITE
+            addr = inject(task, "mmap", start, len(contents), prot, MAP_SHARED | MAP_FIXED,
+                          fd, 0)
+            inject(task, "close", fd)
+            if addr != start:
+                raise self._diverged(frame, f"cannot attach the segment at {start:#x}")
+        else:
+            mapping = next((m for m in read_maps(task.tid) if m.start == regs.arg(0)), None)
+            if mapping is not None:
+                inject(task, "munmap", mapping.start, mapping.end - mapping.start)
+        regs.rax = frame.result
+        task.set_regs(regs)
 
     def _replay_clone(self, task: Task, regs: Registers, frame: SyscallFrame) -> None:
         """fork/vfork/clone/clone3 for real, as a plain process copy that does not suspend
