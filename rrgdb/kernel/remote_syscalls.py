@@ -182,10 +182,9 @@ def fork_task(task: Task) -> Task:
     _, child = run_forking_syscall(task, regs)
     task.set_regs(saved)
     child.set_regs(saved)
-    for mapping in read_maps(child.tid):
+    for mapping in read_maps(child.tid):  # (inject keeps the child's registers)
         if mapping.shared and mapping.prot:
             _detach_shared(child, mapping.start, mapping.end - mapping.start, mapping.prot)
-    child.set_regs(saved)
     return child
 
 

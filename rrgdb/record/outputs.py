@@ -136,7 +136,7 @@ def memory_writes(task: Task, spec: SyscallSpec, regs: Registers, result: int,
     if special == "select":
         return _select_writes(task, regs)
     if special == "shmat":  # the segment as it was attached (others may have filled it)
-        return _segment_writes(task, result) if 0 <= result < 2**47 else []
+        return _segment_writes(task, result) if result >= 0 else []
     if special == "ioctl":
         size = ioctl_output_size(regs.arg(1)) or 0
         return _read(task, regs.arg(2), size) if result >= 0 else []

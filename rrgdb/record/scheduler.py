@@ -108,7 +108,7 @@ class Scheduler:
         return (tgid, SHARED) if tgid in self._sharing else (tgid,)
 
     def _free_for(self, tgid: int, tid: int) -> bool:
-        return all(self._turns.get(key, _Turn(tid, 0.0)).running == tid
+        return all(key not in self._turns or self._turns[key].running == tid
                    for key in self._keys(tgid))
 
     def _grant(self, tgid: int, tid: int) -> None:

@@ -681,10 +681,10 @@ class RecordSession:
         if nr in WRITE_SYSCALLS and result > 0:
             stream = self._stdio_stream(task, regs.arg(0))
         file_id = ""
-        shared = nr == MMAP and result >= 0 and regs.arg(3) & MAP_SHARED
+        shared = nr == MMAP and result >= 0 and bool(regs.arg(3) & MAP_SHARED)
         if nr == MMAP and result >= 0 and not regs.arg(3) & MAP_ANONYMOUS:
             file_id = self._mapped_file(task, regs.arg(4), shared)
-        if shared or (spec.special == "shmat" and 0 <= result < 2**47):
+        if shared or (spec.special == "shmat" and result >= 0):
             self.scheduler.share(task.tgid)  # others may map it too, or fork and inherit it
         frame = SyscallFrame(task.tid, regs.to_bytes(), result, writes, stream, file_id)
         if result in RESTART_SAME or result == RESTART_BLOCK:

@@ -14,6 +14,7 @@ mismatch raises DivergenceError, never goes unnoticed.
 from __future__ import annotations
 
 import enum
+import io
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import MAP_PRIVATE, memory_hash, read_maps
@@ -162,11 +164,11 @@ class ReplaySession:
         self._group_exits: set[int] = set()  # processes whose threads are being killed
         self._buffered: dict[int, int] = {}  # tid -> bytes of records it must use up
         self._lingering: list[Task] = []  # exited threads reaped with their last sibling
-        # live tgid -> {(file_id, shared): fd}: the trace's copies a process has open for
-        # its mmaps (the shared ones: the replay's working copy)
-        self._trace_fds: dict[int, dict[tuple[str, bool], int]] = {}
-        self._working_copies: dict[str, int] = {}  # file_id -> memfd, in rrgdb
-        self._segments: dict[int, int] = {}  # System V shm id -> memfd, in rrgdb
+        # live tgid -> {path: fd}: the files a process has open for its mmaps (the trace's
+        # copies, and the memfds of shared mappings)
+        self._trace_fds: dict[int, dict[str, int]] = {}
+        self._working_copies: dict[str, str] = {}  # file_id -> its memfd's path
+        self._segments: dict[int, str] = {}  # System V shm id -> its memfd's path
         self.exit_status: int | None = None
         self.stop_at_end = False  # report Trap.END before applying the exit
         self.stop_at_signals = False  # report Trap.SIGNAL before delivering a signal
@@ -569,10 +571,9 @@ class ReplaySession:
             mode = Replay.EMULATE  # a failed exec; a successful one is an ExecFrame
         if _runs_for_real(regs):
             mode = Replay.REAL_KEEP_RESULT
-        if mode is not Replay.EMULATE and not spec.special and _failed(regs, frame.result):
+        if (mode is not Replay.EMULATE and spec.special not in ("clone", "sigreturn")
+                and _failed(regs, frame.result)):
             mode = Replay.EMULATE  # it changed nothing when recorded (e.g. ENOMEM)
-        if spec is not None and spec.special in ("shmat", "shmdt") and frame.result < 0:
-            mode = Replay.EMULATE  # it failed when recorded
         if mode is Replay.EMULATE:
             for w in frame.writes:
                 task.write(w.addr, w.data)
@@ -607,16 +608,12 @@ class ReplaySession:
         so the processes that attached it share it again; shmdt unmaps it."""
         if regs.syscallno == NUMBERS["shmat"]:
             start, contents = frame.result, b"".join(w.data for w in frame.writes)
-            memfd = self._segments.get(regs.arg(0))
-            if memfd is None:
-                memfd = self._segments[regs.arg(0)] = os.memfd_create("rrgdb-shm",
-                                                                       os.MFD_CLOEXEC)
-                os.pwrite(memfd, contents, 0)
-            fd = open_in_tracee(task, f"/proc/{os.getpid()}/fd/{memfd}", writable=True)
+            if regs.arg(0) not in self._segments:
+                self._segments[regs.arg(0)] = _memfd("rrgdb-shm", io.BytesIO(contents))
+            fd = self._tracee_fd(task, self._segments[regs.arg(0)], writable=True)
             prot = PROT_READ if regs.arg(2) & SHM_RDONLY else PROT_READ | PROT_WRITE
             addr = inject(task, "mmap", start, len(contents), prot, MAP_SHARED | MAP_FIXED,
                           fd, 0)
-            inject(task, "close", fd)
             if addr != start:
                 raise self._diverged(frame, f"cannot attach the segment at {start:#x}")
         else:
@@ -691,9 +688,9 @@ class ReplaySession:
             call.set_arg(0, frame.result)
             if frame.file_id:
                 if flags & MAP_SHARED:
-                    call.set_arg(4, self._working_copy_fd(task, frame))
+                    call.set_arg(4, self._tracee_fd(task, self._working_copy(frame), True))
                 else:
-                    call.set_arg(4, self._trace_file_fd(task, frame.copy_id))
+                    call.set_arg(4, self._tracee_fd(task, self._trace_copy(frame.copy_id)))
             elif not flags & MAP_ANONYMOUS:  # a device such as /dev/zero
                 flags |= MAP_ANONYMOUS
                 call.set_arg(4, 2**64 - 1)
@@ -705,40 +702,32 @@ class ReplaySession:
         task.set_regs(regs)
         return after.result
 
-    def _trace_file_fd(self, task: Task, file_id: str, working_copy: bool = False) -> int:
-        """A descriptor of the trace's copy of file_id in task's process, opened at its
-        first mapping and kept (O_CLOEXEC) for the next ones: one injected syscall per
-        mmap instead of three. The replayed program cannot see or close it: its own fd
-        syscalls are emulated. A process starts with none (its exec closed them; a fork
-        or a resumed checkpoint is a new pid, whose inherited ones are simply unused).
-        With working_copy, file_id is a MAP_SHARED mapping's (see _working_copy_fd)."""
+    def _tracee_fd(self, task: Task, path: str, writable: bool = False) -> int:
+        """A descriptor of path in task's process, opened at its first mapping and kept
+        (O_CLOEXEC) for the next ones: one injected syscall per mmap instead of three.
+        The replayed program cannot see or close it: its own fd syscalls are emulated. A
+        process starts with none (its exec closed them; a fork or a resumed checkpoint is
+        a new pid, whose inherited ones are simply unused)."""
         fds = self._trace_fds.setdefault(task.tgid, {})
-        key = (file_id, working_copy)
-        if key not in fds:
+        if path not in fds:
             if len(fds) >= TRACE_FDS_KEPT:  # far below any RLIMIT_NOFILE
                 for fd in fds.values():
                     inject(task, "close", fd)
                 fds.clear()
-            if working_copy:
-                path = f"/proc/{os.getpid()}/fd/{self._working_copies[file_id]}"
-                fds[key] = open_in_tracee(task, path, writable=True)
-            else:
-                fds[key] = open_in_tracee(task, str(self.reader.file_path(file_id)))
-        return fds[key]
+            fds[path] = open_in_tracee(task, path, writable)
+        return fds[path]
 
-    def _working_copy_fd(self, task: Task, frame: SyscallFrame) -> int:
-        """A descriptor, in task's process, of the file a MAP_SHARED mapping maps in
-        replay: one copy of the trace's per recorded file (frame.file_id names both) for
-        the whole replay -- a memfd of rrgdb's, which the tracee opens through /proc --
-        so that the processes that mapped the file share it again, and the trace itself
-        is never written."""
+    def _trace_copy(self, file_id: str) -> str:
+        return str(self.reader.file_path(file_id))
+
+    def _working_copy(self, frame: SyscallFrame) -> str:
+        """The file a MAP_SHARED mapping maps in replay: one copy of the trace's per
+        recorded file (frame.file_id names both) for the whole replay, so that the
+        processes that mapped the file share it again, and the trace is never written."""
         if frame.file_id not in self._working_copies:
-            memfd = os.memfd_create(f"rrgdb-{frame.copy_id[:16]}", os.MFD_CLOEXEC)
-            with (open(self.reader.file_path(frame.copy_id), "rb") as original,
-                  open(memfd, "wb", closefd=False) as copy):
-                shutil.copyfileobj(original, copy)
-            self._working_copies[frame.file_id] = memfd
-        return self._trace_file_fd(task, frame.file_id, working_copy=True)
+            with open(self.reader.file_path(frame.copy_id), "rb") as original:
+                self._working_copies[frame.file_id] = _memfd("rrgdb-file", original)
+        return self._working_copies[frame.file_id]
 
     def _written_bytes(self, task: Task, regs: Registers, result: int) -> bytes:
         if regs.syscallno in WRITEV:
@@ -783,9 +772,9 @@ class ReplaySession:
         self._trace_fds.pop(task.tgid, None)
         for m in frame.mappings:
             if m.file_id and m.path != frame.exe_path and m.file_id != frame.exe_file_id:
+                fd = self._tracee_fd(task, self._trace_copy(m.file_id))
                 addr = inject(task, "mmap", m.start, m.end - m.start, m.prot,
-                              MAP_PRIVATE | MAP_FIXED, self._trace_file_fd(task, m.file_id),
-                              m.offset)
+                              MAP_PRIVATE | MAP_FIXED, fd, m.offset)
                 if addr != m.start:
                     raise self._diverged(frame, f"cannot map {m.path} at {m.start:#x}")
         layout = [(e.start, e.end, e.prot) for e in read_maps(task.tid) if e.path != "[stack]"]
@@ -890,6 +879,15 @@ class ReplaySession:
             self._group_exits.discard(task.tgid)
         if frame.tid == self.main_tid:
             self.exit_status = frame.status
+
+
+def _memfd(name: str, contents: BinaryIO) -> str:
+    """A memfd of rrgdb's (kept open for the replay) filled with contents; the path by
+    which a tracee opens it."""
+    memfd = os.memfd_create(name, os.MFD_CLOEXEC)
+    with open(memfd, "wb", closefd=False) as copy:
+        shutil.copyfileobj(contents, copy)
+    return f"/proc/{os.getpid()}/fd/{memfd}"
 
 
 def _resume_keeping_sigtrap(task: Task, request: int, sig: int = 0) -> Stop:
