@@ -202,6 +202,15 @@ def test_leak_scenario_watch_slot_from_the_end(leak: Recording, tmp_path: Path) 
     t.expect(fwd, "Old value = (void *) 0x0", f"New value = (void *) {a}")
 
 
+def _run_record_full(script: GdbScript, binary: Path) -> Transcript:
+    """The script natively under gdb's `record full`: the reference, which some hosts
+    cannot provide (gdb 13 fails to restore the XSAVE area of CPUs with AMX tiles)."""
+    t = script.run_native(binary)
+    if "Couldn't write extended state status" in t.text:
+        pytest.skip("gdb's own `record full` cannot go backwards on this CPU")
+    return t
+
+
 def _positions(t: Transcript, indices: list[int]) -> list[str]:
     return [t.where(i) for i in indices]
 
@@ -257,7 +266,7 @@ def test_reverse_step_next_finish_stepi_match_gdb_record_full(
         return s, where, printed
 
     native, native_where, native_counter = script(native=True)
-    tn = native.run_native(debuggee.binary)
+    tn = _run_record_full(native, debuggee.binary)
     replay, replay_where, replay_counter = script(native=False)
     with replay_server(debuggee, tmp_path) as server:
         tr = replay.run_remote(server)
@@ -311,7 +320,7 @@ def test_reverse_finish_out_of_recursion_matches_gdb_record_full(
         return s, where, ns
 
     native, native_where, native_n = script(native=True)
-    tn = native.run_native(debuggee.binary)
+    tn = _run_record_full(native, debuggee.binary)
     replay, replay_where, replay_n = script(native=False)
     with replay_server(debuggee, tmp_path) as server:
         tr = replay.run_remote(server)
