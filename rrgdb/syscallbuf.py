@@ -18,10 +18,14 @@ DISABLED = BUFFER_ADDR + 5
 SEQ = BUFFER_ADDR + 8  # u32: buffered calls so far
 TRAP_AT = BUFFER_ADDR + 12  # u32: calls from this ordinal on are traced
 LOCKED = BUFFER_ADDR + 6  # u8: a buffered call is between its start and its record
-RECORDS = BUFFER_ADDR + 16
+SIGMASK = BUFFER_ADDR + 16  # u64: the mask buffered rt_sigprocmask calls left, or NO_MASK
+RECORDS = BUFFER_ADDR + 24
+NO_MASK = 2**64 - 1
+_NO_MASK_BYTES = NO_MASK.to_bytes(8, "little")
 PREFIX = 8  # a FlushFrame's data: trap_at (u32), reserved (u32), then the records
 UNTRACED_STUB = 0x70000010  # `syscall; ret` in the scratch page; seccomp lets it through
 PR_SET_SECCOMP = 22
+RT_SIGPROCMASK = 14
 ABANDONED = -512  # ERESTARTSYS, which user space never sees: "retry this call traced"
 _RESTART_CODES = {-512, -513, -514, -516}  # ERESTARTSYS, -NOINTR, -NOHAND, _RESTARTBLOCK
 
@@ -53,7 +57,9 @@ def take_records(task: Task) -> bytes | None:
     records = task.read_exact(RECORDS, size) if size else b""
     if size:
         task.write(POS, b"\0\0\0\0")
-    return header[TRAP_AT - BUFFER_ADDR:] + bytes(4) + records
+    if header[SIGMASK - BUFFER_ADDR:] != _NO_MASK_BYTES:
+        task.write(SIGMASK, _NO_MASK_BYTES)  # the kernel has it; replay's buffer forgets it too
+    return header[TRAP_AT - BUFFER_ADDR:SIGMASK - BUFFER_ADDR] + bytes(4) + records
 
 
 def put_records(task: Task, data: bytes) -> None:
@@ -61,6 +67,31 @@ def put_records(task: Task, data: bytes) -> None:
     task.write(TRAP_AT, data[:4])
     task.write(RECORDS, data[PREFIX:])
     task.write(POS, b"\0\0\0\0")
+
+
+def take_sigmask(task: Task) -> int | None:
+    """The signal mask the buffered rt_sigprocmask calls since the last flush left (None:
+    they changed nothing); the buffer forgets it."""
+    mask = task.read_u64(SIGMASK)
+    if mask == NO_MASK:
+        return None
+    task.write(SIGMASK, _NO_MASK_BYTES)
+    return mask
+
+
+def undo_mask_change(task: Task, regs: Registers) -> None:
+    """Record side, at a signal stop inside a buffered call: if it is an rt_sigprocmask
+    that has just returned (the signal came as it returned, perhaps one it unblocked), the
+    old mask is put back and the call returns ABANDONED, so the library makes it again
+    traced, where the held-back signal is delivered before the call returns (POSIX), as
+    replay can place it. The old mask is in the record, where the library asked the kernel
+    to write it (the oset argument, rdx)."""
+    if (regs.rip == UNTRACED_STUB + 2 and regs.syscallno == RT_SIGPROCMASK
+            and regs.result == 0):
+        native.set_sigmask(task.tid, task.read_u64(regs.rdx))
+        regs.rax = ABANDONED
+        regs.orig_rax = -1  # as abandon_if_blocked: the kernel must not restart it
+        task.set_regs(regs)
 
 
 def trap_soon(task: Task) -> bool:

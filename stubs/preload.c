@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <linux/filter.h>
 #include <linux/futex.h>
@@ -418,10 +419,41 @@ static long recvmsg_buffered(long *a)
     return finish(r, SYS_recvmsg, ret, head + got);
 }
 
+/* rt_sigprocmask. The kernel writes the old mask into the record (the caller's copy
+ * follows), and the library works out the new one for the replayer, which makes no
+ * syscall and sets it at the flush (buffer->sigmask). A signal the call unblocks is
+ * delivered as the call returns: the recorder then stops the call and undoes it, and it is
+ * made again, traced, so that the handler runs before the call returns, as POSIX says. */
+static long sigprocmask_buffered(long *a)
+{
+    if (a[3] != SIGSET_BYTES)
+        return NOT_BUFFERED; /* EINVAL from the kernel */
+    struct rrgdb_record *r = begin(SIGSET_BYTES);
+    if (!r)
+        return NOT_BUFFERED;
+    uint64_t change = 0, *old = (uint64_t *)(void *)r->data;
+    if (a[1])
+        copy(&change, (const void *)a[1], sizeof change);
+    long args[6] = {a[0], a[1] ? (long)&change : 0, (long)old, SIGSET_BYTES, 0, 0};
+    long ret = call(r, SYS_rt_sigprocmask, args);
+    if (ret == RRGDB_ABANDONED)
+        return abandon(r, SYS_rt_sigprocmask);
+    if (ret != 0)
+        return finish(r, SYS_rt_sigprocmask, ret, 0);
+    if (a[2])
+        copy((void *)a[2], old, SIGSET_BYTES);
+    if (a[1]) {
+        uint64_t mask = a[0] == SIG_BLOCK ? *old | change : a[0] == SIG_UNBLOCK ? *old & ~change
+                                                                                : change;
+        buffer->sigmask = mask & ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)));
+    }
+    return finish(r, SYS_rt_sigprocmask, ret, SIGSET_BYTES);
+}
+
 /* The buffered form of syscall nr, or NOT_BUFFERED. Replay takes a buffered call's
  * result and output from the record and makes no syscall, so whatever changes the
- * address space or signal state stays traced (signal queries are buffered, changes are
- * not), and so do messages with control data (SCM_RIGHTS creates fds), stdin/stdout/
+ * address space or signal dispositions stays traced (their queries are buffered; the
+ * signal mask is the exception, set by the replayer at the flush), and so do messages with control data (SCM_RIGHTS creates fds), stdin/stdout/
  * stderr transfers (replay echoes output from those events) and fcntl locks. */
 static long buffered(long nr, long *a)
 {
@@ -472,8 +504,8 @@ static long buffered(long nr, long *a)
         return a[1] ? NOT_BUFFERED : output(nr, a, 0, sizeof(struct timeval), ALL_IF_ZERO);
     case SYS_rt_sigaction: /* a query (no new action): the old one is the output */
         return a[1] ? NOT_BUFFERED : output(nr, a, 2, SIGACTION_BYTES, ALL_IF_ZERO);
-    case SYS_rt_sigprocmask: /* a query (no new set) */
-        return a[1] ? NOT_BUFFERED : output(nr, a, 2, SIGSET_BYTES, ALL_IF_ZERO);
+    case SYS_rt_sigprocmask:
+        return sigprocmask_buffered(a);
     case SYS_ioctl:
         switch ((unsigned int)a[1]) {
         case TCGETS:
@@ -585,6 +617,7 @@ __attribute__((constructor)) static void rrgdb_syscallbuf_init(void)
         return;
     buffer = at;
     buffer->trap_at = UINT32_MAX;
+    buffer->sigmask = UINT64_MAX;
     patch_syscall_sites();
 }
 

@@ -3,6 +3,7 @@
 #ifndef RRGDB_PRELOAD_H
 #define RRGDB_PRELOAD_H
 #include <stdint.h>
+#include <stddef.h>
 
 #define RRGDB_SYSCALLBUF_ADDR 0x70010000UL
 #define RRGDB_SYSCALLBUF_SIZE (1u << 20)
@@ -24,8 +25,14 @@ struct rrgdb_syscallbuf {
     uint32_t seq;       /* buffered calls made so far */
     uint32_t trap_at;   /* calls from this ordinal on are traced (set by the recorder when
                            it holds a signal back; replayed from the FlushFrame prefix) */
+    uint64_t sigmask;   /* the signal mask the buffered rt_sigprocmask calls since the last
+                           flush left (UINT64_MAX: none): replay makes no syscall, so the
+                           replayer sets it at the stop after the flush */
     uint8_t data[];
 };
+/* rrgdb/syscallbuf.py reads these offsets */
+_Static_assert(offsetof(struct rrgdb_syscallbuf, sigmask) == 16, "buffer header layout");
+_Static_assert(offsetof(struct rrgdb_syscallbuf, data) == 24, "buffer header layout");
 
 struct rrgdb_record { /* padded to 8 bytes */
     int64_t ret;

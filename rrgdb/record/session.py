@@ -763,6 +763,7 @@ class RecordSession:
             rt.trap_requested |= syscallbuf.trap_soon(task)
             if syscallbuf.in_call(task):
                 syscallbuf.abandon_if_blocked(task, regs)
+                syscallbuf.undo_mask_change(task, regs)
             return 0
         parked = next((p for p in rt.parked if p[0] == signo), None)
         if parked is not None:

@@ -405,13 +405,17 @@ class ReplaySession:
 
     def _check_buffer_consumed(self, task: Task, frame: Frame) -> None:
         """At the stop after a flush, the library must have used exactly the recorded
-        records (then, as the recorder did, the buffer is emptied)."""
+        records (then, as the recorder did, the buffer is emptied), and the signal mask
+        its rt_sigprocmask calls left is set (they made no syscall here)."""
         expected = self._buffered.pop(frame.tid)
         used = syscallbuf.pending_bytes(task)
         if used != expected:
             raise self._diverged(frame, f"the buffered syscalls used {used} bytes of "
                                  f"records, not the {expected} recorded")
         task.write(syscallbuf.POS, b"\0\0\0\0")
+        mask = syscallbuf.take_sigmask(task)
+        if mask is not None:
+            native.set_sigmask(task.tid, mask)
 
     def _reach_preemption(self, task: Task, frame: PreemptFrame) -> None:
         """Runs a thread to the first visit of the recorded pc whose registers and memory

@@ -1,8 +1,8 @@
 /* Calls the syscall buffer answers without a ptrace stop: signal-state queries
  * (sigaction without a new action, sigprocmask without a new set, and libc's own in
  * sigsetjmp, which saves the mask), gettimeofday and getpid (also libc's own, in raise).
- * Every round also changes a disposition and the mask, which stays traced: the queries
- * must see each change. Usage: buffered_queries [ROUNDS]; prints a summary (what may
+ * Every round also changes a disposition (traced) and the mask (buffered too): the
+ * queries must see each change. Usage: buffered_queries [ROUNDS]; prints a summary (what may
  * differ between runs in parentheses). */
 #include <setjmp.h>
 #include <signal.h>
