@@ -180,6 +180,8 @@ class TraceWriter:
                     dst.write(chunk)
                     size += len(chunk)
                 os.fchmod(dst.fileno(), 0o555 if st.st_mode & 0o111 else 0o444)
+                dst.flush()
+                os.fsync(dst.fileno())  # durable before the file cache can link it elsewhere
             file_id = digest.hexdigest()
             if file_id in self._stored:
                 os.unlink(tmp)
@@ -204,9 +206,7 @@ class TraceWriter:
         os.fsync(self._events_fd)
         os.fsync(self._index_fd)
         os.fsync(self._names_fd)
-        for file_id in self._stored:  # nearly free for copies linked from the file cache
-            _fsync_path(self._files_dir / file_id)
-        _fsync_path(self._files_dir)
+        _fsync_path(self._files_dir)  # the files' names (their contents were synced when copied)
         _write_atomically(
             self.directory / L.COMPLETE_FILE,
             encode_complete(self._frames_written, self._events_size),
