@@ -47,7 +47,7 @@
 
 #include "preload.h"
 
-#define MAX_IO 65536        /* larger transfers are traced (records must fit the buffer) */
+#define MAX_IO (256 * 1024) /* larger transfers are traced (records must fit the 1 MiB buffer) */
 #define MAX_POLL_FDS 64
 #define MAX_PIECES 16       /* iovecs of readv and recvmsg */
 #define MAX_NAME 128        /* struct sockaddr_storage: the most an address takes */
