@@ -33,6 +33,7 @@ def test_follow_the_child_from_its_exec(forks: Recording, tmp_path: Path) -> Non
     second = s("continue")
     s("watch counter")
     watched = s("continue")
+    unwritten = s("reverse-continue")  # back over the write just reported
     back = s("reverse-continue")
     x_back = s("print x")
     counter_back = s("print counter")
@@ -45,6 +46,7 @@ def test_follow_the_child_from_its_exec(forks: Recording, tmp_path: Path) -> Non
     t.expect_re(first, r"Breakpoint 1, work \(x=1\)")
     t.expect_re(second, r"Breakpoint 1, work \(x=2\)")
     t.expect(watched, "Old value = 1", "New value = 3")
+    t.expect(unwritten, "Old value = 3", "New value = 1", "work (x=2)")
     t.expect_re(back, r"Breakpoint 1, work \(x=2\)")
     assert t.value(x_back) == "2" and t.value(counter_back) == "1", t.context(counter_back)
     t.expect(end, "SIGKILL", "_exit (status=status@entry=6)")

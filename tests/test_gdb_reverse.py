@@ -140,7 +140,9 @@ def test_reverse_watchpoint_walks_back_through_the_writes(
     s("watch counter")
     hits = [s("reverse-continue") for _ in range(4)]
     args = s("info args")
-    fwd = s("continue")
+    fwd = [s("continue") for _ in range(2)]
+    # back from a forward watchpoint stop: first over the write that stop reported
+    back = [s("reverse-continue") for _ in range(2)]
     start = s("reverse-continue")
     with replay_server(debuggee, tmp_path) as server:
         t = s.run_remote(server)
@@ -158,7 +160,12 @@ def test_reverse_watchpoint_walks_back_through_the_writes(
         )
         t.expect_line(index, L("counter-store"))
     t.expect(args, "delta = 1")
-    t.expect(fwd, "Old value = 0", "New value = 1", "add_to_counter (delta=1)")
+    t.expect(fwd[0], "Old value = 0", "New value = 1", "add_to_counter (delta=1)")
+    t.expect(fwd[1], "Old value = 1", "New value = 3", "add_to_counter (delta=2)")
+    for index, (old, new, delta) in zip(back, ((3, 1, 2), (1, 0, 1)), strict=True):
+        t.expect(index, f"Old value = {old}", f"New value = {new}",
+                 f"add_to_counter (delta={delta})")
+        t.expect_line(index, L("counter-store"))
     # before the first write: counter is never written again going back (static data)
     t.expect(start, HISTORY_START)
 

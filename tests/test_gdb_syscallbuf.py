@@ -14,11 +14,12 @@ from gdb_helpers import GdbScript, Recording, marked_lines, replay_server, requi
 pytestmark = requires_gdb
 
 
-def _recording(binary: Path, trace: Path, options: list[str]) -> Recording:
+def _recording(binary: Path, trace: Path, options: list[str],
+               name: str = "gdb_buffered", printed: bytes = b"total ") -> Recording:
     recorded = run_rrgdb(["record", *options, "-o", trace, "--", binary])
-    assert recorded.returncode == 0 and b"total " in recorded.stdout, describe(recorded)
-    source = PROGRAMS_DIR / "gdb_buffered.c"
-    return Recording("gdb_buffered", "O0", binary, source, trace, recorded.stdout, 0,
+    assert recorded.returncode == 0 and printed in recorded.stdout, describe(recorded)
+    source = PROGRAMS_DIR / f"{name}.c"
+    return Recording(name, "O0", binary, source, trace, recorded.stdout, 0,
                      marked_lines(source))
 
 
@@ -115,3 +116,47 @@ def test_watchpoint_sees_memory_a_syscall_wrote(tmp_path: Path) -> None:
         t.expect_re(backtrace, rf"in main \(\) at \S*gdb_buffered\.c:{rec.line('read')}")
         t.expect_line(changes[1], rec.line("store"))  # back to the store of i == 20
         t.expect_line(changes[2], rec.line("mix-call"))  # and forward over it again
+
+
+@pytest.mark.needs_syscallbuf
+def test_handlers_of_signals_a_buffered_unblock_lets_in(tmp_path: Path) -> None:
+    """buffered_masks raises SIGUSR1 while it is blocked and then unblocks it (a buffered
+    rt_sigprocmask, made again traced as it lets the signal in): gdb stops in the handler
+    at each delivery, forwards and backwards, with the same values whether the mask calls
+    were buffered or traced, and a watchpoint reversed finds the handler's store."""
+    binary = tmp_path / "buffered_masks"
+    compile_program(PROGRAMS_DIR / "buffered_masks.c", binary, "O0", ())
+    sessions = []
+    for options in ([], ["--no-syscallbuf"]):
+        rec = _recording(binary, tmp_path / f"trace{len(options)}", options,
+                         "buffered_masks", b"20 handled before unblocking returned")
+        s = GdbScript()
+        s("handle SIGUSR1 nostop noprint pass")
+        s("break on_usr1")
+        shown = []
+        for _ in range(3):
+            shown += [s("continue"), s("where-line"), s("print handled")]
+        shown += [s("reverse-continue"), s("where-line"), s("print handled")]
+        shown += [s("reverse-continue"), s("print handled")]
+        shown += [s("continue"), s("print handled")]
+        s("delete")
+        shown += [s("watch handled"), s("continue"), s("print handled"),
+                  s("reverse-continue"), s("reverse-continue"), s("where-line"),
+                  s("print handled")]
+        with replay_server(rec, tmp_path / f"log{len(options)}") as server:
+            t = s.run_remote(server)
+        assert t.returncode == 0, t.context()
+        sessions.append([_essence(t[index]) for index in shown])
+    with_buffer, without = sessions
+    assert with_buffer == without, "\n".join(
+        f"{a!r}\n  vs {b!r}" for a, b in zip(with_buffer, without, strict=True) if a != b)
+    joined = "\n".join(with_buffer)
+    # the three deliveries, then back to the second and the first, forward to the second
+    assert [with_buffer[i] for i in (2, 5, 8, 11, 13, 15)] == [
+        "= 0", "= 1", "= 2", "= 1", "= 0", "= 1"], joined
+    assert all(with_buffer[i].startswith("@@ on_usr1 ") for i in (1, 4, 7, 10)), joined
+    # the watchpoint: forward over the store of 2, back over it, then over the one of 1
+    assert "Old value = 1\nNew value = 2" in with_buffer[17], joined
+    assert "Old value = 2\nNew value = 1" in with_buffer[19], joined
+    assert "Old value = 1\nNew value = 0" in with_buffer[20], joined
+    assert with_buffer[21].startswith("@@ on_usr1 ") and with_buffer[22] == "= 0", joined

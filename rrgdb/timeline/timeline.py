@@ -448,6 +448,11 @@ class ReplayTimeline:
                 break
             stops += 1
             if self._at(end):
+                # a watchpoint that fires here (end follows its store: a forward watchpoint
+                # stop, or a stepi over the store) is the first the way back meets; a
+                # breakpoint at end is where we are, not a stop before it
+                if result.trap is Trap.WATCHPOINT:
+                    last = (stops, result)
                 break
             if result.trap is Trap.WATCHPOINT or (
                     result.trap is Trap.BREAKPOINT
