@@ -1,6 +1,6 @@
 """gdb on a multi-threaded replay (issue 6): threads are listed and selectable, stops name
 the thread that hit, each thread has its own registers and backtrace, `monitor real-tid`
-names a live thread, and reverse execution works across thread switches."""
+names a live thread, and reverse execution works across thread switches and exits."""
 
 from __future__ import annotations
 
@@ -50,3 +50,62 @@ def test_threads_in_gdb_forward_and_reverse(threads: Recording, tmp_path: Path) 
     t.expect(arg_back, f"(void *) {a}")
     assert t[stepped].strip() and t[unstepped].strip()
     assert t.expect_re(again, hit).group(1) == b, t.context(again)
+
+
+def test_threads_exit_and_the_process_ends_once(threads: Recording, tmp_path: Path) -> None:
+    """Workers that return are gone from the thread list; their exits are not stops (the
+    end of the recording is: the main thread's exit, once), and reverse execution goes
+    back across them to a worker."""
+    s = GdbScript()
+    s(f"break threads_mutex.c:{threads.line('report')}")
+    report = s("continue")
+    listing = s("info threads")
+    s("break work")
+    back = s("reverse-continue")
+    back_listing = s("info threads")
+    s("delete")
+    end = s("continue")
+    exited = s("continue")
+    with replay_server(threads, tmp_path) as server:
+        t = s.run_remote(server)
+    t.expect_re(report, r"Breakpoint 1, main \(\) at \S*threads_mutex\.c:"
+                        rf"{threads.line('report')}")
+    assert "SIGKILL" not in t[report] and "exited" not in t[report], t.context(report)
+    assert len(re.findall(r"Thread \d+\.\d+", t[listing])) == 1, t.context(listing)
+    # the last worker to start its loop (all four were live then)
+    t.expect_re(back, r"hit Breakpoint 2, work \(arg=0x\d\)")
+    assert len(re.findall(r"Thread \d+\.\d+", t[back_listing])) >= 2, t.context(back_listing)
+    t.expect(end, "SIGKILL")
+    t.expect_re(end, r"_exit")
+    t.expect(exited, "exited normally")
+
+
+
+def test_reverse_watchpoint_across_threads(tmp_path: Path) -> None:
+    """threads_watch: a worker stores 1, 2, 3 while main sleeps in a read, then main
+    stores 13. Forwards the watchpoint stops at each store in its thread; backwards it
+    undoes main's, then the worker's, stepping back in the thread that wrote (main, asleep
+    in the syscall buffer's code then, is not the thread to step)."""
+    rec = record_program("threads_watch", "O0", tmp_path / "recording")
+    assert rec.status == 0 and b"shared=13" in rec.stdout, rec
+    s = GdbScript()
+    s("break main")
+    s("continue")
+    s("delete")
+    s("watch shared")
+    forward = [s("continue") for _ in range(4)]
+    back = []
+    for _ in range(3):
+        back += [s("reverse-continue"), s("print shared")]
+    with replay_server(rec, tmp_path) as server:
+        t = s.run_remote(server)
+    for index, (old, new) in zip(forward, [(0, 1), (1, 2), (2, 3), (3, 13)], strict=True):
+        t.expect(index, f"Old value = {old}", f"New value = {new}")
+    t.expect_re(forward[3], r"main \(\)")
+    for index, printed, (old, new) in zip(back[::2], back[1::2], [(13, 3), (3, 2), (2, 1)],
+                                          strict=True):
+        t.expect(index, f"Old value = {old}", f"New value = {new}")
+        assert t.value(printed) == str(new), t.context(printed)
+    t.expect_line(back[0], rec.line("main-store"))
+    t.expect_re(back[2], r"in worker \(")
+    t.expect_line(back[2], rec.line("worker-store"))

@@ -372,7 +372,8 @@ class ReplaySession:
             self._check_regs(task, frame)  # it stays arrived: its SyscallFrame comes later
             self.applied += 1
             return Interruption(Trap.STEP, tid=tid) if step else None
-        if isinstance(frame, ExitFrame) and self.stop_at_end and followed:
+        if (isinstance(frame, ExitFrame) and self.stop_at_end and followed
+                and self._ends_process(task, frame)):
             self.stop_at_end = False
             return Interruption(Trap.END, tid=tid)
         if (isinstance(frame, SignalFrame) and self.stop_at_signals and followed
@@ -836,6 +837,16 @@ class ReplaySession:
         original = blocked_signals(task.tid)
         inject(task, "rt_sigprocmask", SIG_SETMASK, pointer, 0, 8)
         return original.to_bytes(8, "little")
+
+    def _ends_process(self, task: Task, frame: ExitFrame) -> bool:
+        """Whether the exit task is at ends its process: it is the last thread, or it takes
+        the others with it (exit_group, a fatal signal). A thread's own exit does not."""
+        if not any(t.tgid == task.tgid and t is not task for t in self.tasks.values()):
+            return True
+        if task.tgid in self._group_exits:
+            return False  # a sibling's exit_group ended the process: that was its end
+        return (os.WIFSIGNALED(frame.status) or bool(self._signals.get(frame.tid))
+                or task.regs().syscallno == NUMBERS["exit_group"])
 
     def _apply_exit(self, task: Task, frame: ExitFrame) -> None:
         group_exit = True

@@ -409,6 +409,7 @@ class ReplayTimeline:
                 hits, result = found
                 self._replay_scan_to(cp, end, hits)
                 if result.trap is Trap.WATCHPOINT:
+                    self._note_thread(_outcome(result))  # step back in the writing thread
                     self._reverse_stepi(keep_window=False)
                     return Outcome("watchpoint", watch=result.watch, tid=result.tid)
                 return _outcome(result)

@@ -32,6 +32,6 @@ int main(void) {
         pthread_create(&threads[i], NULL, work, (void *)i);
     for (int i = 0; i < THREADS; i++)
         pthread_join(threads[i], NULL);
-    printf("counter=%ld\norder=%.80s...\n", counter, order);
+    printf("counter=%ld\norder=%.80s...\n", counter, order); /* L:report */
     return 0;
 }
