@@ -136,6 +136,7 @@ class ReplayState:
     exit_status: int | None
     buffered: int  # bytes of flushed records the main thread has still to use up (-1: none)
     tid: int  # the recorded tid of the one task snapshot
+    seen: bool  # its position was a stop reported to the caller (see ReplaySession._seen)
 
 
 def write_to_fd(stream: int, data: bytes) -> None:
@@ -174,6 +175,10 @@ class ReplaySession:
         self.stop_at_signals = False  # report Trap.SIGNAL before delivering a signal
         self.stop_at_exec = False  # report Trap.EXEC after the followed process's exec
         self._signal_reported = -1  # frame index whose signal was reported already
+        # the thread whose position is the last stop advance() reported (0: none since it
+        # or an event moved on): resuming from there steps over a breakpoint at its pc;
+        # anywhere else a breakpoint at the pc is a hit before the thread runs
+        self._seen = 0
         self.interrupt_requested = threading.Event()
         self._running: Task | None = None  # the task resumed right now, if any
         self.interruptible = False  # whether interrupt() may stop a running tracee
@@ -287,7 +292,7 @@ class ReplaySession:
         """The state that goes with snapshot() (one task live)."""
         tid = next(iter(self.tasks))
         return ReplayState(self.applied, self._signals.get(tid, 0), self.exit_status,
-                           self._buffered.get(tid, -1), tid)
+                           self._buffered.get(tid, -1), tid, self._seen == tid)
 
     @property
     def can_snapshot(self) -> bool:
@@ -320,6 +325,7 @@ class ReplaySession:
         self._group_exits.clear()
         self._buffered = {state.tid: state.buffered} if state.buffered >= 0 else {}
         self._signal_reported = -1
+        self._seen = state.tid if state.seen else 0
         if followed:
             self.breakpoints.reinsert(task)
             self.breakpoints.apply_debug_registers(task)
@@ -329,6 +335,11 @@ class ReplaySession:
         """Replays the next event, unless a breakpoint, watchpoint or (with step) the end
         of one instruction interrupts the arrival. A completed single step that ends
         with an event (a syscall instruction) also returns Trap.STEP."""
+        result = self._advance(step)
+        self._seen = result.tid if result is not None else 0
+        return result
+
+    def _advance(self, step: bool) -> Interruption | None:
         frame = self.frames[self.applied] if self.applied < len(self.frames) else None
         if frame is None:
             if not self.reader.complete:
@@ -353,9 +364,15 @@ class ReplaySession:
                 break
             rip = task.regs().rip if followed else 0
             over_breakpoint = followed and rip in self.breakpoints.software
+            if over_breakpoint and self._seen != tid:
+                # here without executing the int3: an event put the thread here (a
+                # handler's entry, a sigreturn, the instruction after a syscall) or it was
+                # stopped here by something else; the CPU would hit the breakpoint next
+                return Interruption(Trap.BREAKPOINT, tid=tid)
             if over_breakpoint:
                 self.breakpoints.lift_one(task, rip)
             stop = self._run(tid, task, step or over_breakpoint)
+            self._seen = 0  # it moved
             if over_breakpoint:
                 self.breakpoints.reinsert(task)
             trap = self._classify(task, stop, frame, step)
