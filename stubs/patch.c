@@ -17,7 +17,7 @@
 #include <string.h>
 
 #define MAX_SITES 512
-#define TRAMPOLINE_SIZE 64
+#define TRAMPOLINE_SIZE 128 /* a power of two: the unwind information finds a slot's start */
 #define NEAR 0x7ff00000L /* a rel32 reaches this far */
 /* Bytes below the stack pointer the hook clears after rrgdb_buffered() returns: its
  * frames hold record- or replay-only values (in_replay branches), and preemption points
@@ -126,6 +126,52 @@ void rrgdb_syscall_hook(void);
 TRACED_STUB(rrgdb_traced_cmp4096, -4096);
 TRACED_STUB(rrgdb_traced_cmp4095, -4095);
 
+/* The trampolines: MAX_SITES slots of this library's own code (16 pages of int3 until the
+ * constructor writes them, see write_trampoline), so that a debugger finds a symbol and
+ * unwind information there: `next` over a patched site steps over its trampoline as over
+ * a call, and a backtrace from inside one reaches the program. Every slot has the same
+ * layout, so one set of rules describes them all: the CFA is the stack pointer plus what
+ * the slot has pushed or skipped so far (0, then the red zone, then the resume address,
+ * then 0 again), and the caller resumes at the site's end, which the rule reads from the
+ * slot's `lea <end>(%rip),%r11` (rel32 at +8, relative to +12): slot = pc & -128, then
+ * slot + 12 + the sign-extended rel32 (DW_CFA_val_expression for rip, register 16). */
+#define TRAMPOLINE_CFI_RIP                                                                 \
+    ".cfi_escape 0x16,0x10,25,"     /* DW_CFA_val_expression rip, 25 bytes: */            \
+    "0x80,0x00,0x09,0x80,0x1a,"     /* breg16 0; const1s -128; and: the slot */           \
+    "0x12,0x23,0x08,0x94,0x04,"     /* dup; plus_uconst 8; deref_size 4: the rel32 */     \
+    "0x0c,0,0,0,0x80,0x27,"         /* const4u 2^31; xor */                               \
+    "0x0c,0,0,0,0x80,0x1c,"         /* const4u 2^31; minus: sign-extended */              \
+    "0x22,0x23,0x0c\n"              /* plus; plus_uconst 12 */
+__asm__(".pushsection .text.rrgdb_trampolines,\"ax\",@progbits\n"
+        ".balign 4096\n"
+        ".globl rrgdb_trampolines\n"
+        ".hidden rrgdb_trampolines\n"
+        ".type rrgdb_trampolines,@function\n"
+        "rrgdb_trampolines:\n"
+        ".rept " RRGDB_STR(MAX_SITES) "\n"
+        "    .cfi_startproc simple\n"
+        "    .cfi_def_cfa %rsp, 0\n"
+        "    " TRAMPOLINE_CFI_RIP
+        "    .fill 5,1,0xcc\n"   /* 0: lea -128(%rsp),%rsp */
+        "    .cfi_def_cfa_offset 128\n"
+        "    .fill 9,1,0xcc\n"   /* 5: lea <end>(%rip),%r11; 12: push %r11 */
+        "    .cfi_def_cfa_offset 136\n"
+        "    .fill 20,1,0xcc\n"  /* 14: the site's mov or xor, nops; 19: call the hook;
+                                   24: jrcxz 52f; 26: lea 136(%rsp),%rsp */
+        "    .cfi_def_cfa_offset 0\n"
+        "    .fill 18,1,0xcc\n"  /* 34: lea <after>(%rip),%rcx; 41: cmp or nops;
+                                   47: jmp <end> */
+        "    .cfi_def_cfa_offset 136\n"
+        "    .fill 8,1,0xcc\n"   /* 52: not buffered: jmp <traced stub>, or (MOV)
+                                   lea 136(%rsp),%rsp */
+        "    .cfi_def_cfa_offset 0\n"
+        "    .fill 68,1,0xcc\n"  /* 60: (MOV) jmp <the site's syscall> */
+        "    .cfi_endproc\n"
+        ".endr\n"
+        ".size rrgdb_trampolines, .-rrgdb_trampolines\n"
+        ".popsection\n");
+__attribute__((visibility("hidden"))) extern uint8_t rrgdb_trampolines[];
+
 /* A syscall from C (the exported wrappers): buffered through the hook, else traced. */
 static long hooked(long nr, long a, long b, long c, long d, long e, long f)
 {
@@ -186,7 +232,8 @@ static const uint8_t prefix[] = {[MOV] = 5, [XOR] = 2, [CMP] = 0}; /* before the
  * a jump to it from elsewhere still makes the syscall. */
 static const uint8_t rewritten[] = {[MOV] = 5, [XOR] = 10, [CMP] = 8};
 static const char *const filler[] = {[0] = "", [3] = "\x0f\x1f\x00",
-                                     [5] = "\x0f\x1f\x44\0\0"}; /* nops, by length */
+                                     [5] = "\x0f\x1f\x44\0\0",
+                                     [6] = "\x66\x0f\x1f\x44\0\0"}; /* nops, by length */
 
 static struct site sites[MAX_SITES];
 static size_t site_count;
@@ -304,46 +351,35 @@ static uint8_t *emit_rel32(uint8_t *t, const uint8_t *target)
     return emit(t, &rel, 4);
 }
 
-/* The trampolines' page starts with the addresses they jump to in this library. */
-struct page_header {
-    void (*hook)(void);
-    void (*traced_cmp4096)(void);
-    void (*traced_cmp4095)(void);
-    void *unused;
-};
-
-/* The trampoline of site s at t (see rrgdb_syscall_hook for the stack it sets up). */
-static void write_trampoline(uint8_t *t, const struct site *s, uint8_t *page)
+/* The trampoline of site s at t (see rrgdb_trampolines for its layout, and
+ * rrgdb_syscall_hook for the stack it sets up). */
+static void write_trampoline(uint8_t *t, const struct site *s)
 {
-    const struct page_header *header = (const struct page_header *)page;
     uint8_t *after = s->at + prefix[s->kind] + 2; /* where the syscall returned to */
     uint8_t *end = s->at + length[s->kind];
-    int cmp = s->kind != MOV;                     /* the site's cmp was replaced too */
     t = emit(t, "\x48\x8d\x64\x24\x80", 5);       /* lea -128(%rsp),%rsp */
     t = emit(t, "\x4c\x8d\x1d", 3);               /* lea <end>(%rip),%r11 */
     t = emit_rel32(t, end);
     t = emit(t, "\x41\x53", 2);                   /* push %r11 */
     t = emit(t, s->at, prefix[s->kind]);          /* the site's mov (or xor) to eax */
-    t = emit(t, "\xff\x15", 2);                   /* call *hook(%rip) */
-    t = emit_rel32(t, (const uint8_t *)&header->hook);
-    t = emit(t, "\xe3", 1);                       /* jrcxz 1f (not buffered) */
-    uint8_t skip = 8 + 7 + (cmp ? 6 : 0) + 5;
-    t = emit(t, &skip, 1);
+    t = emit(t, filler[5 - prefix[s->kind]], 5 - prefix[s->kind]);
+    t = emit(t, "\xe8", 1);                       /* call rrgdb_syscall_hook */
+    t = emit_rel32(t, (const uint8_t *)rrgdb_syscall_hook);
+    t = emit(t, "\xe3\x1a", 2);                   /* jrcxz 52f (not buffered) */
     t = emit(t, "\x48\x8d\xa4\x24\x88\0\0\0", 8); /* lea 136(%rsp),%rsp */
     t = emit(t, "\x48\x8d\x0d", 3);               /* lea <after>(%rip),%rcx */
     t = emit_rel32(t, after);
-    if (cmp)
-        t = emit(t, after, 6);                    /* cmp $-4096 (or -4095),%rax */
+    t = emit(t, s->kind != MOV ? (const char *)after : filler[6], 6); /* the site's cmp */
     t = emit(t, "\xe9", 1);                       /* jmp <end> */
     t = emit_rel32(t, end);
-    if (s->kind == MOV) {                         /* 1: the site kept its syscall */
+    if (s->kind == MOV) {                         /* 52: the site kept its syscall */
         t = emit(t, "\x48\x8d\xa4\x24\x88\0\0\0", 8); /* lea 136(%rsp),%rsp */
         t = emit(t, "\xe9", 1);                   /* jmp <the syscall> */
         emit_rel32(t, s->at + 5);
-    } else {                                      /* 1: jmp *traced_cmp409N(%rip) */
-        t = emit(t, "\xff\x25", 2);
-        emit_rel32(t, (const uint8_t *)(after[2] ? &header->traced_cmp4095
-                                                 : &header->traced_cmp4096));
+    } else {                                      /* 52: jmp <rrgdb_traced_cmp409N> */
+        t = emit(t, "\xe9", 1);
+        emit_rel32(t, (const uint8_t *)(after[2] ? rrgdb_traced_cmp4095
+                                                 : rrgdb_traced_cmp4096));
     }
 }
 
@@ -396,7 +432,7 @@ static void write_jumps(const struct text *text, uint8_t *t)
 }
 
 /* Patches the syscall sites of libc and of the dynamic loader (dlopen: openat, read,
- * fstat, close), with one page of trampolines (see the top of this file). Gives up,
+ * fstat, close), with a trampoline each in rrgdb_trampolines. Gives up,
  * leaving the code as it is, if anything does not fit. */
 static void patch_syscall_sites(void)
 {
@@ -411,27 +447,17 @@ static void patch_syscall_sites(void)
     }
     if (!site_count)
         return;
-    size_t page_size = 4096;
-    size_t header = sizeof(struct page_header);
-    size_t size = (header + site_count * TRAMPOLINE_SIZE + page_size - 1) & ~(page_size - 1);
-    long got = traced(SYS_mmap, 0, (long)size, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (got < 0 && got > -4096)
-        return;
-    uint8_t *page = (uint8_t *)got;
-    for (size_t i = 0; i < objects; i++) {
-        if (texts[i].count && (!near(page, texts[i].end) || !near(page + size, texts[i].start))) {
-            traced(SYS_munmap, got, (long)size, 0, 0, 0, 0);
+    uint8_t *area = rrgdb_trampolines;
+    long size = MAX_SITES * TRAMPOLINE_SIZE; /* whole pages, page-aligned */
+    for (size_t i = 0; i < objects; i++)
+        if (texts[i].count && (!near(area, texts[i].end) || !near(area + size, texts[i].start)))
             return;
-        }
-    }
-    struct page_header addresses = {rrgdb_syscall_hook, rrgdb_traced_cmp4096,
-                                    rrgdb_traced_cmp4095, NULL};
-    copy(page, &addresses, sizeof addresses);
+    if (traced(SYS_mprotect, (long)area, size, PROT_READ | PROT_WRITE | PROT_EXEC, 0, 0, 0) != 0)
+        return;
     for (size_t i = 0; i < site_count; i++)
-        write_trampoline(page + header + i * TRAMPOLINE_SIZE, &sites[i], page);
-    traced(SYS_mprotect, got, (long)size, PROT_READ | PROT_EXEC, 0, 0, 0);
+        write_trampoline(area + i * TRAMPOLINE_SIZE, &sites[i]);
+    traced(SYS_mprotect, (long)area, size, PROT_READ | PROT_EXEC, 0, 0, 0);
     for (size_t i = 0; i < objects; i++)
         if (texts[i].count)
-            write_jumps(&texts[i], page + header + texts[i].first * TRAMPOLINE_SIZE);
+            write_jumps(&texts[i], area + texts[i].first * TRAMPOLINE_SIZE);
 }

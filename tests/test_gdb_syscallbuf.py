@@ -14,12 +14,12 @@ from gdb_helpers import GdbScript, Recording, marked_lines, replay_server, requi
 pytestmark = requires_gdb
 
 
-def _recording(binary: Path, trace: Path, options: list[str],
-               name: str = "gdb_buffered", printed: bytes = b"total ") -> Recording:
+def _recording(binary: Path, trace: Path, options: list[str], name: str = "gdb_buffered",
+               printed: bytes = b"total ", status: int = 0) -> Recording:
     recorded = run_rrgdb(["record", *options, "-o", trace, "--", binary])
-    assert recorded.returncode == 0 and printed in recorded.stdout, describe(recorded)
+    assert recorded.returncode == status and printed in recorded.stdout, describe(recorded)
     source = PROGRAMS_DIR / f"{name}.c"
-    return Recording(name, "O0", binary, source, trace, recorded.stdout, 0,
+    return Recording(name, "O0", binary, source, trace, recorded.stdout, status,
                      marked_lines(source))
 
 
@@ -160,3 +160,49 @@ def test_handlers_of_signals_a_buffered_unblock_lets_in(tmp_path: Path) -> None:
     assert "Old value = 2\nNew value = 1" in with_buffer[19], joined
     assert "Old value = 1\nNew value = 0" in with_buffer[20], joined
     assert with_buffer[21].startswith("@@ on_usr1 ") and with_buffer[22] == "= 0", joined
+
+
+@pytest.mark.needs_syscallbuf
+def test_stepping_through_a_patched_libc_function(tmp_path: Path) -> None:
+    """libc's write() jumps to a trampoline in the buffer's library instead of making its
+    syscall: `step` into it and `next` through it go where they go without the buffer
+    (the trampolines have a symbol and unwind information, so gdb steps over them as
+    over a call), and from inside one the backtrace reaches write and `finish` returns
+    to it."""
+    binary = tmp_path / "gdb_debuggee"
+    compile_program(PROGRAMS_DIR / "gdb_debuggee.c", binary, "O0", ())
+    sessions = []
+    for options in ([], ["--no-syscallbuf"]):
+        rec = _recording(binary, tmp_path / f"trace{len(options)}", options,
+                         "gdb_debuggee", b"done", 42)
+        s = GdbScript()
+        s(f"break gdb_debuggee.c:{rec.line('write')}")
+        shown = [s("continue"), s("step"), s("where-line")]
+        for _ in range(3):
+            shown += [s("next"), s("where-line")]
+        shown += [s("reverse-next"), s("where-line"), s("reverse-step"), s("where-line")]
+        with replay_server(rec, tmp_path / f"log{len(options)}") as server:
+            t = s.run_remote(server)
+        assert t.returncode == 0, t.context()
+        sessions.append([_essence(t[index]) for index in shown])
+    with_buffer, without = sessions
+    assert with_buffer == without, "\n".join(
+        f"{a!r}\n  vs {b!r}" for a, b in zip(with_buffer, without, strict=True) if a != b)
+    joined = "\n".join(with_buffer)
+    assert with_buffer[2].startswith("@@ __GI___libc_write "), joined
+    assert with_buffer[4] == f"@@ main {rec.line('write') + 1}", joined  # over the write
+
+    s = GdbScript()
+    s(f"break gdb_debuggee.c:{rec.line('write')}")
+    s("continue")
+    s("step")
+    s("stepi 4")
+    inside = s("bt 3")
+    finished = s("finish")
+    buffered = _recording(binary, tmp_path / "trace-again", [], "gdb_debuggee", b"done", 42)
+    with replay_server(buffered, tmp_path / "log-inside") as server:
+        t = s.run_remote(server)
+    t.expect_re(inside, r"#0 .* in rrgdb_trampolines \(\)")
+    t.expect_re(inside, r"#1 .* in __GI___libc_write \(")
+    t.expect_re(inside, r"#2 .* in main \(\)")
+    t.expect_re(finished, r"in __GI___libc_write \(")

@@ -296,8 +296,8 @@ def test_reverse_execution_from_the_end_of_history(long_trace: Path) -> None:
             client.handshake()
             assert client.request(b"c").startswith(b"T09")
             back = client.request(b"bs")
-            assert back.startswith(b"T"), back
+            assert back.startswith(b"T"), (back, server.output())
             back = client.request(b"bc")
-            assert back.startswith(b"T") and b"replaylog:begin" in back, back
+            assert back.startswith(b"T") and b"replaylog:begin" in back, (back, server.output())
         wait_for_no_tracee(server)
 
