@@ -46,10 +46,20 @@ def _session(rec: Recording, logdir: Path) -> list[str]:
               s("print i"), s("print got")]
     s("delete")
     shown += [s("continue")]
+    return _shown(s, shown, rec, logdir)
+
+
+def _shown(s: GdbScript, shown: list[int], rec: Recording, logdir: Path) -> list[str]:
+    """The essence of what the commands numbered in shown printed, against rec."""
     with replay_server(rec, logdir) as server:
         t = s.run_remote(server)
     assert t.returncode == 0, t.context()
     return [_essence(t[index]) for index in shown]
+
+
+def _assert_same(with_buffer: list[str], without: list[str]) -> None:
+    assert with_buffer == without, "\n".join(
+        f"{a!r}\n  vs {b!r}" for a, b in zip(with_buffer, without, strict=True) if a != b)
 
 
 def _essence(output: str) -> str:
@@ -71,9 +81,7 @@ def test_gdb_behaves_the_same_with_and_without_the_buffer(tmp_path: Path) -> Non
     assert reads and int(reads.group(2)) >= 50, stats  # the loop's reads did not trap
 
     with_buffer = _session(buffered, tmp_path / "log-buffered")
-    without = _session(traced, tmp_path / "log-traced")
-    assert with_buffer == without, "\n".join(
-        f"{a!r}\n  vs {b!r}" for a, b in zip(with_buffer, without, strict=True) if a != b)
+    _assert_same(with_buffer, _session(traced, tmp_path / "log-traced"))
 
     # and what they agree on is right
     joined = "\n".join(with_buffer)
@@ -143,13 +151,9 @@ def test_handlers_of_signals_a_buffered_unblock_lets_in(tmp_path: Path) -> None:
         shown += [s("watch handled"), s("continue"), s("print handled"),
                   s("reverse-continue"), s("reverse-continue"), s("where-line"),
                   s("print handled")]
-        with replay_server(rec, tmp_path / f"log{len(options)}") as server:
-            t = s.run_remote(server)
-        assert t.returncode == 0, t.context()
-        sessions.append([_essence(t[index]) for index in shown])
+        sessions.append(_shown(s, shown, rec, tmp_path / f"log{len(options)}"))
     with_buffer, without = sessions
-    assert with_buffer == without, "\n".join(
-        f"{a!r}\n  vs {b!r}" for a, b in zip(with_buffer, without, strict=True) if a != b)
+    _assert_same(with_buffer, without)
     joined = "\n".join(with_buffer)
     # the three deliveries, then back to the second and the first, forward to the second
     assert [with_buffer[i] for i in (2, 5, 8, 11, 13, 15)] == [
@@ -181,13 +185,9 @@ def test_stepping_through_a_patched_libc_function(tmp_path: Path) -> None:
         for _ in range(3):
             shown += [s("next"), s("where-line")]
         shown += [s("reverse-next"), s("where-line"), s("reverse-step"), s("where-line")]
-        with replay_server(rec, tmp_path / f"log{len(options)}") as server:
-            t = s.run_remote(server)
-        assert t.returncode == 0, t.context()
-        sessions.append([_essence(t[index]) for index in shown])
+        sessions.append(_shown(s, shown, rec, tmp_path / f"log{len(options)}"))
     with_buffer, without = sessions
-    assert with_buffer == without, "\n".join(
-        f"{a!r}\n  vs {b!r}" for a, b in zip(with_buffer, without, strict=True) if a != b)
+    _assert_same(with_buffer, without)
     joined = "\n".join(with_buffer)
     assert with_buffer[2].startswith("@@ __GI___libc_write "), joined
     assert with_buffer[4] == f"@@ main {rec.line('write') + 1}", joined  # over the write
