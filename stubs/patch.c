@@ -33,6 +33,11 @@
  * rax = the result, rcx = 1, r11 = rflags. Not buffered: rcx = 0, for the caller to make
  * the syscall itself. Every other register is kept.
  *
+ * The saved flags leave the trap flag out: a debugger single-stepping here (replay's
+ * reverse-stepi) would otherwise leave a stack word that differs from the one of a run
+ * without steps, and replay finds moments again by their registers and stack. popfq then
+ * clears TF, which still ends the step it is in.
+ *
  * Its unwind information (CFI) skips the trampoline: the caller's frame is the function
  * that made the syscall, at the pushed address, with its own stack pointer. So a
  * debugger's backtrace from inside the buffer's code, and an unwind (pthread_cancel, C++
@@ -47,6 +52,7 @@ __asm__(".text\n"
         "    .cfi_offset %rip, -136\n"
         "    pushfq\n"
         "    .cfi_adjust_cfa_offset 8\n"
+        "    andq $-257,(%rsp)\n" /* the saved copy without TF: see below */
         "    push %rbp\n"
         "    .cfi_adjust_cfa_offset 8\n"
         "    .cfi_offset %rbp, -160\n"

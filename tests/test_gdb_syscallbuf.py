@@ -206,3 +206,30 @@ def test_stepping_through_a_patched_libc_function(tmp_path: Path) -> None:
     t.expect_re(inside, r"#1 .* in __GI___libc_write \(")
     t.expect_re(inside, r"#2 .* in main \(\)")
     t.expect_re(finished, r"in __GI___libc_write \(")
+
+
+@pytest.mark.needs_syscallbuf
+def test_stepping_back_into_the_buffers_hook(tmp_path: Path) -> None:
+    """Stopped (by a breakpoint) in the buffer's dispatcher, reverse-stepi goes back into
+    the hook that called it and stepi comes back. The replay finds a moment again by its
+    registers and stack, and the stack holds the flags the hook saved (pushfq): they must
+    not carry the trap flag when the hook is single-stepped, or the moment reached by
+    stepping never matches the one reached by running."""
+    binary = tmp_path / "gdb_debuggee"
+    compile_program(PROGRAMS_DIR / "gdb_debuggee.c", binary, "O0", ())
+    rec = _recording(binary, tmp_path / "trace", [], "gdb_debuggee", b"done", 42)
+    s = GdbScript()
+    s(f"break gdb_debuggee.c:{rec.line('write')}")
+    s("continue")
+    s("break rrgdb_buffered")
+    hit = s("continue")
+    at = s("print/x $pc")
+    back = s("reverse-stepi")
+    at_back = s("print/x $pc")
+    s("stepi")
+    again = s("print/x $pc")
+    with replay_server(rec, tmp_path / "log") as server:
+        t = s.run_remote(server)
+    t.expect(hit, "rrgdb_buffered")
+    t.expect(back, "rrgdb_syscall_hook")
+    assert t.value(at_back) != t.value(at) and t.value(again) == t.value(at), t.context()
