@@ -109,3 +109,27 @@ def test_reverse_watchpoint_across_threads(tmp_path: Path) -> None:
     t.expect_line(back[0], rec.line("main-store"))
     t.expect_re(back[2], r"in worker \(")
     t.expect_line(back[2], rec.line("worker-store"))
+
+
+def test_reverse_stepi_right_after_a_syscall_that_others_ran_past(tmp_path: Path) -> None:
+    """threads_watch's main thread sleeps in read() (made again traced from the buffer's
+    stub when it blocks) while the worker runs: stopped just after that syscall, with the
+    worker's events recorded since, reverse-stepi goes back to the syscall instruction
+    (the main thread's own previous event, not the worker's) and stepi forward again."""
+    rec = record_program("threads_watch", "O0", tmp_path / "recording")
+    assert rec.status == 0 and b"shared=13" in rec.stdout, rec
+    s = GdbScript()
+    s("break main")
+    s("continue")
+    s("break *rrgdb_traced_cmp4096+2")
+    hit = s("continue")
+    at = s("print/x $pc")
+    s("reverse-stepi")
+    at_back = s("print/x $pc")
+    s("stepi")
+    again = s("print/x $pc")
+    with replay_server(rec, tmp_path) as server:
+        t = s.run_remote(server)
+    t.expect_re(hit, r"Thread 1 .* hit Breakpoint 2, .* in rrgdb_traced_cmp4096")
+    assert int(t.value(at_back), 16) == int(t.value(at), 16) - 2, t.context()
+    assert t.value(again) == t.value(at), t.context()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from rrgdb.replay.session import (
     Trap,
     write_to_fd,
 )
+from rrgdb.trace import FlushFrame, SyscallEntryFrame, SyscallFrame
 
 CHECKPOINT_EVERY_SECONDS = 0.25  # of forward replay
 CHECKPOINT_EVERY_EVENTS = 2000
@@ -522,15 +524,17 @@ class ReplayTimeline:
             session.advance()
         if self._at(end):
             boundary_is_end = True
-            # the instruction before is the previous event's: step through that interval
-            if target_event <= 1:
+            # the instruction before is the one that made the thread's previous event:
+            # step through that interval
+            previous = self._previous_event(end.tid or session.main_tid, target_event)
+            if previous is None:
                 return None
-            prev = self._checkpoint_before(Mark(target_event - 1, b"", False))
+            prev = self._checkpoint_before(Mark(previous, b"", False))
             if prev is None:
                 return None
             self._resume_from(prev)
             self._set_internal(set(), user=False)
-            while session.applied < target_event - 1:
+            while session.applied < previous:
                 session.advance()
         boundary = session.applied
         owned = session.can_snapshot  # with threads live, restart from the checkpoint
@@ -562,6 +566,21 @@ class ReplayTimeline:
             if session.applied > end.applied:
                 raise RuntimeError(f"lost position at event {end.applied} (pc {end.pc:#x})")
         return window
+
+    def _previous_event(self, tid: int, before: int) -> int | None:
+        """The index of the thread's last event before `before` that its own instructions
+        led to: a syscall (its entry, if the entry was an event of its own), a signal,
+        an rdtsc. Other threads' events and the thread's flushes move it nowhere."""
+        frames = self.session.frames
+        own = list(itertools.islice(
+            (i for i in range(before - 1, 0, -1)
+             if frames[i].tid == tid and not isinstance(frames[i], FlushFrame)), 2))
+        if not own:
+            return None
+        if (len(own) == 2 and isinstance(frames[own[0]], SyscallFrame)
+                and isinstance(frames[own[1]], SyscallEntryFrame)):
+            return own[1]
+        return own[0]
 
     def _to_boundary(self, cp: Checkpoint, boundary: int) -> None:
         """From cp, replays whole events (no breakpoints) up to event boundary."""
