@@ -81,13 +81,18 @@ def test_threads_exit_and_the_process_ends_once(threads: Recording, tmp_path: Pa
 
 
 
-def test_reverse_watchpoint_across_threads(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def watch_threads(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    rec = record_program("threads_watch", "O0", tmp_path_factory.mktemp("gdb-threads-watch"))
+    assert rec.status == 0 and b"shared=13" in rec.stdout, rec
+    return rec
+
+
+def test_reverse_watchpoint_across_threads(watch_threads: Recording, tmp_path: Path) -> None:
     """threads_watch: a worker stores 1, 2, 3 while main sleeps in a read, then main
     stores 13. Forwards the watchpoint stops at each store in its thread; backwards it
     undoes main's, then the worker's, stepping back in the thread that wrote (main, asleep
     in the syscall buffer's code then, is not the thread to step)."""
-    rec = record_program("threads_watch", "O0", tmp_path / "recording")
-    assert rec.status == 0 and b"shared=13" in rec.stdout, rec
     s = GdbScript()
     s("break main")
     s("continue")
@@ -97,7 +102,7 @@ def test_reverse_watchpoint_across_threads(tmp_path: Path) -> None:
     back = []
     for _ in range(3):
         back += [s("reverse-continue"), s("print shared")]
-    with replay_server(rec, tmp_path) as server:
+    with replay_server(watch_threads, tmp_path) as server:
         t = s.run_remote(server)
     for index, (old, new) in zip(forward, [(0, 1), (1, 2), (2, 3), (3, 13)], strict=True):
         t.expect(index, f"Old value = {old}", f"New value = {new}")
@@ -106,18 +111,17 @@ def test_reverse_watchpoint_across_threads(tmp_path: Path) -> None:
                                           strict=True):
         t.expect(index, f"Old value = {old}", f"New value = {new}")
         assert t.value(printed) == str(new), t.context(printed)
-    t.expect_line(back[0], rec.line("main-store"))
+    t.expect_line(back[0], watch_threads.line("main-store"))
     t.expect_re(back[2], r"in worker \(")
-    t.expect_line(back[2], rec.line("worker-store"))
+    t.expect_line(back[2], watch_threads.line("worker-store"))
 
 
-def test_reverse_stepi_right_after_a_syscall_that_others_ran_past(tmp_path: Path) -> None:
+def test_reverse_stepi_right_after_a_syscall_that_others_ran_past(
+        watch_threads: Recording, tmp_path: Path) -> None:
     """threads_watch's main thread sleeps in read() (made again traced from the buffer's
     stub when it blocks) while the worker runs: stopped just after that syscall, with the
     worker's events recorded since, reverse-stepi goes back to the syscall instruction
     (the main thread's own previous event, not the worker's) and stepi forward again."""
-    rec = record_program("threads_watch", "O0", tmp_path / "recording")
-    assert rec.status == 0 and b"shared=13" in rec.stdout, rec
     s = GdbScript()
     s("break main")
     s("continue")
@@ -128,7 +132,7 @@ def test_reverse_stepi_right_after_a_syscall_that_others_ran_past(tmp_path: Path
     at_back = s("print/x $pc")
     s("stepi")
     again = s("print/x $pc")
-    with replay_server(rec, tmp_path) as server:
+    with replay_server(watch_threads, tmp_path) as server:
         t = s.run_remote(server)
     t.expect_re(hit, r"Thread 1 .* hit Breakpoint 2, .* in rrgdb_traced_cmp4096")
     assert int(t.value(at_back), 16) == int(t.value(at), 16) - 2, t.context()
