@@ -10,6 +10,7 @@ from rrgdb import native
 from rrgdb.kernel.address_space import SYSCALL_BUFFER_ADDR
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
+from rrgdb.syscall_numbers import NUMBERS
 
 BUFFER_ADDR = SYSCALL_BUFFER_ADDR
 POS = BUFFER_ADDR  # u32: bytes of records written (record) or consumed (replay)
@@ -25,7 +26,6 @@ _NO_MASK_BYTES = NO_MASK.to_bytes(8, "little")
 PREFIX = 8  # a FlushFrame's data: trap_at (u32), reserved (u32), then the records
 UNTRACED_STUB = 0x70000010  # `syscall; ret` in the scratch page; seccomp lets it through
 PR_SET_SECCOMP = 22
-RT_SIGPROCMASK = 14
 ABANDONED = -512  # ERESTARTSYS, which user space never sees: "retry this call traced"
 _RESTART_CODES = {-512, -513, -514, -516}  # ERESTARTSYS, -NOINTR, -NOHAND, _RESTARTBLOCK
 
@@ -69,14 +69,17 @@ def put_records(task: Task, data: bytes) -> None:
     task.write(POS, b"\0\0\0\0")
 
 
-def take_sigmask(task: Task) -> int | None:
-    """The signal mask the buffered rt_sigprocmask calls since the last flush left (None:
-    they changed nothing); the buffer forgets it."""
-    mask = task.read_u64(SIGMASK)
-    if mask == NO_MASK:
-        return None
-    task.write(SIGMASK, _NO_MASK_BYTES)
-    return mask
+def take_replayed(task: Task) -> tuple[int, int | None]:
+    """Replay side, at the stop after a flush: how many bytes of records the library used,
+    and the signal mask its buffered rt_sigprocmask calls left (None: they changed none);
+    the buffer is emptied of both, as the recorder's was (one read, one write)."""
+    header = bytearray(task.read_exact(BUFFER_ADDR, RECORDS - BUFFER_ADDR))
+    used = int.from_bytes(header[:4], "little")
+    mask = int.from_bytes(header[SIGMASK - BUFFER_ADDR:], "little")
+    header[:4] = bytes(4)
+    header[SIGMASK - BUFFER_ADDR:] = _NO_MASK_BYTES
+    task.write(BUFFER_ADDR, bytes(header))
+    return used, None if mask == NO_MASK else mask
 
 
 def undo_mask_change(task: Task, regs: Registers) -> None:
@@ -86,12 +89,10 @@ def undo_mask_change(task: Task, regs: Registers) -> None:
     traced, where the held-back signal is delivered before the call returns (POSIX), as
     replay can place it. The old mask is in the record, where the library asked the kernel
     to write it (the oset argument, rdx)."""
-    if (regs.rip == UNTRACED_STUB + 2 and regs.syscallno == RT_SIGPROCMASK
+    if (regs.rip == UNTRACED_STUB + 2 and regs.syscallno == NUMBERS["rt_sigprocmask"]
             and regs.result == 0):
         native.set_sigmask(task.tid, task.read_u64(regs.rdx))
-        regs.rax = ABANDONED
-        regs.orig_rax = -1  # as abandon_if_blocked: the kernel must not restart it
-        task.set_regs(regs)
+        _abandon(task, regs)
 
 
 def trap_soon(task: Task) -> bool:
@@ -152,6 +153,12 @@ def abandon_if_blocked(task: Task, regs: Registers) -> None:
     rr's desched events)."""
     if (regs.rip == UNTRACED_STUB + 2 and regs.syscallno >= 0
             and regs.result in _RESTART_CODES):
-        regs.rax = ABANDONED
-        regs.orig_rax = -1  # not in a syscall any more: the kernel does not restart it
-        task.set_regs(regs)
+        _abandon(task, regs)
+
+
+def _abandon(task: Task, regs: Registers) -> None:
+    """The buffered call the task stopped in returns ABANDONED: the library makes it again
+    as a traced syscall."""
+    regs.rax = ABANDONED
+    regs.orig_rax = -1  # not in a syscall any more: the kernel does not restart it
+    task.set_regs(regs)

@@ -453,8 +453,9 @@ static long sigprocmask_buffered(long *a)
 /* The buffered form of syscall nr, or NOT_BUFFERED. Replay takes a buffered call's
  * result and output from the record and makes no syscall, so whatever changes the
  * address space or signal dispositions stays traced (their queries are buffered; the
- * signal mask is the exception, set by the replayer at the flush), and so do messages with control data (SCM_RIGHTS creates fds), stdin/stdout/
- * stderr transfers (replay echoes output from those events) and fcntl locks. */
+ * signal mask is the exception, set by the replayer at the flush), and so do messages
+ * with control data (SCM_RIGHTS creates fds), stdin/stdout/stderr transfers (replay
+ * echoes output from those events) and fcntl locks. */
 static long buffered(long nr, long *a)
 {
     switch (nr) {

@@ -426,12 +426,10 @@ class ReplaySession:
         records (then, as the recorder did, the buffer is emptied), and the signal mask
         its rt_sigprocmask calls left is set (they made no syscall here)."""
         expected = self._buffered.pop(frame.tid)
-        used = syscallbuf.pending_bytes(task)
+        used, mask = syscallbuf.take_replayed(task)
         if used != expected:
             raise self._diverged(frame, f"the buffered syscalls used {used} bytes of "
                                  f"records, not the {expected} recorded")
-        task.write(syscallbuf.POS, b"\0\0\0\0")
-        mask = syscallbuf.take_sigmask(task)
         if mask is not None:
             native.set_sigmask(task.tid, mask)
 
