@@ -116,6 +116,7 @@ def test_reverse_watchpoint_across_threads(watch_threads: Recording, tmp_path: P
     t.expect_line(back[2], watch_threads.line("worker-store"))
 
 
+@pytest.mark.needs_syscallbuf  # the stub of the buffer's blocked read()
 def test_reverse_stepi_right_after_a_syscall_that_others_ran_past(
         watch_threads: Recording, tmp_path: Path) -> None:
     """threads_watch's main thread sleeps in read() (made again traced from the buffer's
@@ -137,3 +138,32 @@ def test_reverse_stepi_right_after_a_syscall_that_others_ran_past(
     t.expect_re(hit, r"Thread 1 .* hit Breakpoint 2, .* in rrgdb_traced_cmp4096")
     assert int(t.value(at_back), 16) == int(t.value(at), 16) - 2, t.context()
     assert t.value(again) == t.value(at), t.context()
+
+
+def test_reverse_next_over_a_call_the_other_threads_make_too(
+        threads: Recording, tmp_path: Path) -> None:
+    """Back over usleep(), which the other workers call meanwhile: the step-resume
+    breakpoint at its entry is hit by them first. gdb steps each back over it (which takes
+    every thread to that moment), then puts a breakpoint where its own thread stands now
+    and expects that thread to report there at once. reverse-next lands on the call's
+    line, in the same thread and iteration, and reverse-step goes on from there."""
+    s = GdbScript()
+    s(f"break threads_mutex.c:{threads.line('add')} if id == 1")
+    s("continue")
+    s("delete")
+    for _ in range(5):
+        s("next")
+    ahead = s("frame")
+    back = s("reverse-next")
+    where = s("frame")
+    worker = s("print id")
+    iteration = s("print i")
+    further = s("reverse-next")
+    with replay_server(threads, tmp_path) as server:
+        t = s.run_remote(server)
+    t.expect_re(ahead, r"work \(arg=0x1\)")
+    t.expect_line(ahead, threads.line("loop"))
+    t.expect_line(back, threads.line("nap"))
+    t.expect_re(where, r"work \(arg=0x1\)")
+    assert t.value(worker) == "1" and t.value(iteration) == "0", t.context(where)
+    t.expect_line(further, threads.line("nap") - 1)

@@ -70,6 +70,7 @@ class Outcome:
     watch: Watchpoint | None = None
     status: int = 0  # raw wait status for "exited"; the signal number for "signal"
     tid: int = 0  # the recorded tid of the thread that stopped (0: the main thread)
+    in_place: bool = False  # reported where it stood: nothing moved
 
 
 @dataclass
@@ -77,8 +78,7 @@ class _Window:
     """A cached stretch of single steps used by repeated reverse-stepi."""
 
     checkpoint: Checkpoint
-    start_hits: int  # hits of the window's pc before the first step (0: boundary)
-    pc: int
+    start_hits: int  # hits of the first state's pc before the first step (0: boundary)
     states: list[bytes] = field(default_factory=list)  # identities after 0..n steps
     tid: int = 0  # the thread stepped
     boundary: int = 0  # the event boundary the window starts from (after checkpoint)
@@ -98,6 +98,11 @@ class ReplayTimeline:
         self._at_end = False
         self._window: _Window | None = None
         self.current_tid = 0  # the thread of the last stop (0: the main thread)
+        self._moment_tid = 0  # the thread whose stop the present is (see mark())
+        # threads reported standing on a breakpoint without moving, and where (see
+        # _waiting_on_breakpoint)
+        self._reported_in_place: tuple[Mark | None, set[int]] = (None, set())
+        self._stop_order: list[int] = []  # threads by their last reported stop, oldest first
         self.progress: Callable[[str], None] | None = None  # e.g. gdb's console
         self._progress_at = 0.0
         self._op_started = 0.0  # when the running reverse operation began
@@ -155,9 +160,11 @@ class ReplayTimeline:
 
     # -- positions --------------------------------------------------------------------
     def mark(self) -> Mark:
-        """The current moment."""
-        return Mark(self.session.applied, self._identity(self.current_tid), self._at_end,
-                    self.current_tid)
+        """The current moment, told by the thread that stopped last by moving (a thread
+        reported in place, where it stood, does not tell it: it did not get there in this
+        stretch of events)."""
+        return Mark(self.session.applied, self._identity(self._moment_tid), self._at_end,
+                    self._moment_tid)
 
     def _thread(self, tid: int) -> Task:
         return dict(self.session.followed_tasks()).get(tid, self.task)
@@ -293,6 +300,11 @@ class ReplayTimeline:
     def _note_thread(self, outcome: Outcome) -> Outcome:
         if outcome.tid:
             self.current_tid = outcome.tid
+            if outcome.tid in self._stop_order:
+                self._stop_order.remove(outcome.tid)
+            self._stop_order.append(outcome.tid)
+            if not outcome.in_place:
+                self._moment_tid = outcome.tid
         return outcome
 
     def _forward(self, step: bool) -> Outcome:
@@ -397,6 +409,9 @@ class ReplayTimeline:
 
     def _reverse_continue(self) -> Outcome:
         self._drop_window()
+        waiting = self._waiting_on_breakpoint()
+        if waiting:
+            return Outcome("breakpoint", tid=waiting, in_place=True)
         origin = end = self.mark()
         while True:
             cp = self._checkpoint_before(end)
@@ -416,6 +431,28 @@ class ReplayTimeline:
                     return Outcome("watchpoint", watch=result.watch, tid=result.tid)
                 return _outcome(result)
             end = cp.mark
+
+    def _waiting_on_breakpoint(self) -> int:
+        """A thread, other than the current one, that stands on a breakpoint at this
+        moment and was not reported there: it is reported first, in place. gdb relies
+        on it: after stepping one thread over a breakpoint (which moves every thread to
+        that moment), it puts a breakpoint where the thread it was stepping now stands
+        and expects that thread to report at once."""
+        where, reported = self._reported_in_place
+        if where is None or not self._at(where):
+            reported = set()
+        main = self.session.main_tid
+        skipped = {self.current_tid or main, self._moment_tid or main} | reported
+        # threads on the same code stand at the same pc: the one gdb was stepping stopped
+        # most recently
+        recency = {tid: n for n, tid in enumerate(self._stop_order)}
+        threads = sorted(self.session.followed_tasks(), key=lambda tt: -recency.get(tt[0], -1))
+        for tid, task in threads:
+            if tid not in skipped and task.regs().rip in self.user_breakpoints:
+                reported.add(tid)
+                self._reported_in_place = (self.mark(), reported)
+                return tid
+        return 0
 
     def _report(self, what: str) -> None:
         """Tells the user, at most once a second, how a search that runs long is doing."""
@@ -495,11 +532,13 @@ class ReplayTimeline:
 
     def _reverse_stepi(self, keep_window: bool) -> Outcome:
         end = self.mark()
-        window = self._window if keep_window else None
+        main = self.session.main_tid
+        stepped = self.current_tid if (self.current_tid or main) != (end.tid or main) else end.tid
+        window = self._window if keep_window and stepped == end.tid else None
         if window is not None and end.identity in window.states[1:]:
             n = window.states.index(end.identity)
         else:
-            window = self._build_window(end)
+            window = self._build_window(end, stepped)
             if window is None:
                 self._resume_from(self.checkpoints[0])
                 return Outcome("begin")
@@ -510,9 +549,12 @@ class ReplayTimeline:
             return Outcome("watchpoint", watch=watch, tid=window.tid)
         return Outcome("step", tid=window.tid)
 
-    def _build_window(self, end: Mark) -> _Window | None:
-        """Finds the states leading to end by single-stepping from a nearby start."""
+    def _build_window(self, end: Mark, tid: int) -> _Window | None:
+        """Finds the states leading to end by single-stepping thread tid from a nearby
+        start. A thread other than end's has not moved since its previous event."""
         session = self.session
+        own = tid == end.tid
+        end_identity = end.identity if own else self._identity(tid)
         cp = self._checkpoint_before(end)
         if cp is None:
             return None
@@ -522,11 +564,11 @@ class ReplayTimeline:
         boundary_is_end = False
         while session.applied < target_event:
             session.advance()
-        if self._at(end):
+        if not own or self._at(end):
             boundary_is_end = True
             # the instruction before is the one that made the thread's previous event:
             # step through that interval
-            previous = self._previous_event(end.tid or session.main_tid, target_event)
+            previous = self._previous_event(tid or session.main_tid, target_event)
             if previous is None:
                 return None
             prev = self._checkpoint_before(Mark(previous, b"", False))
@@ -547,20 +589,19 @@ class ReplayTimeline:
             if total > 0:
                 self._run_to(end, hits_to_count=total)
                 hits = total
-        window = _Window(start_cp, hits, end.pc, [self._identity(end.tid)], end.tid,
-                         boundary, owned)
+        window = _Window(start_cp, hits, [self._identity(tid)], tid, boundary, owned)
         self._set_internal(set(), user=False)
         session.stop_at_end = end.at_end  # stepping must not run into the exit itself
         while True:
             before_applied = session.applied
             result = session.advance(step=True)
             if session.applied != before_applied and boundary_is_end:
-                window.states.append(end.identity)
+                window.states.append(end_identity)
                 break
             if end.at_end and result is not None and result.trap is Trap.END:
-                window.states.append(end.identity)
+                window.states.append(end_identity)
                 break
-            window.states.append(self._identity(end.tid))
+            window.states.append(self._identity(tid))
             if self._at(end):
                 break
             if session.applied > end.applied:
@@ -605,7 +646,7 @@ class ReplayTimeline:
         session = self.session
         self._to_boundary(window.checkpoint, window.boundary)
         if window.start_hits:
-            target = Mark(window.checkpoint.mark.applied, window.states[0], tid=window.tid)
+            target = Mark(window.boundary, window.states[0], tid=window.tid)
             self._run_to(target, hits_to_count=window.start_hits)
         for _ in range(n):
             session.advance(step=True)

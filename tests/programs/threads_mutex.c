@@ -15,13 +15,13 @@ static int used;
 
 static void *work(void *arg) {
     long id = (long)arg;
-    for (int i = 0; i < ROUNDS; i++) {
+    for (int i = 0; i < ROUNDS; i++) { /* L:loop */
         pthread_mutex_lock(&lock);
-        counter += id + 1;
+        counter += id + 1; /* L:add */
         order[used++] = (char)('a' + id);
         pthread_mutex_unlock(&lock);
         if (i % 50 == 0)
-            usleep(100);
+            usleep(100); /* L:nap */
     }
     return NULL;
 }
