@@ -460,3 +460,49 @@ def test_reverse_execution_over_shared_memory(tmp_path: Path) -> None:
     t.expect(end, "Program received signal SIGKILL")
     t.expect(last, "Breakpoint 1, note (sum=4498500)")  # 0 + 1 + ... + 2999
     t.expect(before, "Breakpoint 1, note (sum=4495501)")
+
+
+def test_reverse_stepi_after_a_long_stretch_without_events(tmp_path: Path) -> None:
+    """long_stretch computes for about a hundred million instructions without a syscall:
+    single-stepping from the last event would take hours. reverse-stepi starts from the
+    instruction the code says came before instead (or one shortly before): at leaf's
+    entry the call in main; past its prologue the entry; just after it returned its entry
+    (stepping through it to the ret); just after a syscall the syscall instruction. stepi
+    goes forward again each time."""
+    rec = record_program("long_stretch", "O0", tmp_path / "rec")
+    assert rec.status == 0 and b"uname=0" in rec.stdout, rec
+    s = GdbScript()
+    s("break *leaf")
+    s("continue")
+    entry = s("print/x $pc")
+    s("reverse-stepi")
+    call = s("x/i $pc")
+    s("stepi")
+    entry_again = s("print/x $pc")
+    s("break leaf")
+    s("continue")
+    s("reverse-stepi")
+    prologue = s("x/i $pc")
+    s("delete")
+    s("finish")
+    returned = s("print/x $pc")
+    s("reverse-stepi")
+    in_leaf = s("x/i $pc")
+    s("stepi")
+    returned_again = s("print/x $pc")
+    s("break *after_uname")
+    s("continue")
+    label = s("print/x $pc")
+    s("reverse-stepi")
+    syscall = s("x/i $pc")
+    s("stepi")
+    after = s("print/x $pc")
+    with replay_server(rec, tmp_path) as server:
+        t = s.run_remote(server)
+    t.expect_re(call, r"<main\+\d+>:\s+call\s+0x[0-9a-f]+ <leaf>")
+    assert t.value(entry_again) == t.value(entry), t.context(entry_again)
+    t.expect_re(prologue, r"<leaf\+\d+>:")
+    t.expect_re(in_leaf, r"<leaf\+\d+>:\s+ret")
+    assert t.value(returned_again) == t.value(returned), t.context(returned_again)
+    t.expect_re(syscall, r"<main\+\d+>:\s+syscall")
+    assert t.value(after) == t.value(label), t.context(after)

@@ -27,6 +27,12 @@ from rrgdb.replay.session import (
     Trap,
     write_to_fd,
 )
+from rrgdb.timeline.predecessors import (
+    call_site,
+    function_entry,
+    returned_from,
+    syscall_site,
+)
 from rrgdb.trace import FlushFrame, SyscallEntryFrame, SyscallFrame
 
 CHECKPOINT_EVERY_SECONDS = 0.25  # of forward replay
@@ -78,7 +84,8 @@ class _Window:
     """A cached stretch of single steps used by repeated reverse-stepi."""
 
     checkpoint: Checkpoint
-    start_hits: int  # hits of the first state's pc before the first step (0: boundary)
+    start_hits: int  # hits of the anchors before the first step (0: from the boundary)
+    anchors: frozenset[int]  # where the stepping may start (the last hit before the end)
     states: list[bytes] = field(default_factory=list)  # identities after 0..n steps
     tid: int = 0  # the thread stepped
     boundary: int = 0  # the event boundary the window starts from (after checkpoint)
@@ -360,10 +367,12 @@ class ReplayTimeline:
                                                replay_to=session.applied))
 
     # -- reverse ----------------------------------------------------------------------
-    def _run_to(self, mark: Mark, hits_to_count: int | None = None) -> int:
-        """From the live position (before mark), runs forward with only an internal
-        breakpoint at mark.pc, until mark. Returns how many times mark.pc was hit before
-        the matching hit (or stops at hit number hits_to_count when given)."""
+    def _run_to(self, mark: Mark, hits_to_count: int | None = None,
+                anchors: frozenset[int] | None = None) -> int:
+        """From the live position (before mark), runs forward with only internal
+        breakpoints at anchors (default: mark.pc, which they must include to find mark),
+        until mark. Returns how many times they were hit before the matching hit (or stops
+        at hit number hits_to_count when given)."""
         session = self.session
         session.stop_at_end = mark.at_end
         self._set_internal(set(), user=False)
@@ -374,7 +383,7 @@ class ReplayTimeline:
                 pass
             self._at_end = True
             return 0
-        self._set_internal({mark.pc}, user=False)
+        self._set_internal(set(anchors or {mark.pc}), user=False)
         hits = 0
         while True:
             if hits_to_count is None and self._at(mark):
@@ -555,6 +564,12 @@ class ReplayTimeline:
         session = self.session
         own = tid == end.tid
         end_identity = end.identity if own else self._identity(tid)
+        task = self._thread(tid)
+        regs = task.regs()
+        entered_by = call_site(task, regs.rip, regs.rsp)
+        callee = returned_from(task, regs.rip, regs.rsp)
+        inside = function_entry(task, regs.rip, regs.rsp, regs.rbp)
+        after_syscall = syscall_site(task, regs.rip)
         cp = self._checkpoint_before(end)
         if cp is None:
             return None
@@ -582,14 +597,28 @@ class ReplayTimeline:
         owned = session.can_snapshot  # with threads live, restart from the checkpoint
         start_cp = self._temporary_checkpoint() if owned else (prev if boundary_is_end else cp)
         hits = 0
-        if not boundary_is_end and not end.at_end:
-            # start stepping from the last visit of end's pc before end, if any
-            total = self._run_to(end)
+        anchors: frozenset[int] = frozenset()
+        total = 0
+        if boundary_is_end:
+            # start from the last visit of the syscall instruction before the syscall
+            if after_syscall is not None and isinstance(
+                    session.frames[boundary], SyscallFrame | SyscallEntryFrame):
+                anchors = frozenset({after_syscall})
+                total = self._hits_before_event(anchors)
+        elif not end.at_end:
+            # start from the last visit before end of end's pc, of the call that
+            # entered the function end is the entry of, of the entry of the function end
+            # is inside, or of the function that returned to end, whichever came last
+            anchors = frozenset({end.pc} | {a for a in (entered_by, inside, callee) if a})
+            total = self._run_to(end, anchors=anchors)
+        if total > 0:
             self._to_boundary(start_cp, boundary)
-            if total > 0:
-                self._run_to(end, hits_to_count=total)
-                hits = total
-        window = _Window(start_cp, hits, [self._identity(tid)], tid, boundary, owned)
+            self._run_to(Mark(boundary, b"", tid=tid), hits_to_count=total, anchors=anchors)
+            hits = total
+        elif anchors:
+            self._to_boundary(start_cp, boundary)
+        window = _Window(start_cp, hits, anchors, [self._identity(tid)], tid, boundary,
+                         owned)
         self._set_internal(set(), user=False)
         session.stop_at_end = end.at_end  # stepping must not run into the exit itself
         while True:
@@ -607,6 +636,22 @@ class ReplayTimeline:
             if session.applied > end.applied:
                 raise RuntimeError(f"lost position at event {end.applied} (pc {end.pc:#x})")
         return window
+
+    def _hits_before_event(self, anchors: frozenset[int]) -> int:
+        """From an event boundary, runs with internal breakpoints at anchors until the
+        next event is applied; returns how many times they were hit before it."""
+        session = self.session
+        self._set_internal(set(anchors), user=False)
+        applied = session.applied
+        hits = 0
+        while session.applied == applied:
+            result = session.advance()
+            if result is None and session.applied == applied:
+                break  # an arrival that is not the event yet; nothing more to count
+            if result is not None and result.trap is Trap.BREAKPOINT:
+                hits += 1
+        self._set_internal(set(), user=False)
+        return hits
 
     def _previous_event(self, tid: int, before: int) -> int | None:
         """The index of the thread's last event before `before` that its own instructions
@@ -646,8 +691,8 @@ class ReplayTimeline:
         session = self.session
         self._to_boundary(window.checkpoint, window.boundary)
         if window.start_hits:
-            target = Mark(window.boundary, window.states[0], tid=window.tid)
-            self._run_to(target, hits_to_count=window.start_hits)
+            self._run_to(Mark(window.boundary, b"", tid=window.tid),
+                         hits_to_count=window.start_hits, anchors=window.anchors)
         for _ in range(n):
             session.advance(step=True)
         watch = None

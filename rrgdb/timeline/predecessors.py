@@ -1,0 +1,111 @@
+"""Where the instruction before a moment was, when the code itself tells.
+
+Going back one instruction means single-stepping forward to the present from an earlier
+start; without a PMU that start is a breakpoint's last hit. The best breakpoint is the
+instruction that ran just before the present, or one shortly before it, and four cases
+can be read off the code and the stack: a function's entry, which the call whose return
+address tops the stack led to (directly, through a PLT stub or through a GOT slot); a
+point inside a function, which that function's entry led to (the target of the call
+before the return address nearest the top of the stack, or at rbp+8); a return address
+just returned to (the slot the return popped still holds it), which the called function's
+entry led to; and where a syscall left its thread, just after the two-byte syscall
+instruction. Each candidate is checked against the bytes (and the mappings), so that a
+breakpoint lands on an instruction boundary.
+"""
+
+from __future__ import annotations
+
+from rrgdb.kernel.address_space import PROT_EXEC, read_maps
+from rrgdb.kernel.task import Task
+
+_MASK = (1 << 64) - 1
+_SYSCALL = b"\x0f\x05"
+_ENDBR64 = b"\xf3\x0f\x1e\xfa"
+
+
+def _u64(task: Task, addr: int) -> int | None:
+    data = task.read(addr & _MASK, 8)
+    return int.from_bytes(data, "little") if len(data) == 8 else None
+
+
+def _stub_jumps_to(task: Task, stub: int, target: int) -> bool:
+    """Whether the code at stub is a PLT-style `jmp *slot(%rip)` whose slot holds target."""
+    code = task.read(stub, 11)
+    offset = 4 if code.startswith(_ENDBR64) else 0
+    if code[offset:offset + 1] == b"\xf2":  # bnd
+        offset += 1
+    if code[offset:offset + 2] != b"\xff\x25" or len(code) < offset + 6:
+        return False
+    end = stub + offset + 6
+    slot = end + int.from_bytes(code[offset + 2:offset + 6], "little", signed=True)
+    return _u64(task, slot) == target
+
+
+def call_site(task: Task, pc: int, rsp: int) -> int | None:
+    """The call instruction that entered the function at pc, if the return address on
+    top of the stack follows a call to it (`call rel32`, to pc or to a stub that jumps
+    there, or `call *slot(%rip)` with pc in the slot)."""
+    ret = _u64(task, rsp)
+    if ret is None or ret < 6:
+        return None
+    code = task.read(ret - 6, 6)
+    if len(code) != 6:
+        return None
+    if code[1] == 0xE8:
+        callee = (ret + int.from_bytes(code[2:], "little", signed=True)) & _MASK
+        if callee == pc or _stub_jumps_to(task, callee, pc):
+            return ret - 5
+    if code[:2] == b"\xff\x15":
+        slot = ret + int.from_bytes(code[2:], "little", signed=True)
+        if _u64(task, slot) == pc:
+            return ret - 6
+    return None
+
+
+STACK_SLOTS_SEARCHED = 32  # for the return address of the function the present is in
+MAX_FUNCTION_BYTES = 1 << 20
+
+
+def function_entry(task: Task, pc: int, rsp: int, rbp: int) -> int | None:
+    """The entry of the function pc is inside (after its entry), found from a return
+    address on the stack: the first slot from the top (then rbp+8) that holds an address
+    in executable memory just after a `call rel32` whose target is in pc's mapping, at
+    most MAX_FUNCTION_BYTES before pc."""
+    executable = [(m.start, m.end) for m in read_maps(task.tid) if m.prot & PROT_EXEC]
+    home = next(((a, b) for a, b in executable if a <= pc < b), None)
+    if home is None:
+        return None
+    stack = task.read(rsp, 8 * STACK_SLOTS_SEARCHED)
+    slots = [int.from_bytes(stack[i:i + 8], "little") for i in range(0, len(stack) - 7, 8)]
+    if rsp < rbp < rsp + MAX_FUNCTION_BYTES and (frame := _u64(task, rbp + 8)) is not None:
+        slots.append(frame)
+    for ret in slots:
+        if not any(a <= ret - 5 and ret <= b for a, b in executable):
+            continue
+        code = task.read(ret - 5, 5)
+        if len(code) != 5 or code[0] != 0xE8:
+            continue
+        callee = (ret + int.from_bytes(code[1:], "little", signed=True)) & _MASK
+        if home[0] <= callee < pc and pc - callee <= MAX_FUNCTION_BYTES:
+            return callee
+    return None
+
+
+def returned_from(task: Task, pc: int, rsp: int) -> int | None:
+    """The entry of the function that just returned to pc, if pc follows a `call rel32`
+    or `call *slot(%rip)` and the stack slot below rsp still holds pc."""
+    if _u64(task, rsp - 8) != pc:
+        return None
+    code = task.read(pc - 6, 6)
+    if len(code) != 6:
+        return None
+    if code[1] == 0xE8:
+        return (pc + int.from_bytes(code[2:], "little", signed=True)) & _MASK
+    if code[:2] == b"\xff\x15":
+        return _u64(task, pc + int.from_bytes(code[2:], "little", signed=True))
+    return None
+
+
+def syscall_site(task: Task, pc: int) -> int | None:
+    """The syscall instruction just before pc, where a syscall left its thread."""
+    return pc - 2 if task.read(pc - 2, 2) == _SYSCALL else None
