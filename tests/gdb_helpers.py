@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +222,8 @@ class Transcript:
     seconds: float
     #: what the setup commands (``target extended-remote``…) printed
     setup: list[str]
+    #: what the server had written to its stderr when gdb exited (tracebacks of E01s)
+    server_log: str = ""
 
     def __getitem__(self, index: int) -> str:
         return self.outputs[index]
@@ -233,7 +235,9 @@ class Transcript:
             head += f"; command {index}: {self.commands[index]!r} printed:\n{self.outputs[index]}"
         pairs = zip(self.commands, self.outputs, strict=True)
         body = "\n".join(f"({i}) {cmd}\n{out.rstrip()}" for i, (cmd, out) in enumerate(pairs))
-        return f"{head}\n---- whole session ----\n{self.text[:3000]}\n---- per command ----\n{body}"
+        log = f"\n---- server stderr ----\n{self.server_log[-4000:]}" if self.server_log else ""
+        return (f"{head}\n---- whole session ----\n{self.text[:3000]}\n---- per command ----\n"
+                f"{body}{log}")
 
     def expect(self, index: int, *needles: str) -> str:
         """Assert that command ``index`` printed every needle; return its output."""
@@ -284,8 +288,10 @@ class GdbScript:
         self, server: ReplayServer | str, *, timeout: float = 120.0, binary: Path | None = None
     ) -> Transcript:
         """Run against a server: the first command is ``target extended-remote``."""
-        address = server.address if isinstance(server, ReplayServer) else server
-        return self._run([f"target extended-remote {address}"], binary, timeout)
+        if isinstance(server, str):
+            return self._run([f"target extended-remote {server}"], binary, timeout)
+        transcript = self._run([f"target extended-remote {server.address}"], binary, timeout)
+        return replace(transcript, server_log=server.stderr())
 
     def run_native(self, binary: Path, *, timeout: float = 120.0) -> Transcript:
         """Run natively on ``binary`` (no rrgdb), for gdb's own ``record full``."""
