@@ -466,9 +466,9 @@ def test_reverse_stepi_after_a_long_stretch_without_events(tmp_path: Path) -> No
     """long_stretch computes for about a hundred million instructions without a syscall:
     single-stepping from the last event would take hours. reverse-stepi starts from the
     instruction the code says came before instead (or one shortly before): at leaf's
-    entry the call in main; past its prologue the entry; just after it returned its entry
-    (stepping through it to the ret); just after a syscall the syscall instruction. stepi
-    goes forward again each time."""
+    entry the call in main; past its prologue the entry; just after leaf or the long
+    compute() returned, their ret instructions; just after a syscall the syscall
+    instruction. stepi goes forward again each time."""
     rec = record_program("long_stretch", "O0", tmp_path / "rec")
     assert rec.status == 0 and b"uname=0" in rec.stdout, rec
     s = GdbScript()
@@ -490,6 +490,15 @@ def test_reverse_stepi_after_a_long_stretch_without_events(tmp_path: Path) -> No
     in_leaf = s("x/i $pc")
     s("stepi")
     returned_again = s("print/x $pc")
+    s("break compute")
+    s("continue")
+    s("delete")
+    s("finish")
+    computed = s("print/x $pc")
+    s("reverse-stepi")
+    in_compute = s("x/i $pc")
+    s("stepi")
+    computed_again = s("print/x $pc")
     s("break *after_uname")
     s("continue")
     label = s("print/x $pc")
@@ -504,5 +513,7 @@ def test_reverse_stepi_after_a_long_stretch_without_events(tmp_path: Path) -> No
     t.expect_re(prologue, r"<leaf\+\d+>:")
     t.expect_re(in_leaf, r"<leaf\+\d+>:\s+ret")
     assert t.value(returned_again) == t.value(returned), t.context(returned_again)
+    t.expect_re(in_compute, r"<compute\+\d+>:\s+ret")
+    assert t.value(computed_again) == t.value(computed), t.context(computed_again)
     t.expect_re(syscall, r"<main\+\d+>:\s+syscall")
     assert t.value(after) == t.value(label), t.context(after)

@@ -3,14 +3,18 @@
 Going back one instruction means single-stepping forward to the present from an earlier
 start; without a PMU that start is a breakpoint's last hit. The best breakpoint is the
 instruction that ran just before the present, or one shortly before it, and four cases
-can be read off the code and the stack: a function's entry, which the call whose return
-address tops the stack led to (directly, through a PLT stub or through a GOT slot); a
-point inside a function, which that function's entry led to (the target of the call
-before the return address nearest the top of the stack, or at rbp+8); a return address
-just returned to (the slot the return popped still holds it), which the called function's
-entry led to; and where a syscall left its thread, just after the two-byte syscall
-instruction. Each candidate is checked against the bytes (and the mappings), so that a
-breakpoint lands on an instruction boundary.
+can be read off the code and the stack:
+
+- a function's entry: the call whose return address tops the stack led there (directly,
+  through a PLT stub or through a GOT slot);
+- a point inside a function: that function's entry led there (the target of the call
+  before the return address nearest the top of the stack, or at rbp+8);
+- a return address just returned to (the slot the return popped still holds it): one of
+  the called function's ret instructions led there (found by disassembling it);
+- where a syscall left its thread: the two-byte syscall instruction just before.
+
+Each candidate is checked against the bytes (and the mappings), so that a breakpoint lands
+on an instruction boundary.
 """
 
 from __future__ import annotations
@@ -28,17 +32,16 @@ def _u64(task: Task, addr: int) -> int | None:
     return int.from_bytes(data, "little") if len(data) == 8 else None
 
 
-def _stub_jumps_to(task: Task, stub: int, target: int) -> bool:
-    """Whether the code at stub is a PLT-style `jmp *slot(%rip)` whose slot holds target."""
+def _stub_target(task: Task, stub: int) -> int | None:
+    """Where the code at stub jumps, if it is a PLT-style `jmp *slot(%rip)`: the slot."""
     code = task.read(stub, 11)
     offset = 4 if code.startswith(_ENDBR64) else 0
     if code[offset:offset + 1] == b"\xf2":  # bnd
         offset += 1
     if code[offset:offset + 2] != b"\xff\x25" or len(code) < offset + 6:
-        return False
+        return None
     end = stub + offset + 6
-    slot = end + int.from_bytes(code[offset + 2:offset + 6], "little", signed=True)
-    return _u64(task, slot) == target
+    return _u64(task, end + int.from_bytes(code[offset + 2:offset + 6], "little", signed=True))
 
 
 def call_site(task: Task, pc: int, rsp: int) -> int | None:
@@ -53,7 +56,7 @@ def call_site(task: Task, pc: int, rsp: int) -> int | None:
         return None
     if code[1] == 0xE8:
         callee = (ret + int.from_bytes(code[2:], "little", signed=True)) & _MASK
-        if callee == pc or _stub_jumps_to(task, callee, pc):
+        if pc in (callee, _stub_target(task, callee)):
             return ret - 5
     if code[:2] == b"\xff\x15":
         slot = ret + int.from_bytes(code[2:], "little", signed=True)
@@ -92,18 +95,40 @@ def function_entry(task: Task, pc: int, rsp: int, rbp: int) -> int | None:
 
 
 def returned_from(task: Task, pc: int, rsp: int) -> int | None:
-    """The entry of the function that just returned to pc, if pc follows a `call rel32`
-    or `call *slot(%rip)` and the stack slot below rsp still holds pc."""
+    """The entry of the function that just returned to pc (past a PLT stub), if pc
+    follows a `call rel32` or `call *slot(%rip)` and the slot below rsp still holds pc."""
     if _u64(task, rsp - 8) != pc:
         return None
     code = task.read(pc - 6, 6)
     if len(code) != 6:
         return None
     if code[1] == 0xE8:
-        return (pc + int.from_bytes(code[2:], "little", signed=True)) & _MASK
+        callee = (pc + int.from_bytes(code[2:], "little", signed=True)) & _MASK
+        return _stub_target(task, callee) or callee
     if code[:2] == b"\xff\x15":
         return _u64(task, pc + int.from_bytes(code[2:], "little", signed=True))
     return None
+
+
+SWEEP_BYTES = 4096  # of a function's code disassembled for its ret instructions
+_NEXT_FUNCTION = (b"\xf3\x0f\x1e\xfa", b"\x55", b"\xcc", b"\x90", b"\x66", b"\x0f\x1f")
+
+
+def returns_in(code: bytes, entry: int) -> list[int]:
+    """The addresses of the ret instructions of the function whose code (as the program
+    sees it: no breakpoint bytes) starts at entry, by a linear sweep up to the first ret
+    followed by what starts a function or pads between functions."""
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs  # 45 ms to import: only when needed
+
+    found: list[int] = []
+    previous_was_ret = False
+    for insn in Cs(CS_ARCH_X86, CS_MODE_64).disasm(code, entry):
+        if previous_was_ret and code[insn.address - entry:].startswith(_NEXT_FUNCTION):
+            break
+        previous_was_ret = insn.mnemonic.endswith("ret")  # ret, bnd ret, repz ret
+        if previous_was_ret:
+            found.append(insn.address)
+    return found
 
 
 def syscall_site(task: Task, pc: int) -> int | None:

@@ -28,9 +28,11 @@ from rrgdb.replay.session import (
     write_to_fd,
 )
 from rrgdb.timeline.predecessors import (
+    SWEEP_BYTES,
     call_site,
     function_entry,
     returned_from,
+    returns_in,
     syscall_site,
 )
 from rrgdb.trace import FlushFrame, SyscallEntryFrame, SyscallFrame
@@ -568,6 +570,8 @@ class ReplayTimeline:
         regs = task.regs()
         entered_by = call_site(task, regs.rip, regs.rsp)
         callee = returned_from(task, regs.rip, regs.rsp)
+        callee_returns = [] if callee is None else returns_in(
+            session.breakpoints.shadow(callee, task.read(callee, SWEEP_BYTES)), callee)
         inside = function_entry(task, regs.rip, regs.rsp, regs.rbp)
         after_syscall = syscall_site(task, regs.rip)
         cp = self._checkpoint_before(end)
@@ -608,8 +612,10 @@ class ReplayTimeline:
         elif not end.at_end:
             # start from the last visit before end of end's pc, of the call that
             # entered the function end is the entry of, of the entry of the function end
-            # is inside, or of the function that returned to end, whichever came last
-            anchors = frozenset({end.pc} | {a for a in (entered_by, inside, callee) if a})
+            # is inside, or of the entry or a ret of the function that returned to end,
+            # whichever came last
+            anchors = frozenset({end.pc, *callee_returns}
+                                | {a for a in (entered_by, inside, callee) if a})
             total = self._run_to(end, anchors=anchors)
         if total > 0:
             self._to_boundary(start_cp, boundary)
