@@ -462,15 +462,21 @@ def test_reverse_execution_over_shared_memory(tmp_path: Path) -> None:
     t.expect(before, "Breakpoint 1, note (sum=4495501)")
 
 
-def test_reverse_stepi_after_a_long_stretch_without_events(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def long_stretch(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    rec = record_program("long_stretch", "O0", tmp_path_factory.mktemp("long-stretch"))
+    assert rec.status == 0 and b"uname=0" in rec.stdout, rec
+    return rec
+
+
+def test_reverse_stepi_after_a_long_stretch_without_events(
+        long_stretch: Recording, tmp_path: Path) -> None:
     """long_stretch computes for about a hundred million instructions without a syscall:
     single-stepping from the last event would take hours. reverse-stepi starts from the
     instruction the code says came before instead (or one shortly before): at leaf's
     entry the call in main; past its prologue the entry; just after leaf or the long
     compute() returned, their ret instructions; just after a syscall the syscall
     instruction. stepi goes forward again each time."""
-    rec = record_program("long_stretch", "O0", tmp_path / "rec")
-    assert rec.status == 0 and b"uname=0" in rec.stdout, rec
     s = GdbScript()
     s("break *leaf")
     s("continue")
@@ -506,7 +512,7 @@ def test_reverse_stepi_after_a_long_stretch_without_events(tmp_path: Path) -> No
     syscall = s("x/i $pc")
     s("stepi")
     after = s("print/x $pc")
-    with replay_server(rec, tmp_path) as server:
+    with replay_server(long_stretch, tmp_path) as server:
         t = s.run_remote(server)
     t.expect_re(call, r"<main\+\d+>:\s+call\s+0x[0-9a-f]+ <leaf>")
     assert t.value(entry_again) == t.value(entry), t.context(entry_again)
@@ -517,3 +523,20 @@ def test_reverse_stepi_after_a_long_stretch_without_events(tmp_path: Path) -> No
     assert t.value(computed_again) == t.value(computed), t.context(computed_again)
     t.expect_re(syscall, r"<main\+\d+>:\s+syscall")
     assert t.value(after) == t.value(label), t.context(after)
+
+
+def test_reverse_next_over_a_long_call(long_stretch: Recording, tmp_path: Path) -> None:
+    """From the line after `sink += compute(sink)` (1e8 instructions in compute),
+    reverse-next goes back over the call to its line in one go (the instruction before the
+    next line is found by disassembling main), and reverse-step enters compute at its end."""
+    s = GdbScript()
+    s(f"break long_stretch.c:{long_stretch.line('raw')}")
+    s("continue")
+    back = s("reverse-next")
+    into = s("reverse-step")
+    where = s("bt 1")
+    with replay_server(long_stretch, tmp_path) as server:
+        t = s.run_remote(server)
+    t.expect_line(back, long_stretch.line("again"))
+    t.expect_re(where, r"#0\s+(0x[0-9a-f]+ in )?compute \(")
+    assert t[into].strip(), t.context(into)

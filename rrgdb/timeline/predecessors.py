@@ -11,13 +11,19 @@ can be read off the code and the stack:
   before the return address nearest the top of the stack, or at rbp+8);
 - a return address just returned to (the slot the return popped still holds it): one of
   the called function's ret instructions led there (found by disassembling it);
-- where a syscall left its thread: the two-byte syscall instruction just before.
+- where a syscall left its thread: the two-byte syscall instruction just before;
+- any point of a function the file's symbols describe: the instruction before it in the
+  code and the jumps and calls to it (found by disassembling the function).
 
 Each candidate is checked against the bytes (and the mappings), so that a breakpoint lands
 on an instruction boundary.
 """
 
 from __future__ import annotations
+
+import bisect
+import functools
+from collections.abc import Callable
 
 from rrgdb.kernel.address_space import PROT_EXEC, read_maps
 from rrgdb.kernel.task import Task
@@ -134,3 +140,80 @@ def returns_in(code: bytes, entry: int) -> list[int]:
 def syscall_site(task: Task, pc: int) -> int | None:
     """The syscall instruction just before pc, where a syscall left its thread."""
     return pc - 2 if task.read(pc - 2, 2) == _SYSCALL else None
+
+
+MAX_DISASSEMBLED = 1 << 16  # bytes of one function
+
+
+@functools.lru_cache(maxsize=64)
+def _file_functions(path: str) -> tuple[list[int], list[int], list[tuple[int, int, int]]]:
+    """The starts and sizes of a file's functions (.symtab, else .dynsym) sorted by start,
+    and its loadable segments (vaddr, file offset, file size)."""
+    from elftools.common.exceptions import ELFError  # 60 ms to import: only when needed
+    from elftools.elf.elffile import ELFFile
+
+    functions: dict[int, int] = {}
+    segments: list[tuple[int, int, int]] = []
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            segments = [(seg["p_vaddr"], seg["p_offset"], seg["p_filesz"])
+                        for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+            for name in (".symtab", ".dynsym"):
+                table = elf.get_section_by_name(name)
+                if table is None or not hasattr(table, "iter_symbols"):
+                    continue
+                for sym in table.iter_symbols():
+                    if (sym["st_info"]["type"] == "STT_FUNC" and sym["st_value"]
+                            and sym["st_size"]):
+                        functions[sym["st_value"]] = sym["st_size"]
+                if functions:
+                    break
+    except (OSError, ELFError):
+        return [], [], []
+    starts = sorted(functions)
+    return starts, [functions[a] for a in starts], segments
+
+
+def preceding_instructions(task: Task, pc: int,
+                           read_code: Callable[[int, int], bytes]) -> set[int]:
+    """The instructions that can run just before pc inside its function, if the mapped
+    file's symbols describe it: the one before pc in the code, and the jumps and calls to
+    pc. read_code(addr, length) gives the code as the program sees it (no breakpoints).
+    Empty when the disassembly does not meet pc on an instruction boundary."""
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs  # 45 ms to import: only when needed
+
+    mapping = next((m for m in read_maps(task.tid)
+                    if m.start <= pc < m.end and m.prot & PROT_EXEC and m.is_file), None)
+    if mapping is None:
+        return set()
+    starts, sizes, segments = _file_functions(mapping.path)
+    segment = next(((v, o) for v, o, n in segments if o <= mapping.offset < o + n), None)
+    if segment is None:
+        return set()
+    bias = mapping.start - (segment[0] + mapping.offset - segment[1])
+    index = bisect.bisect_right(starts, pc - bias) - 1
+    if index < 0 or pc - bias >= starts[index] + sizes[index]:
+        return set()
+    entry = starts[index] + bias
+    code = read_code(entry, min(sizes[index], MAX_DISASSEMBLED))
+    found: set[int] = set()
+    previous = None
+    met = False
+    for insn in Cs(CS_ARCH_X86, CS_MODE_64).disasm(code, entry):
+        if insn.address == pc:
+            met = True
+            if previous is not None:
+                found.add(previous)
+        if insn.mnemonic.startswith(("j", "call")) and _target(insn.op_str) == pc:
+            found.add(insn.address)
+        previous = insn.address
+    return found if met else set()
+
+
+def _target(operand: str) -> int | None:
+    """The address of a direct jump's or call's operand (capstone prints it in hex)."""
+    try:
+        return int(operand, 16) if operand.startswith("0x") else None
+    except ValueError:
+        return None

@@ -31,6 +31,7 @@ from rrgdb.timeline.predecessors import (
     SWEEP_BYTES,
     call_site,
     function_entry,
+    preceding_instructions,
     returned_from,
     returns_in,
     syscall_site,
@@ -573,6 +574,8 @@ class ReplayTimeline:
         callee_returns = [] if callee is None else returns_in(
             session.breakpoints.shadow(callee, task.read(callee, SWEEP_BYTES)), callee)
         inside = function_entry(task, regs.rip, regs.rsp, regs.rbp)
+        before = preceding_instructions(
+            task, regs.rip, lambda addr, n: session.breakpoints.shadow(addr, task.read(addr, n)))
         after_syscall = syscall_site(task, regs.rip)
         cp = self._checkpoint_before(end)
         if cp is None:
@@ -612,9 +615,9 @@ class ReplayTimeline:
         elif not end.at_end:
             # start from the last visit before end of end's pc, of the call that
             # entered the function end is the entry of, of the entry of the function end
-            # is inside, or of the entry or a ret of the function that returned to end,
-            # whichever came last
-            anchors = frozenset({end.pc, *callee_returns}
+            # is inside, of the entry or a ret of the function that returned to end, or
+            # of an instruction that can precede end's pc, whichever came last
+            anchors = frozenset({end.pc, *callee_returns, *before}
                                 | {a for a in (entered_by, inside, callee) if a})
             total = self._run_to(end, anchors=anchors)
         if total > 0:

@@ -22,8 +22,8 @@ int main(void) {
     struct utsname name;
     long result;
     sink = leaf(compute(1)); /* L:call */
-    sink += compute(sink);
-    __asm__ volatile("syscall\n.globl after_uname\nafter_uname:"
+    sink += compute(sink); /* L:again */
+    __asm__ volatile("syscall\n.globl after_uname\nafter_uname:" /* L:raw */
                      : "=a"(result)
                      : "0"(63L), "D"(&name)
                      : "rcx", "r11", "memory");
