@@ -50,25 +50,29 @@ def _stub_target(task: Task, stub: int) -> int | None:
     return _u64(task, end + int.from_bytes(code[offset + 2:offset + 6], "little", signed=True))
 
 
-def call_site(task: Task, pc: int, rsp: int) -> int | None:
-    """The call instruction that entered the function at pc, if the return address on
-    top of the stack follows a call to it (`call rel32`, to pc or to a stub that jumps
-    there, or `call *slot(%rip)` with pc in the slot)."""
-    ret = _u64(task, rsp)
-    if ret is None or ret < 6:
+def _call_before(task: Task, ret: int) -> tuple[int, int] | None:
+    """The call instruction a return address follows and the function it calls (past a
+    PLT stub), for `call rel32` and `call *slot(%rip)`."""
+    if ret < 6:
         return None
     code = task.read(ret - 6, 6)
     if len(code) != 6:
         return None
     if code[1] == 0xE8:
         callee = (ret + int.from_bytes(code[2:], "little", signed=True)) & _MASK
-        if pc in (callee, _stub_target(task, callee)):
-            return ret - 5
+        return ret - 5, _stub_target(task, callee) or callee
     if code[:2] == b"\xff\x15":
-        slot = ret + int.from_bytes(code[2:], "little", signed=True)
-        if _u64(task, slot) == pc:
-            return ret - 6
+        target = _u64(task, ret + int.from_bytes(code[2:], "little", signed=True))
+        return None if target is None else (ret - 6, target)
     return None
+
+
+def call_site(task: Task, pc: int, rsp: int) -> int | None:
+    """The call instruction that entered the function at pc, if the return address on
+    top of the stack follows a call to it."""
+    ret = _u64(task, rsp)
+    call = None if ret is None else _call_before(task, ret)
+    return call[0] if call is not None and call[1] == pc else None
 
 
 STACK_SLOTS_SEARCHED = 32  # for the return address of the function the present is in
@@ -78,8 +82,8 @@ MAX_FUNCTION_BYTES = 1 << 20
 def function_entry(task: Task, pc: int, rsp: int, rbp: int) -> int | None:
     """The entry of the function pc is inside (after its entry), found from a return
     address on the stack: the first slot from the top (then rbp+8) that holds an address
-    in executable memory just after a `call rel32` whose target is in pc's mapping, at
-    most MAX_FUNCTION_BYTES before pc."""
+    in executable memory just after a call whose target is in pc's mapping, at most
+    MAX_FUNCTION_BYTES before pc."""
     executable = [(m.start, m.end) for m in read_maps(task.tid) if m.prot & PROT_EXEC]
     home = next(((a, b) for a, b in executable if a <= pc < b), None)
     if home is None:
@@ -89,31 +93,21 @@ def function_entry(task: Task, pc: int, rsp: int, rbp: int) -> int | None:
     if rsp < rbp < rsp + MAX_FUNCTION_BYTES and (frame := _u64(task, rbp + 8)) is not None:
         slots.append(frame)
     for ret in slots:
-        if not any(a <= ret - 5 and ret <= b for a, b in executable):
+        if not any(a <= ret - 6 and ret <= b for a, b in executable):
             continue
-        code = task.read(ret - 5, 5)
-        if len(code) != 5 or code[0] != 0xE8:
-            continue
-        callee = (ret + int.from_bytes(code[1:], "little", signed=True)) & _MASK
-        if home[0] <= callee < pc and pc - callee <= MAX_FUNCTION_BYTES:
-            return callee
+        call = _call_before(task, ret)
+        if call is not None and home[0] <= call[1] < pc and pc - call[1] <= MAX_FUNCTION_BYTES:
+            return call[1]
     return None
 
 
 def returned_from(task: Task, pc: int, rsp: int) -> int | None:
     """The entry of the function that just returned to pc (past a PLT stub), if pc
-    follows a `call rel32` or `call *slot(%rip)` and the slot below rsp still holds pc."""
+    follows a call and the slot below rsp still holds pc."""
     if _u64(task, rsp - 8) != pc:
         return None
-    code = task.read(pc - 6, 6)
-    if len(code) != 6:
-        return None
-    if code[1] == 0xE8:
-        callee = (pc + int.from_bytes(code[2:], "little", signed=True)) & _MASK
-        return _stub_target(task, callee) or callee
-    if code[:2] == b"\xff\x15":
-        return _u64(task, pc + int.from_bytes(code[2:], "little", signed=True))
-    return None
+    call = _call_before(task, pc)
+    return None if call is None else call[1]
 
 
 SWEEP_BYTES = 4096  # of a function's code disassembled for its ret instructions
