@@ -25,7 +25,7 @@ import bisect
 import functools
 from collections.abc import Callable
 
-from rrgdb.kernel.address_space import PROT_EXEC, read_maps
+from rrgdb.kernel.address_space import PROT_EXEC, MapsEntry
 from rrgdb.kernel.task import Task
 
 _MASK = (1 << 64) - 1
@@ -79,12 +79,13 @@ STACK_SLOTS_SEARCHED = 32  # for the return address of the function the present 
 MAX_FUNCTION_BYTES = 1 << 20
 
 
-def function_entry(task: Task, pc: int, rsp: int, rbp: int) -> int | None:
+def function_entry(task: Task, pc: int, rsp: int, rbp: int,
+                   maps: list[MapsEntry]) -> int | None:
     """The entry of the function pc is inside (after its entry), found from a return
     address on the stack: the first slot from the top (then rbp+8) that holds an address
     in executable memory just after a call whose target is in pc's mapping, at most
     MAX_FUNCTION_BYTES before pc."""
-    executable = [(m.start, m.end) for m in read_maps(task.tid) if m.prot & PROT_EXEC]
+    executable = [(m.start, m.end) for m in maps if m.prot & PROT_EXEC]
     home = next(((a, b) for a, b in executable if a <= pc < b), None)
     if home is None:
         return None
@@ -169,15 +170,15 @@ def _file_functions(path: str) -> tuple[list[int], list[int], list[tuple[int, in
     return starts, [functions[a] for a in starts], segments
 
 
-def preceding_instructions(task: Task, pc: int,
-                           read_code: Callable[[int, int], bytes]) -> set[int]:
+def preceding_instructions(pc: int, read_code: Callable[[int, int], bytes],
+                           maps: list[MapsEntry]) -> set[int]:
     """The instructions that can run just before pc inside its function, if the mapped
     file's symbols describe it: the one before pc in the code, and the jumps and calls to
     pc. read_code(addr, length) gives the code as the program sees it (no breakpoints).
     Empty when the disassembly does not meet pc on an instruction boundary."""
     from capstone import CS_ARCH_X86, CS_MODE_64, Cs  # 45 ms to import: only when needed
 
-    mapping = next((m for m in read_maps(task.tid)
+    mapping = next((m for m in maps
                     if m.start <= pc < m.end and m.prot & PROT_EXEC and m.is_file), None)
     if mapping is None:
         return set()

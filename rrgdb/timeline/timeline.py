@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rrgdb.kernel.address_space import MapsEntry, read_maps
 from rrgdb.kernel.breakpoints import Watchpoint
 from rrgdb.kernel.task import Task
 from rrgdb.replay.session import (
@@ -370,12 +371,10 @@ class ReplayTimeline:
                                                replay_to=session.applied))
 
     # -- reverse ----------------------------------------------------------------------
-    def _run_to(self, mark: Mark, hits_to_count: int | None = None,
-                anchors: frozenset[int] | None = None) -> int:
+    def _run_to(self, mark: Mark, anchors: frozenset[int] | None = None) -> int:
         """From the live position (before mark), runs forward with only internal
         breakpoints at anchors (default: mark.pc, which they must include to find mark),
-        until mark. Returns how many times they were hit before the matching hit (or stops
-        at hit number hits_to_count when given)."""
+        until mark. Returns how many times they were hit before the matching hit."""
         session = self.session
         session.stop_at_end = mark.at_end
         self._set_internal(set(), user=False)
@@ -388,20 +387,32 @@ class ReplayTimeline:
             return 0
         self._set_internal(set(anchors or {mark.pc}), user=False)
         hits = 0
-        while True:
-            if hits_to_count is None and self._at(mark):
-                break
-            if hits_to_count is not None and hits == hits_to_count:
-                break
+        at = self._at(mark)
+        while not at:  # mark is met at a stop (or where the run starts)
             result = session.advance()
             if result is None or session.applied > mark.applied:
                 raise RuntimeError(f"lost position at event {mark.applied} (pc {mark.pc:#x})")
-            if result.trap is Trap.BREAKPOINT:
-                if hits_to_count is None and self._at(mark):
-                    break
-                hits += 1
+            at = self._at(mark)
+            hits += result.trap is Trap.BREAKPOINT and not at
         self._set_internal(set(), user=False)
         return hits
+
+    def _run_to_hit(self, anchors: frozenset[int], count: int) -> None:
+        """From an event boundary, runs forward with only internal breakpoints at anchors
+        to their count-th hit, which a counting run found before the next event."""
+        session = self.session
+        session.stop_at_end = False
+        applied = session.applied
+        self._set_internal(set(anchors), user=False)
+        hits = 0
+        while hits < count:
+            result = session.advance()
+            if result is None or session.applied != applied:
+                raise RuntimeError(f"lost position at event {applied}: an event came after "
+                                   f"{hits} of {count} breakpoint hits")
+            if result.trap is Trap.BREAKPOINT:
+                hits += 1
+        self._set_internal(set(), user=False)
 
     def seek(self, mark: Mark) -> None:
         """Moves the live replay to mark (from the nearest earlier checkpoint)."""
@@ -567,15 +578,13 @@ class ReplayTimeline:
         session = self.session
         own = tid == end.tid
         end_identity = end.identity if own else self._identity(tid)
+        # what the stack tells is read now; the code is the same all through the interval
         task = self._thread(tid)
         regs = task.regs()
+        maps = read_maps(task.tid)
         entered_by = call_site(task, regs.rip, regs.rsp)
         callee = returned_from(task, regs.rip, regs.rsp)
-        callee_returns = [] if callee is None else returns_in(
-            session.breakpoints.shadow(callee, task.read(callee, SWEEP_BYTES)), callee)
-        inside = function_entry(task, regs.rip, regs.rsp, regs.rbp)
-        before = preceding_instructions(
-            task, regs.rip, lambda addr, n: session.breakpoints.shadow(addr, task.read(addr, n)))
+        inside = function_entry(task, regs.rip, regs.rsp, regs.rbp, maps)
         after_syscall = syscall_site(task, regs.rip)
         cp = self._checkpoint_before(end)
         if cp is None:
@@ -603,7 +612,6 @@ class ReplayTimeline:
         boundary = session.applied
         owned = session.can_snapshot  # with threads live, restart from the checkpoint
         start_cp = self._temporary_checkpoint() if owned else (prev if boundary_is_end else cp)
-        hits = 0
         anchors: frozenset[int] = frozenset()
         total = 0
         if boundary_is_end:
@@ -617,16 +625,14 @@ class ReplayTimeline:
             # entered the function end is the entry of, of the entry of the function end
             # is inside, of the entry or a ret of the function that returned to end, or
             # of an instruction that can precede end's pc, whichever came last
-            anchors = frozenset({end.pc, *callee_returns, *before}
+            anchors = frozenset({end.pc, *self._code_anchors(tid, end.pc, callee, maps)}
                                 | {a for a in (entered_by, inside, callee) if a})
             total = self._run_to(end, anchors=anchors)
-        if total > 0:
+        if anchors:
             self._to_boundary(start_cp, boundary)
-            self._run_to(Mark(boundary, b"", tid=tid), hits_to_count=total, anchors=anchors)
-            hits = total
-        elif anchors:
-            self._to_boundary(start_cp, boundary)
-        window = _Window(start_cp, hits, anchors, [self._identity(tid)], tid, boundary,
+        if total:
+            self._run_to_hit(anchors, total)
+        window = _Window(start_cp, total, anchors, [self._identity(tid)], tid, boundary,
                          owned)
         self._set_internal(set(), user=False)
         session.stop_at_end = end.at_end  # stepping must not run into the exit itself
@@ -645,6 +651,20 @@ class ReplayTimeline:
             if session.applied > end.applied:
                 raise RuntimeError(f"lost position at event {end.applied} (pc {end.pc:#x})")
         return window
+
+    def _code_anchors(self, tid: int, pc: int, callee: int | None,
+                      maps: list[MapsEntry]) -> set[int]:
+        """Anchors found by disassembling: the instructions that can precede pc in its
+        function, and the ret instructions of the function that returned to pc."""
+        task = self._thread(tid)
+
+        def read_code(addr: int, length: int) -> bytes:
+            return self.session.breakpoints.shadow(addr, task.read(addr, length))
+
+        found = preceding_instructions(pc, read_code, maps)
+        if callee is not None:
+            found.update(returns_in(read_code(callee, SWEEP_BYTES), callee))
+        return found
 
     def _hits_before_event(self, anchors: frozenset[int]) -> int:
         """From an event boundary, runs with internal breakpoints at anchors until the
@@ -700,8 +720,7 @@ class ReplayTimeline:
         session = self.session
         self._to_boundary(window.checkpoint, window.boundary)
         if window.start_hits:
-            self._run_to(Mark(window.boundary, b"", tid=window.tid),
-                         hits_to_count=window.start_hits, anchors=window.anchors)
+            self._run_to_hit(window.anchors, window.start_hits)
         for _ in range(n):
             session.advance(step=True)
         watch = None
