@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import assert_replay_matches, describe, record, replay, run_rrgdb
+from conftest import (
+    assert_replay_matches,
+    describe,
+    program_stderr,
+    record,
+    replay,
+    run_rrgdb,
+)
 
 from rrgdb.trace import TraceReader
 
@@ -120,3 +128,22 @@ def test_a_thread_blocked_in_read_is_cancelled(build, tmp_path: Path) -> None:
     recorded = record([str(build("thread_cancel", "O2", "-pthread"))], trace, timeout=60)
     assert recorded.stdout == b"cancelled: 1\n", describe(recorded)
     assert_replay_matches(recorded, replay(trace))
+
+
+def test_concurrent_writes_to_stdout_replay_in_the_order_they_were_made(
+        build, tmp_path: Path) -> None:
+    """The main thread, three more and a forked child each make 150 small writes to stdout
+    and stderr at the same time. The recorded output is the order the kernel performed
+    them in; replay prints the writes in trace order, so the recorder lets one stdio write
+    into the kernel at a time (different on nearly every run otherwise)."""
+    binary = build("stdio_race", "O2", "-pthread")
+    for attempt in range(3):
+        trace = tmp_path / f"trace-{attempt}"
+        recorded = record([str(binary)], trace)
+        assert recorded.stdout.count(b" ") == 5 * 135, describe(recorded)
+        assert_replay_matches(recorded, replay(trace))
+    # stdout and stderr into one pipe: their relative order is kept too
+    trace = tmp_path / "trace-combined"
+    recorded = record([str(binary)], trace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    replayed = replay(trace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert program_stderr(replayed.stdout) == program_stderr(recorded.stdout), describe(replayed)

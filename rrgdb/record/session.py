@@ -204,6 +204,8 @@ class RecordSession:
         self._main_status = 0
         self._pending_stops: list[tuple[int, int]] = []  # reported but not yet handled
         self._held_entries: dict[int, SyscallEntryFrame] = {}  # tgid -> entry not yet written
+        self._stdio_writer = 0  # the task whose write to rrgdb's stdout/stderr is under way
+        self._stdio_queue: list[int] = []  # tasks stopped at such a write's entry meanwhile
 
     @staticmethod
     def _is_open(fd: int) -> bool:
@@ -317,6 +319,7 @@ class RecordSession:
             del self.tasks[pid]
             if pid == rt.task.tgid:
                 self.scheduler.unshare(pid)
+            self._end_stdio_write(rt)
             self._release_turn(rt)
             if pid == self._main:
                 self._main_status = stop.status
@@ -349,6 +352,43 @@ class RecordSession:
         else:
             self.scheduler.queue(tgid, rt.task.tid)
             rt.held_signal = sig
+
+    # -- writes to rrgdb's own stdout and stderr, one at a time ---------------------------
+    def _into_syscall(self, rt: _RecordTask) -> None:
+        """rt goes on into the syscall whose entry was just recorded. A write to rrgdb's
+        stdout or stderr waits at its entry while another task's is in the kernel (as rr's
+        StdioMonitor does): the kernel performs concurrent writes in an order nobody sees,
+        and replay prints them in the order of their frames, so they are made one at a time
+        and each one's frame is written before the next starts."""
+        if self._writes_stdio(rt):
+            if self._stdio_writer:
+                self._stdio_queue.append(rt.task.tid)
+                self._release_turn(rt)
+                return
+            self._stdio_writer = rt.task.tid
+        self._to_kernel(rt)
+
+    def _writes_stdio(self, rt: _RecordTask) -> bool:
+        pending = rt.pending
+        return (pending is not None and len(self.tasks) > 1
+                and pending.regs.syscallno in WRITE_SYSCALLS
+                and self._stdio_stream(rt.task, pending.regs.arg(0)) != 0)
+
+    def _end_stdio_write(self, rt: _RecordTask) -> None:
+        """rt left the kernel or died: if its write to stdio was under way, the next
+        waiting one goes on into the kernel."""
+        tid = rt.task.tid
+        if tid in self._stdio_queue:
+            self._stdio_queue.remove(tid)
+        if tid != self._stdio_writer:
+            return
+        self._stdio_writer = 0
+        while self._stdio_queue:
+            following = self.tasks.get(self._stdio_queue.pop(0))
+            if following is not None:
+                self._stdio_writer = following.task.tid
+                self._resume(following)
+                return
 
     def _release_turn(self, rt: _RecordTask) -> None:
         """rt stops running user code: first the stops of its siblings held back meanwhile
@@ -409,8 +449,9 @@ class RecordSession:
                 return
         if stop.kind is StopKind.SYSCALL:
             if self._on_syscall_stop(rt):
-                self._to_kernel(rt)
+                self._into_syscall(rt)
             else:
+                self._end_stdio_write(rt)
                 self._to_user(rt)
         elif stop.kind is StopKind.SIGNAL:
             sig = self._on_signal(rt, stop)
@@ -418,13 +459,14 @@ class RecordSession:
                 self._to_user(rt, sig)
         elif stop.event == native.PTRACE_EVENT_SECCOMP:
             self._on_syscall_entry(rt)  # a traced syscall under the buffer's filter
-            self._to_kernel(rt)
+            self._into_syscall(rt)
         elif stop.event == native.PTRACE_EVENT_EXEC:
             rt.pending = None
             self._on_exec(rt)
             self._to_user(rt)
         elif stop.event == native.PTRACE_EVENT_EXIT:
             self._finish_cut_syscall(rt)
+            self._end_stdio_write(rt)
             self._write(ExitFrame(rt.task.tid, rt.task.event_msg()))
             self._release_vfork_parent(rt)
             if rt.task.tid != rt.task.tgid:
