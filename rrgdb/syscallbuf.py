@@ -20,7 +20,10 @@ SEQ = BUFFER_ADDR + 8  # u32: buffered calls so far
 TRAP_AT = BUFFER_ADDR + 12  # u32: calls from this ordinal on are traced
 LOCKED = BUFFER_ADDR + 6  # u8: a buffered call is between its start and its record
 SIGMASK = BUFFER_ADDR + 16  # u64: the mask buffered rt_sigprocmask calls left, or NO_MASK
-RECORDS = BUFFER_ADDR + 24
+FIELDS = 24  # bytes of the header's fields above
+STDIO_FDS = BUFFER_ADDR + FIELDS  # bit n: fd n (> 2) is rrgdb's stdout or stderr (stdio_fd())
+STDIO_FD_LIMIT = 1024  # the fds that table covers (the library traces calls on the others)
+RECORDS = STDIO_FDS + STDIO_FD_LIMIT // 8
 NO_MASK = 2**64 - 1
 _NO_MASK_BYTES = NO_MASK.to_bytes(8, "little")
 PREFIX = 8  # a FlushFrame's data: trap_at (u32), reserved (u32), then the records
@@ -50,8 +53,8 @@ def trap_at(task: Task) -> int | None:
 def take_records(task: Task) -> bytes | None:
     """Record side: what a FlushFrame holds (trap_at, then the records written since the
     last stop), None when the process has no buffer; the buffer is emptied."""
-    header = task.read(BUFFER_ADDR, RECORDS - BUFFER_ADDR)  # one read per stop
-    if len(header) != RECORDS - BUFFER_ADDR:
+    header = task.read(BUFFER_ADDR, FIELDS)  # one read per stop
+    if len(header) != FIELDS:
         return None
     size = int.from_bytes(header[:4], "little")
     records = task.read_exact(RECORDS, size) if size else b""
@@ -73,7 +76,7 @@ def take_replayed(task: Task) -> tuple[int, int | None]:
     """Replay side, at the stop after a flush: how many bytes of records the library used,
     and the signal mask its buffered rt_sigprocmask calls left (None: they changed none);
     the buffer is emptied of both, as the recorder's was (one read, one write)."""
-    header = bytearray(task.read_exact(BUFFER_ADDR, RECORDS - BUFFER_ADDR))
+    header = bytearray(task.read_exact(BUFFER_ADDR, FIELDS))
     used = int.from_bytes(header[:4], "little")
     mask = int.from_bytes(header[SIGMASK - BUFFER_ADDR:], "little")
     header[:4] = bytes(4)
@@ -113,6 +116,29 @@ def stop_trapping(task: Task) -> None:
     before the calls of its stretch, as here."""
     if trap_at(task) not in (None, 0xFFFFFFFF):
         task.write(TRAP_AT, b"\xff\xff\xff\xff")
+
+
+def mark_stdio_fds(task: Task, fds: dict[int, bool]) -> bytes | None:
+    """Record side, at the exit of a traced call that made, replaced or closed fds: marks
+    each fd of fds whose value is True as rrgdb's stdout or stderr in the buffer's table
+    (the library then keeps writes to it traced, and replay prints them) and clears the
+    others. Returns the whole new table when it changed, for the call's frame, so that
+    replay's table is the same (None: unchanged, or the process has no buffer)."""
+    size = STDIO_FD_LIMIT // 8
+    raw = task.read(STDIO_FDS, size)
+    if len(raw) != size:
+        return None
+    table = bytearray(raw)
+    for fd, stdio in fds.items():
+        if 2 < fd < STDIO_FD_LIMIT:
+            if stdio:
+                table[fd // 8] |= 1 << fd % 8
+            else:
+                table[fd // 8] &= ~(1 << fd % 8)
+    if table == raw:
+        return None
+    task.write(STDIO_FDS, bytes(table))
+    return bytes(table)
 
 
 def disable(task: Task) -> None:

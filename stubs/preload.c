@@ -450,12 +450,34 @@ static long sigprocmask_buffered(long *a)
     return finish(r, SYS_rt_sigprocmask, ret, SIGSET_BYTES);
 }
 
+/* Whether calls that write to fd, copy it or close it stay traced because it may be
+ * rrgdb's stdout or stderr, whose output replay prints at its traced writes: fds 0-2, the
+ * fds the recorder marked in stdio_fds, and those beyond that table. */
+static int stdio_fd(long fd)
+{
+    unsigned int n = (unsigned int)fd; /* as the kernel reads it */
+    return n <= 2 || n >= RRGDB_STDIO_FDS || (buffer->stdio_fds[n / 8] >> (n % 8) & 1);
+}
+
+/* Whether a path opened may be rrgdb's stdout or stderr (/dev/stdout, /dev/fd/N,
+ * /dev/pts/N, /proc/self/fd/N, ...): such an open stays traced, so the recorder sees the
+ * new fd and marks it in stdio_fds. */
+static int may_name_stdio(const char *path)
+{
+    if (!path)
+        return 0;
+    return (path[0] == '/' && path[1] == 'd' && path[2] == 'e' && path[3] == 'v' &&
+            path[4] == '/') ||
+           (path[0] == '/' && path[1] == 'p' && path[2] == 'r' && path[3] == 'o' &&
+            path[4] == 'c' && path[5] == '/');
+}
+
 /* The buffered form of syscall nr, or NOT_BUFFERED. Replay takes a buffered call's
  * result and output from the record and makes no syscall, so whatever changes the
  * address space or signal dispositions stays traced (their queries are buffered; the
  * signal mask is the exception, set by the replayer at the flush), and so do messages
  * with control data (SCM_RIGHTS creates fds), stdin/stdout/stderr transfers (replay
- * echoes output from those events) and fcntl locks. */
+ * echoes output from those events; stdio_fd) and fcntl locks. */
 static long buffered(long nr, long *a)
 {
     switch (nr) {
@@ -487,7 +509,7 @@ static long buffered(long nr, long *a)
     case SYS_sendto:
     case SYS_sendmsg:
     case SYS_close:
-        return a[0] > 2 ? plain(nr, a) : NOT_BUFFERED;
+        return stdio_fd(a[0]) ? NOT_BUFFERED : plain(nr, a);
     case SYS_stat:
     case SYS_fstat:
     case SYS_lstat:
@@ -521,6 +543,7 @@ static long buffered(long nr, long *a)
         switch ((int)a[1]) {
         case F_DUPFD:
         case F_DUPFD_CLOEXEC:
+            return stdio_fd(a[0]) ? NOT_BUFFERED : plain(nr, a);
         case F_GETFD:
         case F_SETFD:
         case F_GETFL:
@@ -538,9 +561,11 @@ static long buffered(long nr, long *a)
             return futex_wait_buffered(a);
         }
         return NOT_BUFFERED;
-    case SYS_lseek:
     case SYS_open:
+        return may_name_stdio((const char *)a[0]) ? NOT_BUFFERED : plain(nr, a);
     case SYS_openat:
+        return may_name_stdio((const char *)a[1]) ? NOT_BUFFERED : plain(nr, a);
+    case SYS_lseek:
     case SYS_access:
     case SYS_faccessat:
     case SYS_faccessat2:

@@ -15,6 +15,9 @@
 /* The result the recorder gives a buffered call it stopped while blocked (ERESTARTSYS,
  * which programs never see): the call is made again as a traced syscall. */
 #define RRGDB_ABANDONED (-512L)
+/* The fds the buffer's stdio_fds table covers; calls that would need it for a higher fd
+ * are traced. */
+#define RRGDB_STDIO_FDS 1024
 
 struct rrgdb_syscallbuf {
     uint32_t pos;       /* bytes of records (record: written; replay: consumed) */
@@ -28,11 +31,15 @@ struct rrgdb_syscallbuf {
     uint64_t sigmask;   /* the signal mask the buffered rt_sigprocmask calls since the last
                            flush left (UINT64_MAX: none): replay makes no syscall, so the
                            replayer sets it at the stop after the flush */
+    uint8_t stdio_fds[RRGDB_STDIO_FDS / 8]; /* bit n: fd n (> 2) is rrgdb's stdout or
+                           stderr. Kept by the recorder at the traced calls that make,
+                           replace or close such an fd (its writes are in their frames) */
     uint8_t data[];
 };
 /* rrgdb/syscallbuf.py reads these offsets */
 _Static_assert(offsetof(struct rrgdb_syscallbuf, sigmask) == 16, "buffer header layout");
-_Static_assert(offsetof(struct rrgdb_syscallbuf, data) == 24, "buffer header layout");
+_Static_assert(offsetof(struct rrgdb_syscallbuf, stdio_fds) == 24, "buffer header layout");
+_Static_assert(offsetof(struct rrgdb_syscallbuf, data) == 152, "buffer header layout");
 
 struct rrgdb_record { /* padded to 8 bytes */
     int64_t ret;

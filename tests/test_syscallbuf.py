@@ -254,3 +254,20 @@ def test_library_exports_the_64_bit_names() -> None:
     # cancellation points are left to libc (its patched sites): see test_threads.py
     for name in ("read", "write", "open", "open64", "openat", "close", "pread64", "readv"):
         assert name not in symbols, name
+
+
+@pytest.mark.needs_syscallbuf
+def test_writes_through_copies_of_stdout_and_stderr_are_replayed(build, tmp_path: Path) -> None:
+    """Replay prints output from traced writes, so writes through a copy of stdout or
+    stderr (dup, fcntl F_DUPFD, open("/dev/stdout"), inherited by a fork or across an
+    exec) must stay traced: without that they were buffered and replay lost them. A plain
+    file dup2'd over such a copy is buffered again (200 one-byte writes)."""
+    binary = build("stdio_copies", "O2")
+    for option in ([], ["--no-syscallbuf"]):
+        trace = tmp_path / f"trace{len(option)}"
+        recorded = run_rrgdb(["record", *option, "-o", trace, binary])
+        assert recorded.stdout.count(b"through") == 4, describe(recorded)
+        assert b"after exec, through the inherited copy of stderr" in recorded.stderr
+        assert_replay_matches(recorded, replay(trace))
+    writes, buffered = per_syscall(tmp_path / "trace0")["write"]
+    assert buffered >= 200 and writes - buffered <= 8, (writes, buffered)

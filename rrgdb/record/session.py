@@ -49,6 +49,10 @@ RDTSC = b"\x0f\x31"
 RDTSCP = b"\x0f\x01\xf9"
 WRITE_SYSCALLS = {NUMBERS["write"], NUMBERS["writev"], NUMBERS["pwrite64"], NUMBERS["pwritev"]}
 MMAP = NUMBERS["mmap"]
+NEW_FD_SYSCALLS = {NUMBERS[name] for name in ("dup", "dup2", "dup3", "open", "openat",
+                                               "openat2")}  # whose result is the fd made
+FCNTL, F_DUPFD, F_DUPFD_CLOEXEC = NUMBERS["fcntl"], 0, 1030
+CLOSE, CLOSE_RANGE, CLOSE_RANGE_CLOEXEC = NUMBERS["close"], NUMBERS["close_range"], 4
 MAP_ANONYMOUS = 0x20
 MAP_SHARED = 0x01  # also set in MAP_SHARED_VALIDATE
 SIGINFO_CODE = slice(8, 12)
@@ -91,6 +95,23 @@ class _RecordTask:
     # a syscall that returned a restart code, written at the task's next event unless the
     # kernel restarts it (no handler ran): then the program never saw that result
     interrupted: tuple[_PendingSyscall, SyscallFrame] | None = None
+
+
+def _prints(fd: int) -> bool:
+    """Whether rrgdb's fd is open on something output can be seen in (not /dev/null)."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3))
+
+
+def _open_fds(tid: int) -> list[int]:
+    """The fds open in tid's process."""
+    try:
+        return [int(name) for name in os.listdir(f"/proc/{tid}/fd")]
+    except OSError:
+        return []
 
 
 def _exits_group(rt: _RecordTask) -> bool:
@@ -193,7 +214,8 @@ class RecordSession:
         self.trace_dir = trace_dir
         self.tasks: dict[int, _RecordTask] = {}
         self.writer: TraceWriter | None = None
-        self._stdio = {fd: self._identity(os.fstat(fd)) for fd in (1, 2) if self._is_open(fd)}
+        # what replay prints: writes to the files of rrgdb's stdout and stderr (not /dev/null)
+        self._stdio = {fd: self._identity(os.fstat(fd)) for fd in (1, 2) if _prints(fd)}
         self._early: dict[int, int] = {}  # new children that stopped before their parent's event
         self._main = 0
         self.scheduler = Scheduler()
@@ -207,13 +229,6 @@ class RecordSession:
         self._stdio_writer = 0  # the task whose write to rrgdb's stdout/stderr is under way
         self._stdio_queue: list[int] = []  # tasks stopped at such a write's entry meanwhile
 
-    @staticmethod
-    def _is_open(fd: int) -> bool:
-        try:
-            os.fstat(fd)
-            return True
-        except OSError:
-            return False
 
     @staticmethod
     def _identity(st: os.stat_result) -> tuple[int, int]:
@@ -711,13 +726,18 @@ class RecordSession:
             after.rax = result
             task.set_regs(after)
         rt.boundary = after.to_bytes()
+        fds = self._fds_changed(task, regs, result)
         if (spec.special == "prctl" and regs.arg(0) == syscallbuf.PR_SET_SECCOMP
                 and result == 0 and syscallbuf.pending_bytes(task) == 0
                 and task.read(syscallbuf.DISABLED, 1)):
             rt.seccomp = True  # the preload library's filter: untraced calls are buffered
+            fds = {fd: self._stdio_stream(task, fd) != 0 for fd in _open_fds(task.tid)}
         if pending.written:
             return
         writes = memory_writes(task, spec, regs, result, pending.state)
+        table = syscallbuf.mark_stdio_fds(task, fds) if fds else None
+        if table is not None:
+            writes = [*writes, MemWrite(syscallbuf.STDIO_FDS, table)]
         nr = regs.syscallno
         stream = 0
         if nr in WRITE_SYSCALLS and result > 0:
@@ -749,6 +769,23 @@ class RecordSession:
         result = rt.task.regs().result
         if result != ENOSYS and result not in RESTART_SAME and result != RESTART_BLOCK:
             self._on_syscall_exit(rt, pending)
+
+    def _fds_changed(self, task: Task, regs: Registers, result: int) -> dict[int, bool]:
+        """The fds a traced syscall just made, replaced or closed, each with whether it
+        is now rrgdb's stdout or stderr: the syscall buffer's table of those must follow
+        (syscallbuf.mark_stdio_fds). Empty without the buffer."""
+        if not self.syscallbuf:
+            return {}
+        nr = regs.syscallno
+        if result >= 0 and (nr in NEW_FD_SYSCALLS or (
+                nr == FCNTL and regs.arg(1) in (F_DUPFD, F_DUPFD_CLOEXEC))):
+            return {result: self._stdio_stream(task, result) != 0}
+        if nr == CLOSE:
+            return {regs.arg(0) & 0xFFFFFFFF: False}  # closed even when it fails with EINTR
+        if nr == CLOSE_RANGE and result == 0 and not regs.arg(2) & CLOSE_RANGE_CLOEXEC:
+            last = min(regs.arg(1) & 0xFFFFFFFF, syscallbuf.STDIO_FD_LIMIT - 1)
+            return dict.fromkeys(range(regs.arg(0) & 0xFFFFFFFF, last + 1), False)
+        return {}
 
     def _stdio_stream(self, task: Task, fd: int) -> int:
         try:

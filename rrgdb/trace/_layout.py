@@ -37,7 +37,7 @@ from construct import (
     this,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 HEADER_FILE = "header"
 EVENTS_FILE = "events"
