@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import run_rrgdb
 from gdb_helpers import (
     GdbScript,
     Recording,
@@ -399,6 +400,62 @@ def test_run_restarts_keeping_breakpoints(debuggee: Recording, tmp_path: Path) -
     assert t.value(run_counter) == "0", t.context(run_counter)
     t.expect(nxt, "Breakpoint 1, add_to_counter (delta=2)")
     t.expect(back, "Breakpoint 1, add_to_counter (delta=1)")
+
+
+def _write_event(recording: Recording, length: int) -> int:
+    """The event number (`rrgdb dump`) of the recorded write syscall of `length` bytes."""
+    dump = run_rrgdb(["dump", recording.trace])
+    return int(re.search(rf"(?m)^(\d+)\t\d+\tsyscall write = {length}$",
+                         dump.stdout.decode()).group(1))
+
+
+def test_goto_event_and_run_to_an_event(debuggee: Recording, tmp_path: Path) -> None:
+    """`replay -g N` starts gdb on the thread making event N, about to make it (rr's -g);
+    the debugger goes back from there; gdb's `run N` goes to event N, `run cN` to
+    checkpoint N (as rr's)."""
+    L = debuggee.line
+    sorted_write = _write_event(debuggee, len(b"sorted 1 3 5 7 9\n"))
+    factorial_write = _write_event(debuggee, len(b"factorial 120\n"))
+    s = GdbScript()
+    when = s("monitor when")
+    bt = s("backtrace")
+    x = s("print origin.x")
+    checkpoint = s("monitor checkpoint")
+    s("break compare_ints")
+    s("break factorial")  # called after event N only
+    back = s("reverse-continue")
+    s("delete")
+    s("break write")
+    run = s(f"run {factorial_write}")
+    run_when = s("monitor when")
+    run_checkpoint = s("run c1")
+    checkpoint_when = s("monitor when")
+    with replay_server(debuggee, tmp_path, ["-g", str(sorted_write)]) as server:
+        t = s.run_remote(server)
+    t.expect(when, f"Current event: {sorted_write}")
+    t.expect_re(bt, r"#0 .*write \(fd=1, buf=0x[0-9a-f]+, nbytes=17\)")
+    t.expect_re(bt, rf"in main \(\) at \S*gdb_debuggee\.c:{L('printf-sorted')}")
+    assert t.value(x) == "30", t.context(x)
+    t.expect(checkpoint, f"Checkpoint 1 at event {sorted_write}")
+    t.expect(back, "Breakpoint 1, compare_ints")
+    # at event N the write of factorial's line is under way: the next write is "done\n"
+    t.expect_re(run, r"Breakpoint 3, .*write \(fd=1, buf=0x[0-9a-f]+, nbytes=5\)")
+    assert int(t.expect_re(run_when, r"Current event: (\d+)").group(1)) > factorial_write
+    t.expect_re(run_checkpoint, r"Breakpoint 3, .*write \(fd=1, buf=0x[0-9a-f]+, nbytes=14\)")
+    event = int(t.expect_re(checkpoint_when, r"Current event: (\d+)").group(1))
+    assert sorted_write < event <= factorial_write, t.context(checkpoint_when)
+
+
+def test_goto_refuses_what_it_cannot_reach(debuggee: Recording) -> None:
+    events = len(run_rrgdb(["dump", debuggee.trace]).stdout.splitlines())
+    reachable = f"gdb can go to events 1 to {events - 1}"
+    for options, message in (
+            (["-g", str(events)], f"no event {events} to go to: {reachable}"),
+            (["-g", "0"], f"no event 0 to go to: {reachable}"),
+            (["-a", "-g", "5"], "-g EVENT starts a debugger there: it does not go with -a")):
+        replayed = run_rrgdb(["replay", *options, debuggee.trace])
+        assert replayed.returncode == 2, replayed
+        assert replayed.stderr.decode() == f"rrgdb: {message}\n", replayed.stderr
 
 
 def test_monitor_when_checkpoint_restart(debuggee: Recording, tmp_path: Path) -> None:

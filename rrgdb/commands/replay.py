@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rrgdb.commands._common import EXIT_BAD_TRACE, resolve_trace, say
 from rrgdb.record.session import exit_code
-from rrgdb.replay.processes import choose_process, recorded_processes
+from rrgdb.replay.processes import check_goto_event, choose_process, recorded_processes
 from rrgdb.replay.session import DivergenceError, IncompleteTrace, ReplaySession
 from rrgdb.trace import TraceError, TraceReader
 
@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="debug this process (see `rrgdb ps`) from its first exec")
     chosen.add_argument("-f", "--onfork", metavar="PID",
                         help="debug this process from its fork")
+    parser.add_argument("-g", "--goto", type=int, metavar="EVENT",
+                        help="start debugging at event EVENT (`rrgdb dump`, gdb's `when`)")
     parser.add_argument("trace", nargs="?", help="trace directory (default: the latest)")
 
 
@@ -40,17 +42,27 @@ def run(args: argparse.Namespace) -> int:
         say(str(e))
         return EXIT_BAD_TRACE
     if args.autopilot:
+        if args.goto is not None:
+            say("-g EVENT starts a debugger there: it does not go with -a")
+            return EXIT_BAD_TRACE
         return _autopilot(trace_dir)
     wanted = args.onprocess or args.onfork
     follow = 0
-    if wanted:
+    if wanted or args.goto is not None:
         try:
-            follow = choose_process(recorded_processes(TraceReader(trace_dir).frames()),
-                                    wanted).pid
+            frames = list(TraceReader(trace_dir).frames())
+            processes = recorded_processes(frames)
+            process = choose_process(processes, wanted) if wanted else next(
+                iter(processes.values()))
+            if args.goto is not None:
+                first = process.start_of_debugging(bool(args.onfork))
+                check_goto_event(args.goto, first, len(frames))
         except (TraceError, ValueError) as e:
             say(str(e))
             return EXIT_BAD_TRACE
-    factory = functools.partial(_target_factory, trace_dir, follow, bool(args.onfork))
+        follow = process.pid if wanted else 0
+    factory = functools.partial(_target_factory, trace_dir, follow, bool(args.onfork),
+                                args.goto)
     if args.port is not None:
         return _serve(factory, args.host, args.port)
     return _with_gdb(factory, args.host)
@@ -82,10 +94,10 @@ def _show_progress(applied: int, total: int) -> None:
     sys.stderr.flush()
 
 
-def _target_factory(trace_dir: Path, follow: int, at_fork: bool) -> object:
+def _target_factory(trace_dir: Path, follow: int, at_fork: bool, goto: int | None) -> object:
     from rrgdb.gdb.replay_target import ReplayTarget
 
-    return ReplayTarget(trace_dir, follow=follow, at_fork=at_fork)
+    return ReplayTarget(trace_dir, follow=follow, at_fork=at_fork, goto=goto)
 
 
 def _announce(host: str, port: int) -> None:

@@ -6,6 +6,7 @@ registers. Files are served only from the trace."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from rrgdb.timeline.diversion import Diversion
 from rrgdb.timeline.timeline import Outcome, ReplayTimeline
 from rrgdb.trace import ExecFrame
 
+log = logging.getLogger(__name__)
 _WATCH_KINDS = {
     BreakpointKind.WRITE_WATCH: WatchKind.WRITE,
     BreakpointKind.READ_WATCH: WatchKind.READ,
@@ -63,24 +65,36 @@ class ReplayTarget:
     """A replayed process as gdb sees it (implements rrgdb.gdb.target.DebugTarget)."""
 
     def __init__(self, trace_dir: Path, echo: Echo | None = write_to_fd, follow: int = 0,
-                 at_fork: bool = False) -> None:
+                 at_fork: bool = False, goto: int | None = None) -> None:
         """follow: the recorded pid of the process to debug (0: the first), from its fork
-        (at_fork) or its first exec."""
+        (at_fork) or its first exec; goto: the event to start at (ValueError if gdb
+        cannot go there)."""
         self.timeline = ReplayTimeline(trace_dir, echo)
         self.timeline.session.stop_at_signals = True
         try:
             self.timeline.start(follow, at_fork)
+            if goto is not None:
+                self.timeline.goto_event(goto)
         except BaseException:
             self.timeline.close()
             raise
         session = self.timeline.session
         self._pid = session.main_tid
-        self._exe = session.program
+        self._exe = self._program()
         self._auxv = self._read_auxv()
         self._names = session.reader.file_names()
         self._last_registers = RegisterState(b"\0" * 216, b"")
         self.diversion: Diversion | None = None  # a live copy running an inferior call
         self._current = self._pid  # the thread of the last stop (recorded tid)
+
+    def _program(self) -> str:
+        """The program the debugged process runs now (its latest exec, as recorded)."""
+        session = self.timeline.session
+        for index in range(session.applied - 1, -1, -1):
+            frame = session.frames[index]
+            if isinstance(frame, ExecFrame) and frame.tid == session.main_tid:
+                return frame.exe_path
+        return session.program
 
     def _read_auxv(self) -> bytes:
         with open(f"/proc/{self.timeline.task.tid}/auxv", "rb") as f:
@@ -300,12 +314,34 @@ class ReplayTarget:
         self.timeline.interrupt()
 
     def restart(self, argument: str) -> StopEvent:
+        """`run`: the start; `run N`: event N; `run cN`: checkpoint N (as rr). What cannot
+        be gone to is said on rrgdb's stderr, and the replay goes to its start."""
         self._end_diversion()
-        checkpoint = int(argument) if argument.strip().isdigit() else 0
-        if checkpoint and checkpoint not in self.timeline.user_checkpoints:
-            checkpoint = 0
-        self.timeline.restart_at(checkpoint or None)
+        word = argument.strip()
+        checkpoint = None
+        try:
+            if word.isdigit():
+                outcome = self.timeline.goto_event(int(word))
+                self._exe, self._auxv = self._program(), self._read_auxv()
+                self._current = outcome.tid or self._pid
+                return StopEvent(self._reason(outcome), self.current_thread())
+            if word:
+                checkpoint = self._checkpoint_named(word)
+        except ValueError as e:
+            log.warning("rrgdb: %s; the replay restarts from its start", e)
+        self.timeline.restart_at(checkpoint)
+        self._current = self._pid
         return StopEvent(StepDone(), self._pid)
+
+    def _checkpoint_named(self, word: str) -> int:
+        """The user checkpoint `cN` names (ValueError if none)."""
+        if not (word[:1] == "c" and word[1:].isdigit()):
+            raise ValueError(f"cannot go to {word!r}: `run N` goes to event N, `run cN` to "
+                             "checkpoint N")
+        number = int(word[1:])
+        if number not in self.timeline.user_checkpoints:
+            raise ValueError(f"no checkpoint {number}")
+        return number
 
     # -- monitor ----------------------------------------------------------------------
     def monitor(self, command: str) -> str:

@@ -68,20 +68,28 @@ class Breakpoints:
 
     def __init__(self) -> None:
         self.software: dict[int, bytes] = {}  # address -> original byte (when inserted)
+        self.pending: set[int] = set()  # not written yet: unmapped, or suspended
+        self.suspended = False  # int3s kept out of the code (see suspend())
         self._slots: list[tuple[Watchpoint, int, int]] = []  # (owner, addr, size) per DR
 
     # -- software ---------------------------------------------------------------------
     def insert(self, task: Task, addr: int) -> bool:
+        """Writes an int3 at addr; False if nothing is mapped there yet. The breakpoint
+        is then pending (as it is while suspended): reinsert() writes it once the code is
+        mapped."""
         if addr in self.software:
             return True
         original = task.read(addr, 1)
-        if len(original) != 1:
-            return False
+        if len(original) != 1 or self.suspended:
+            self.pending.add(addr)
+            return len(original) == 1
         task.write(addr, INT3)
         self.software[addr] = original
+        self.pending.discard(addr)
         return True
 
     def remove(self, task: Task, addr: int) -> None:
+        self.pending.discard(addr)
         original = self.software.pop(addr, None)
         if original is not None and task.alive:
             _write_if_mapped(task, addr, original)
@@ -96,7 +104,12 @@ class Breakpoints:
             _write_if_mapped(task, addr, original)
 
     def reinsert(self, task: Task) -> None:
-        """Writes every int3 again, re-reading original bytes (code may have been mapped)."""
+        """Writes every int3 again, re-reading original bytes (code may have been mapped),
+        and the pending ones whose code is mapped now (none while suspended)."""
+        if self.suspended:
+            return
+        for addr in list(self.pending):
+            self.insert(task, addr)
         for addr in list(self.software):
             current = task.read(addr, 1)
             if len(current) != 1:
@@ -104,6 +117,20 @@ class Breakpoints:
             if current != INT3:
                 self.software[addr] = current
             _write_if_mapped(task, addr, INT3)
+
+    def suspend(self, task: Task) -> None:
+        """Takes every int3 out of the code and keeps them pending until resume(): while
+        the preload library patches the code it reads (stubs/patch.c), as it did when
+        recorded, with no int3 bytes there."""
+        self.lift(task)
+        self.pending.update(self.software)
+        self.software.clear()
+        self.suspended = True
+
+    def resume(self, task: Task) -> None:
+        """Writes the suspended int3s back (over the code as it is now)."""
+        self.suspended = False
+        self.reinsert(task)
 
     def shadow(self, addr: int, data: bytes) -> bytes:
         """Memory as the program sees it: int3 bytes replaced by the original ones."""

@@ -1,6 +1,7 @@
 """The processes of a recording: who created whom, what each ran and how it ended.
 
-Used by `rrgdb ps` and to pick the process gdb follows (`rrgdb replay -p/-f`)."""
+Used by `rrgdb ps`, to pick the process gdb follows (`rrgdb replay -p/-f`) and to tell
+which events gdb can go to (`rrgdb replay -g`)."""
 
 from __future__ import annotations
 
@@ -99,3 +100,11 @@ def choose_process(processes: dict[int, RecordedProcess], wanted: str) -> Record
     listing = ", ".join(f"{p.pid} ({os.path.basename(p.argv[0]) if p.argv else '?'})"
                         for p in processes.values())
     raise ValueError(f"no process {wanted} in this recording; its processes are: {listing}")
+
+
+def check_goto_event(event: int, first: int, events: int) -> None:
+    """ValueError unless gdb, debugging from event `first` of a trace of `events` events,
+    can go to event `event` (`rrgdb replay -g`, gdb's `run N`)."""
+    if not first <= event < events:
+        raise ValueError(f"no event {event} to go to: gdb can go to events {first} to "
+                         f"{events - 1}")

@@ -87,6 +87,7 @@ EXITS = {NUMBERS["exit"], NUMBERS["exit_group"]}
 WRITEV = {NUMBERS["writev"], NUMBERS["pwritev"]}
 MAPPING_CHANGES = {NUMBERS[n] for n in ("mmap", "munmap", "mremap", "mprotect", "pkey_mprotect",
                                          "brk")}
+PATCHING = {NUMBERS["prctl"], NUMBERS["mprotect"]}  # the preload library's set-up calls
 TEMPORARY_MASK_ARG = {NUMBERS[name]: arg for name, arg in (
     ("rt_sigsuspend", 0), ("ppoll", 3), ("pselect6", 5), ("epoll_pwait", 4),
     ("epoll_pwait2", 4))}  # syscalls that run with a signal mask of their own
@@ -183,6 +184,9 @@ class ReplaySession:
         self._running: Task | None = None  # the task resumed right now, if any
         self.interruptible = False  # whether interrupt() may stop a running tracee
         self.echoed = 0  # output of frames below this index has been echoed already
+        # tid -> the values of `applied` while the preload library sets itself up in that
+        # thread and patches the code (see _patching_windows)
+        self._patching: dict[int, list[range]] = {}
 
     # -- lifecycle --------------------------------------------------------------------
     def load(self) -> None:
@@ -193,6 +197,7 @@ class ReplaySession:
                                   "recorded any event")
         if not self.frames or not isinstance(self.frames[0], ExecFrame):
             raise DivergenceError("the trace does not start with an exec event")
+        self._patching = _patching_windows(self.frames)
 
     def follow(self, pid: int, at_fork: bool = False) -> None:
         """Makes the debugger follow recorded process pid instead of the first one: from
@@ -326,6 +331,10 @@ class ReplaySession:
         self._buffered = {state.tid: state.buffered} if state.buffered >= 0 else {}
         self._signal_reported = -1
         self._seen = state.tid if state.seen else 0
+        bps = self.breakpoints
+        bps.pending.update(bps.software)  # the fork has none of the int3s (see snapshot)
+        bps.software.clear()
+        bps.suspended = self._patching_now()
         if followed:
             self.breakpoints.reinsert(task)
             self.breakpoints.apply_debug_registers(task)
@@ -337,7 +346,26 @@ class ReplaySession:
         with an event (a syscall instruction) also returns Trap.STEP."""
         result = self._advance(step)
         self._seen = result.tid if result is not None else 0
+        self._suspend_breakpoints_while_patching()
         return result
+
+    def _suspend_breakpoints_while_patching(self) -> None:
+        """No int3 of the debugger is in the code while the preload library finds and
+        patches its syscall sites: it would not patch a site it cannot recognize, and
+        the replay would part from the recording."""
+        patching = self._patching_now()
+        bps = self.breakpoints
+        if patching == bps.suspended:
+            return
+        if self.task is None:
+            bps.suspended = patching
+        elif patching:
+            bps.suspend(self.task)
+        else:
+            bps.resume(self.task)
+
+    def _patching_now(self) -> bool:
+        return any(self.applied in window for window in self._patching.get(self.main_tid, ()))
 
     def _advance(self, step: bool) -> Interruption | None:
         frame = self.frames[self.applied] if self.applied < len(self.frames) else None
@@ -615,7 +643,8 @@ class ReplaySession:
                 task.write(w.addr, w.data)
             regs.rax = frame.result
             task.set_regs(regs)
-            if nr in MAPPING_CHANGES and self.breakpoints.software and self._followed(task):
+            if nr in MAPPING_CHANGES and self._followed(task) and (
+                    self.breakpoints.software or self.breakpoints.pending):
                 self.breakpoints.reinsert(task)
         if frame.stream and self.echo is not None and self.applied >= self.echoed:
             self.echo(frame.stream, self._written_bytes(task, regs, frame.result))
@@ -918,6 +947,28 @@ def _memfd(name: str, contents: BinaryIO) -> str:
     with open(memfd, "wb", closefd=False) as copy:
         shutil.copyfileobj(contents, copy)
     return f"/proc/{os.getpid()}/fd/{memfd}"
+
+
+def _patching_windows(frames: list[Frame]) -> dict[int, list[range]]:
+    """Where each thread's preload library sets up: from its mmap of the syscall buffer
+    through the prctl and mprotect calls that follow it in that thread (seccomp, then the
+    patching of libc and the loader), as values of ReplaySession.applied."""
+    windows: dict[int, list[range]] = {}
+    for index, frame in enumerate(frames):
+        if not (isinstance(frame, SyscallFrame) and frame.result == syscallbuf.BUFFER_ADDR
+                and Registers.from_bytes(frame.regs).syscallno == MMAP):
+            continue
+        last = index
+        for later in range(index + 1, len(frames)):
+            other = frames[later]
+            if other.tid != frame.tid:
+                continue
+            if not (isinstance(other, SyscallFrame)
+                    and Registers.from_bytes(other.regs).syscallno in PATCHING):
+                break
+            last = later
+        windows.setdefault(frame.tid, []).append(range(index + 1, last + 1))
+    return windows
 
 
 def _resume_keeping_sigtrap(task: Task, request: int, sig: int = 0) -> Stop:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from rrgdb.kernel.address_space import MapsEntry, read_maps
 from rrgdb.kernel.breakpoints import Watchpoint
+from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
+from rrgdb.replay.processes import check_goto_event
 from rrgdb.replay.session import (
     Echo,
     Interruption,
@@ -198,8 +200,12 @@ class ReplayTimeline:
 
     # -- breakpoints ------------------------------------------------------------------
     def add_breakpoint(self, addr: int) -> bool:
+        """False (and no breakpoint) where nothing is mapped now, as gdb is told."""
+        if not self.session.breakpoints.insert(self.task, addr):
+            self.session.breakpoints.remove(self.task, addr)
+            return False
         self.user_breakpoints.add(addr)
-        return self.session.breakpoints.insert(self.task, addr)
+        return True
 
     def remove_breakpoint(self, addr: int) -> None:
         self.user_breakpoints.discard(addr)
@@ -227,7 +233,7 @@ class ReplayTimeline:
         """Arms exactly `addrs` (plus the user's breakpoints if `user`) as int3s."""
         bps = self.session.breakpoints
         wanted = set(addrs) | (self.user_breakpoints if user else set())
-        for addr in list(bps.software):
+        for addr in [*bps.software, *bps.pending]:
             if addr not in wanted:
                 bps.remove(self.task, addr)
         for addr in wanted:
@@ -282,6 +288,59 @@ class ReplayTimeline:
         """Goes to a user checkpoint, or to the start of the replay."""
         cp = self.user_checkpoints[user_id] if user_id else self.checkpoints[0]
         self._resume_from(cp)
+
+    def goto_event(self, event: int) -> Outcome:
+        """Goes to event `event` (rr's `run N`, `replay -g N`): the moment `when` tells
+        it, with the events before it applied; a syscall of the debugged process stops
+        its thread on the syscall instruction, about to make it. Ends at the exit if the
+        process ends first. Raises ValueError for an event the debugger cannot reach."""
+        session = self.session
+        check_goto_event(event, self.checkpoints[0].mark.applied, len(session.frames))
+        if session.finished or self._at_end or session.applied >= event:
+            self._resume_from(max((cp for cp in self.checkpoints if cp.mark.applied <= event),
+                                  key=lambda cp: cp.mark.applied))
+        self._drop_window()
+        self._set_internal(set(), user=False)
+        outcome = self._advance_to(event)
+        self._restore_user_breakpoints()
+        return self._note_thread(outcome)
+
+    def _advance_to(self, event: int) -> Outcome:
+        """From before `event`, with no breakpoints armed: see goto_event."""
+        session = self.session
+        session.stop_at_end = True
+        while session.applied < event:
+            session.stop_at_exec = True
+            try:
+                result = session.advance()
+            finally:
+                session.stop_at_exec = False
+            if result is not None and result.trap is Trap.EXEC:
+                self._begin_new_program()
+            elif result is not None and result.trap is Trap.END:
+                self._at_end = True
+                return _outcome(result)
+            self._maybe_checkpoint()
+        session.stop_at_end = False
+        frame = session.frames[event]
+        task = dict(session.followed_tasks()).get(frame.tid)
+        if task is None:
+            return Outcome("step")  # another process's event: the debugged one waits
+        site = None
+        if isinstance(frame, SyscallFrame) and not session.is_arrived(frame.tid):
+            site = syscall_site(task, Registers.from_bytes(frame.regs).rip)
+        if site is not None:
+            self._set_internal({site}, user=False)
+            while True:
+                result = session.advance()
+                if result is not None and result.trap is Trap.BREAKPOINT \
+                        and result.tid == frame.tid:
+                    break
+                if session.applied != event:
+                    raise RuntimeError(f"lost position at event {event}: its thread "
+                                       f"passed its syscall instruction at {site:#x}")
+            self._set_internal(set(), user=False)
+        return Outcome("step", tid=frame.tid)
 
     def _resume_from(self, cp: Checkpoint) -> None:
         self.session.resume_from(cp.task, cp.state)
