@@ -458,6 +458,30 @@ def test_goto_refuses_what_it_cannot_reach(debuggee: Recording) -> None:
         assert replayed.stderr.decode() == f"rrgdb: {message}\n", replayed.stderr
 
 
+def test_reverse_stepping_back_through_a_loop(tmp_path: Path) -> None:
+    """Reverse steps inside a loop of 50000 iterations without events: each reverse-stepi
+    there counts the visits of the code before it from the last checkpoint, and the states
+    it then steps through go back several iterations, so the next reverse steps are served
+    from them (with one iteration each, this session does not end in its timeout)."""
+    loop = record_program("busy_loop", "O0", tmp_path)
+    L = loop.line
+    s = GdbScript()
+    s(f"break {L('after-loop')}")
+    s("continue")
+    steps = [(s("reverse-next"), s("print i")) for _ in range(6)]
+    stepis = [s("reverse-stepi") for _ in range(40)]
+    last_i = s("print i")
+    with replay_server(loop, tmp_path) as server:
+        t = s.run_remote(server, timeout=90)
+    # loop-head (the test of i = 50000), then body and head of each earlier iteration
+    for n, (step, value) in enumerate(steps):
+        t.expect_line(step, L("loop-body") if n % 2 else L("loop-head"))
+        assert t.value(value) == str(49999 - n // 2), t.context(value)
+    for stepi in stepis:
+        assert "rror" not in t[stepi], t.context(stepi)
+    assert 49990 <= int(t.value(last_i)) < 49997, t.context(last_i)  # a few iterations back
+
+
 def test_monitor_when_checkpoint_restart(debuggee: Recording, tmp_path: Path) -> None:
     s = GdbScript()
     help_ = s("monitor help")

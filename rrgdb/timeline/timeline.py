@@ -45,6 +45,8 @@ CHECKPOINT_EVERY_SECONDS = 0.25  # of forward replay
 CHECKPOINT_EVERY_EVENTS = 2000
 MAX_CHECKPOINTS = 24
 STACK_FINGERPRINT = (128, 2048)  # bytes below and above rsp
+WINDOW_BACK_HITS = 16  # a reverse-stepi window starts this many anchor hits early...
+WINDOW_STEP_BUDGET = 512  # ...unless that makes it longer than this many steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -689,13 +691,46 @@ class ReplayTimeline:
             total = self._run_to(end, anchors=anchors)
         if anchors:
             self._to_boundary(start_cp, boundary)
-        if total:
-            self._run_to_hit(anchors, total)
-        window = _Window(start_cp, total, anchors, [self._identity(tid)], tid, boundary,
-                         owned)
+        window = None
+        if total > WINDOW_BACK_HITS:
+            # a window from some hits earlier serves the next reverse-stepis too (a loop's
+            # earlier iterations), unless stepping from there takes too long
+            window = self._step_window(start_cp, boundary, anchors, total - WINDOW_BACK_HITS,
+                                       end, end_identity, tid, boundary_is_end, owned,
+                                       WINDOW_STEP_BUDGET)
+            if window is None:
+                self._to_boundary(start_cp, boundary)
+        if window is None:
+            window = self._step_window(start_cp, boundary, anchors, total, end, end_identity,
+                                       tid, boundary_is_end, owned, None)
+            assert window is not None
+        if owned and window.checkpoint is not start_cp:
+            start_cp.task.kill()
+        return window
+
+    def _step_window(self, start_cp: Checkpoint, boundary: int, anchors: frozenset[int],
+                     hits: int, end: Mark, end_identity: bytes, tid: int,
+                     boundary_is_end: bool, owned: bool, budget: int | None) -> _Window | None:
+        """From the boundary, runs to the hits-th hit of the anchors and single-steps
+        thread tid from there to end, remembering each state; None if that takes more
+        than `budget` steps. An owned window starts from a copy made at its first state,
+        so going to a state of it costs only the steps from there."""
+        session = self.session
+        if hits:
+            self._run_to_hit(anchors, hits)
         self._set_internal(set(), user=False)
+        if owned and hits and session.can_snapshot:
+            window = _Window(self._snapshot_here(), 0, anchors, [self._identity(tid)], tid,
+                             session.applied, True)
+        else:
+            window = _Window(start_cp, hits, anchors, [self._identity(tid)], tid, boundary,
+                             owned)
         session.stop_at_end = end.at_end  # stepping must not run into the exit itself
         while True:
+            if budget is not None and len(window.states) > budget:
+                if window.checkpoint is not start_cp:
+                    window.checkpoint.task.kill()
+                return None
             before_applied = session.applied
             result = session.advance(step=True)
             if session.applied != before_applied and boundary_is_end:
@@ -710,6 +745,11 @@ class ReplayTimeline:
             if session.applied > end.applied:
                 raise RuntimeError(f"lost position at event {end.applied} (pc {end.pc:#x})")
         return window
+
+    def _snapshot_here(self) -> Checkpoint:
+        """A copy of the live replay at this moment (between events or not)."""
+        session = self.session
+        return Checkpoint(session.snapshot(), session.state(), self.mark(), boundary=False)
 
     def _code_anchors(self, tid: int, pc: int, callee: int | None,
                       maps: list[MapsEntry]) -> set[int]:
