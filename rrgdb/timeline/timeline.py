@@ -47,6 +47,7 @@ MAX_CHECKPOINTS = 24
 STACK_FINGERPRINT = (128, 2048)  # bytes below and above rsp
 WINDOW_BACK_HITS = 16  # a reverse-stepi window starts this many anchor hits early...
 WINDOW_STEP_BUDGET = 512  # ...unless that makes it longer than this many steps
+COPY_EVERY_HITS = 1024  # of a window's counting replay: where the stepping run resumes
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,10 +433,13 @@ class ReplayTimeline:
                                                replay_to=session.applied))
 
     # -- reverse ----------------------------------------------------------------------
-    def _run_to(self, mark: Mark, anchors: frozenset[int] | None = None) -> int:
+    def _run_to(self, mark: Mark, anchors: frozenset[int] | None = None,
+                copies: list[tuple[int, Checkpoint]] | None = None) -> int:
         """From the live position (before mark), runs forward with only internal
         breakpoints at anchors (default: mark.pc, which they must include to find mark),
-        until mark. Returns how many times they were hit before the matching hit."""
+        until mark. Returns how many times they were hit before the matching hit. With
+        `copies`, keeps there (hits, copy) of the process at two of the latest hits whose
+        number is a multiple of COPY_EVERY_HITS."""
         session = self.session
         session.stop_at_end = mark.at_end
         self._set_internal(set(), user=False)
@@ -454,7 +458,12 @@ class ReplayTimeline:
             if result is None or session.applied > mark.applied:
                 raise RuntimeError(f"lost position at event {mark.applied} (pc {mark.pc:#x})")
             at = self._at(mark)
-            hits += result.trap is Trap.BREAKPOINT and not at
+            if result.trap is Trap.BREAKPOINT and not at:
+                hits += 1
+                if copies is not None and hits % COPY_EVERY_HITS == 0 and session.can_snapshot:
+                    copies.append((hits, self._snapshot_here()))
+                    if len(copies) > 2:
+                        copies.pop(0)[1].task.kill()
         self._set_internal(set(), user=False)
         return hits
 
@@ -675,6 +684,7 @@ class ReplayTimeline:
         start_cp = self._temporary_checkpoint() if owned else (prev if boundary_is_end else cp)
         anchors: frozenset[int] = frozenset()
         total = 0
+        copies: list[tuple[int, Checkpoint]] = []  # made during the counting replay
         if boundary_is_end:
             # start from the last visit of the syscall instruction before the syscall
             if after_syscall is not None and isinstance(
@@ -688,36 +698,49 @@ class ReplayTimeline:
             # of an instruction that can precede end's pc, whichever came last
             anchors = frozenset({end.pc, *self._code_anchors(tid, end.pc, callee, maps)}
                                 | {a for a in (entered_by, inside, callee) if a})
-            total = self._run_to(end, anchors=anchors)
-        if anchors:
-            self._to_boundary(start_cp, boundary)
+            total = self._run_to(end, anchors=anchors, copies=copies)
         window = None
         if total > WINDOW_BACK_HITS:
             # a window from some hits earlier serves the next reverse-stepis too (a loop's
             # earlier iterations), unless stepping from there takes too long
-            window = self._step_window(start_cp, boundary, anchors, total - WINDOW_BACK_HITS,
+            start = total - WINDOW_BACK_HITS
+            window = self._step_window(start_cp, boundary, anchors, start,
+                                       self._back_to_hit(start_cp, boundary, copies, start),
                                        end, end_identity, tid, boundary_is_end, owned,
                                        WINDOW_STEP_BUDGET)
-            if window is None:
-                self._to_boundary(start_cp, boundary)
         if window is None:
-            window = self._step_window(start_cp, boundary, anchors, total, end, end_identity,
-                                       tid, boundary_is_end, owned, None)
+            window = self._step_window(start_cp, boundary, anchors, total,
+                                       self._back_to_hit(start_cp, boundary, copies, total),
+                                       end, end_identity, tid, boundary_is_end, owned, None)
             assert window is not None
+        for _, copy in copies:
+            copy.task.kill()
         if owned and window.checkpoint is not start_cp:
             start_cp.task.kill()
         return window
 
+    def _back_to_hit(self, start_cp: Checkpoint, boundary: int,
+                     copies: list[tuple[int, Checkpoint]], hits: int) -> int:
+        """Goes back to the latest of `copies` made at most `hits` anchor hits in (else to
+        the boundary); returns how many hits it stands at."""
+        made = [(n, copy) for n, copy in copies if n <= hits]
+        if not made:
+            self._to_boundary(start_cp, boundary)
+            return 0
+        n, copy = made[-1]
+        self.session.resume_from(copy.task, copy.state)
+        return n
+
     def _step_window(self, start_cp: Checkpoint, boundary: int, anchors: frozenset[int],
-                     hits: int, end: Mark, end_identity: bytes, tid: int,
+                     hits: int, already: int, end: Mark, end_identity: bytes, tid: int,
                      boundary_is_end: bool, owned: bool, budget: int | None) -> _Window | None:
-        """From the boundary, runs to the hits-th hit of the anchors and single-steps
-        thread tid from there to end, remembering each state; None if that takes more
-        than `budget` steps. An owned window starts from a copy made at its first state,
-        so going to a state of it costs only the steps from there."""
+        """From the already-th hit of the anchors after the boundary, runs to the hits-th
+        and single-steps thread tid from there to end, remembering each state; None if
+        that takes more than `budget` steps. An owned window starts from a copy made at
+        its first state, so going to a state of it costs only the steps from there."""
         session = self.session
-        if hits:
-            self._run_to_hit(anchors, hits)
+        if hits > already:
+            self._run_to_hit(anchors, hits - already)
         self._set_internal(set(), user=False)
         if owned and hits and session.can_snapshot:
             window = _Window(self._snapshot_here(), 0, anchors, [self._identity(tid)], tid,
