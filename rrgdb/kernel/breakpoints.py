@@ -123,9 +123,14 @@ class Breakpoints:
         the preload library patches the code it reads (stubs/patch.c), as it did when
         recorded, with no int3 bytes there."""
         self.lift(task)
+        self.forget_written()
+        self.suspended = True
+
+    def forget_written(self) -> None:
+        """The code holds none of the int3s (lifted, or a fresh fork of a checkpoint):
+        every breakpoint is pending until reinsert()."""
         self.pending.update(self.software)
         self.software.clear()
-        self.suspended = True
 
     def resume(self, task: Task) -> None:
         """Writes the suspended int3s back (over the code as it is now)."""

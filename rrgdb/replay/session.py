@@ -331,10 +331,8 @@ class ReplaySession:
         self._buffered = {state.tid: state.buffered} if state.buffered >= 0 else {}
         self._signal_reported = -1
         self._seen = state.tid if state.seen else 0
-        bps = self.breakpoints
-        bps.pending.update(bps.software)  # the fork has none of the int3s (see snapshot)
-        bps.software.clear()
-        bps.suspended = self._patching_now()
+        self.breakpoints.forget_written()  # the fork has none of the int3s (see snapshot)
+        self.breakpoints.suspended = self._patching_now()
         if followed:
             self.breakpoints.reinsert(task)
             self.breakpoints.apply_debug_registers(task)

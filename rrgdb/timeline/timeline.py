@@ -300,8 +300,7 @@ class ReplayTimeline:
         session = self.session
         check_goto_event(event, self.checkpoints[0].mark.applied, len(session.frames))
         if session.finished or self._at_end or session.applied >= event:
-            self._resume_from(max((cp for cp in self.checkpoints if cp.mark.applied <= event),
-                                  key=lambda cp: cp.mark.applied))
+            self._resume_from(self._checkpoint_before(Mark(event, b"")) or self.checkpoints[0])
         self._drop_window()
         self._set_internal(set(), user=False)
         outcome = self._advance_to(event)
