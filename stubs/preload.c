@@ -181,8 +181,19 @@ static long plain(long nr, const long *a)
  * 0 (stat) or any non-error value (time). */
 enum written { RET_BYTES, ALL_IF_ZERO, ALL_IF_OK };
 
-/* A call that writes up to `size` bytes at the pointer in argument `slot`: the kernel
- * writes into the record instead, and the bytes are copied out. */
+/* The `got` bytes a call wrote at dest, kept in the record at data: the kernel wrote them
+ * to the caller's memory, as without rrgdb (so that a bad pointer fails with EFAULT, not
+ * a fault in this library), and recording copies them into the record; replay makes no
+ * syscall and copies them out of it. */
+static void keep_output(uint8_t *data, void *dest, size_t got)
+{
+    if (buffer->in_replay)
+        copy(dest, data, got);
+    else
+        copy(data, dest, got);
+}
+
+/* A call that writes up to `size` bytes at the pointer in argument `slot`. */
 static long output(long nr, long *a, int slot, size_t size, enum written how)
 {
     void *dest = (void *)a[slot];
@@ -193,14 +204,13 @@ static long output(long nr, long *a, int slot, size_t size, enum written how)
     struct rrgdb_record *r = begin(size);
     if (!r)
         return NOT_BUFFERED;
-    a[slot] = (long)r->data;
     long ret = call(r, nr, a);
     if (ret == RRGDB_ABANDONED)
         return abandon(r, nr);
     size_t got = how == RET_BYTES     ? (ret <= 0 ? 0 : (size_t)ret < size ? (size_t)ret : size)
                  : how == ALL_IF_ZERO ? (ret == 0 ? size : 0)
                                       : (ret >= 0 || ret <= -4096 ? size : 0);
-    copy(dest, r->data, got);
+    keep_output(r->data, dest, got);
     return finish(r, nr, ret, got);
 }
 
@@ -214,7 +224,18 @@ static void scatter(const struct iovec *iov, const uint8_t *src, size_t n)
     }
 }
 
-/* readv: read into the record as one piece, then scatter. */
+/* The first n bytes of the pieces of iov into dst (scatter's reverse). */
+static void gather(uint8_t *dst, const struct iovec *iov, size_t n)
+{
+    for (size_t done = 0, i = 0; done < n; i++) {
+        size_t part = n - done < iov[i].iov_len ? n - done : iov[i].iov_len;
+        copy(dst + done, iov[i].iov_base, part);
+        done += part;
+    }
+}
+
+/* readv: the kernel reads into the caller's pieces (see keep_output); the record holds
+ * the bytes read as one piece. */
 static long readv_buffered(long *a)
 {
     const struct iovec *iov = (const struct iovec *)a[1];
@@ -228,41 +249,37 @@ static long readv_buffered(long *a)
     struct rrgdb_record *r = begin(total);
     if (!r)
         return NOT_BUFFERED;
-    struct iovec one = {r->data, total};
-    long args[6] = {a[0], (long)&one, 1, 0, 0, 0};
-    long ret = call(r, SYS_readv, args);
+    long ret = call(r, SYS_readv, a);
     if (ret == RRGDB_ABANDONED)
         return abandon(r, SYS_readv);
     size_t got = ret > 0 ? (size_t)ret : 0;
-    scatter(iov, r->data, got);
+    if (buffer->in_replay)
+        scatter(iov, r->data, got);
+    else
+        gather(r->data, iov, got);
     return finish(r, SYS_readv, ret, got);
 }
 
 /* poll, and ppoll without a signal mask (the recorder applies that mask for the signals
- * it delivers). The array is input and output, and so is ppoll's timeout (the kernel
- * leaves the time left in it). A call that blocks is abandoned when the recorder stops
- * it, as a read is. */
+ * it delivers). The kernel reads and writes the caller's array and ppoll's timeout (the
+ * time left), as in keep_output; the record keeps both when the call succeeded (after a
+ * failure nothing says they are readable). A call that blocks is abandoned when the
+ * recorder stops it, as a read is. */
 static long poll_buffered(long nr, long *a)
 {
     size_t size = (size_t)a[1] * 8, wait = nr == SYS_ppoll && a[2] ? sizeof(struct timespec) : 0;
-    void *fds = (void *)a[0], *timeout = (void *)a[2];
-    if ((unsigned long)a[1] > MAX_POLL_FDS || (!fds && size) || (nr == SYS_ppoll && a[3]))
+    if ((unsigned long)a[1] > MAX_POLL_FDS || (!a[0] && size) || (nr == SYS_ppoll && a[3]))
         return NOT_BUFFERED;
     struct rrgdb_record *r = begin(size + wait);
     if (!r)
         return NOT_BUFFERED;
-    if (!buffer->in_replay) { /* in replay the record holds the kernel's answer */
-        copy(r->data, fds, size);
-        copy(r->data + size, timeout, wait);
-    }
-    a[0] = (long)r->data;
-    if (wait)
-        a[2] = (long)(r->data + size);
     long ret = call(r, nr, a);
     if (ret == RRGDB_ABANDONED)
         return abandon(r, nr);
-    copy(fds, r->data, ret >= 0 ? size : 0);
-    copy(timeout, r->data + size, wait);
+    if (ret < 0)
+        return finish(r, nr, ret, 0);
+    keep_output(r->data, (void *)a[0], size);
+    keep_output(r->data + size, (void *)a[2], wait);
     return finish(r, nr, ret, size + wait);
 }
 
@@ -278,13 +295,11 @@ static long epoll_buffered(long nr, long *a)
     struct rrgdb_record *r = begin((size_t)most * EPOLL_EVENT_BYTES);
     if (!r)
         return NOT_BUFFERED;
-    void *events = (void *)a[1];
-    a[1] = (long)r->data;
     long ret = call(r, nr, a);
     if (ret == RRGDB_ABANDONED || ret == -EINTR)
         return abandon(r, nr);
     size_t got = ret > 0 ? (size_t)ret * EPOLL_EVENT_BYTES : 0;
-    copy(events, r->data, got);
+    keep_output(r->data, (void *)a[1], got);
     return finish(r, nr, ret, got);
 }
 
@@ -432,14 +447,14 @@ static long sigprocmask_buffered(long *a)
     if (!r)
         return NOT_BUFFERED;
     uint64_t change = 0, *old = (uint64_t *)(void *)r->data;
-    if (a[1])
-        copy(&change, (const void *)a[1], sizeof change);
-    long args[6] = {a[0], a[1] ? (long)&change : 0, (long)old, SIGSET_BYTES, 0, 0};
+    long args[6] = {a[0], a[1], (long)old, SIGSET_BYTES, 0, 0};
     long ret = call(r, SYS_rt_sigprocmask, args);
     if (ret == RRGDB_ABANDONED)
         return abandon(r, SYS_rt_sigprocmask);
     if (ret != 0)
-        return finish(r, SYS_rt_sigprocmask, ret, 0);
+        return finish(r, SYS_rt_sigprocmask, ret, 0); /* EFAULT: the kernel read no set */
+    if (a[1])
+        copy(&change, (const void *)a[1], sizeof change);
     if (a[2])
         copy((void *)a[2], old, SIGSET_BYTES);
     if (a[1]) {

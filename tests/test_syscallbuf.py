@@ -271,3 +271,23 @@ def test_writes_through_copies_of_stdout_and_stderr_are_replayed(build, tmp_path
         assert_replay_matches(recorded, replay(trace))
     writes, buffered = per_syscall(tmp_path / "trace0")["write"]
     assert buffered >= 200 and writes - buffered <= 8, (writes, buffered)
+
+
+@pytest.mark.needs_syscallbuf
+def test_buffered_calls_given_bad_pointers_fail_with_efault(build, tmp_path: Path) -> None:
+    """A buffered call whose output (or input) pointer is bad fails with EFAULT, as it does
+    natively and without buffering: the kernel writes the caller's memory itself. The
+    library used to have the kernel write into the record and copy the bytes out, which
+    killed the program with SIGSEGV inside the library (20 rounds of 22 calls: read,
+    pread, readv, getdents64, getrandom, stat, statx, clocks, FIONREAD, epoll_wait, poll,
+    recv, rt_sigprocmask, ...)."""
+    binary = build("bad_pointers", "O2")
+    native = run_native([binary])
+    assert native.returncode == 0 and native.stdout.count(b"Bad address") == 20 * 17, (
+        describe(native))
+    for option in ([], ["--no-syscallbuf"]):
+        trace = tmp_path / f"trace{len(option)}"
+        recorded = run_rrgdb(["record", *option, "-o", trace, binary])
+        assert recorded.returncode == 0 and recorded.stdout == native.stdout, describe(recorded)
+        assert_replay_matches(recorded, replay(trace))
+    assert traced_and_buffered(tmp_path / "trace0")[1] >= 20 * 20
