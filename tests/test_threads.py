@@ -147,3 +147,18 @@ def test_concurrent_writes_to_stdout_replay_in_the_order_they_were_made(
     recorded = record([str(binary)], trace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     replayed = replay(trace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert program_stderr(replayed.stdout) == program_stderr(recorded.stdout), describe(replayed)
+
+
+def test_computing_threads_are_found_again_at_the_programs_speed(build, tmp_path: Path) -> None:
+    """Threads computing without syscalls are preempted mid-loop; replay finds each
+    moment again although the loop visits its pc millions of times in between (it gave
+    up after 200 000 visits, one ptrace stop each): the recorder steps each thread to
+    instructions a jump may replace (at -O2 several short ones, one of them a jcc), and
+    replay puts a register-comparing stub behind that jump."""
+    binary = build("threads_compute", "O2", "-pthread")
+    trace = tmp_path / "trace"
+    recorded = record([str(binary)], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    preemptions = [f for f in TraceReader(trace).frames() if type(f).__name__ == "PreemptFrame"]
+    assert preemptions and all(f.patch_length >= 5 for f in preemptions), preemptions
+    assert_replay_matches(recorded, replay(trace))

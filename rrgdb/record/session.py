@@ -18,6 +18,7 @@ from rrgdb.kernel.remote_syscalls import map_scratch_page
 from rrgdb.kernel.signal_frames import enter_handler
 from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.record.outputs import UnsupportedSyscall, check_supported, entry_state, memory_writes
+from rrgdb.record.preemption import settle
 from rrgdb.record.scheduler import Scheduler
 from rrgdb.syscall_numbers import NUMBERS
 from rrgdb.syscalls import SPECS, Replay, SyscallSpec, syscall_name
@@ -91,6 +92,7 @@ class _RecordTask:
     held: bool = False  # a vfork parent kept stopped until its child's exec is recorded
     parked_at: float = 0.0  # when its oldest parked signal arrived
     stopping: bool = False  # rrgdb sent it SIGSTOP (preemption or a parked signal)
+    settled: tuple[Registers, int] | None = None  # where preemption.settle() left it
     held_signal: int = 0  # the signal to resume it with when its turn comes
     # a syscall that returned a restart code, written at the task's next event unless the
     # kernel restarts it (no handler ran): then the program never saw that result
@@ -883,11 +885,21 @@ class RecordSession:
             syscallbuf.abandon_if_blocked(task, regs)
             return 0
         if regs.to_bytes() != rt.boundary:
+            if rt.settled is None or rt.settled[0].to_bytes() != regs.to_bytes():
+                settled = settle(task, regs)
+                if isinstance(settled, Stop):  # not stopped after all: that stop first
+                    rt.stopping = False
+                    self._pending_stops.append((task.tid, settled.status))
+                    return None
+                rt.settled = settled
+            regs, patch_length = rt.settled
             self._drain()
             if self._pending_stops:  # handle those first, then come back to this stop
                 self._pending_stops.append((task.tid, stop.status))
                 return None
-            self._write(PreemptFrame(task.tid, regs.to_bytes(), memory_hash(task)))
+            rt.settled = None
+            self._write(PreemptFrame(task.tid, regs.to_bytes(), memory_hash(task),
+                                     patch_length))
             rt.boundary = regs.to_bytes()
         rt.stopping = False
         if rt.parked:

@@ -43,6 +43,7 @@ from rrgdb.kernel.remote_syscalls import (
 )
 from rrgdb.kernel.signal_frames import enter_handler, set_frame_sigmask
 from rrgdb.kernel.task import Stop, StopKind, Task
+from rrgdb.kernel.visit_search import REGISTER_NAMES, VisitSearch, open_search, read_window
 from rrgdb.record.session import (
     CLONE_CHILD_SETTID,
     CLONE_PARENT_SETTID,
@@ -380,9 +381,9 @@ class ReplaySession:
             raise self._diverged(frame, f"no live task for recorded tid {tid}")
         followed = self._followed(task)
         step = step and followed
+        preempt = isinstance(frame, PreemptFrame)
         while tid not in self._arrived:
-            if isinstance(frame, PreemptFrame):
-                self._reach_preemption(task, frame)
+            if preempt and self._at_preemption(task, frame):
                 self._arrived.add(tid)
                 break
             if not self._needs_running(frame):
@@ -397,11 +398,22 @@ class ReplaySession:
                 return Interruption(Trap.BREAKPOINT, tid=tid)
             if over_breakpoint:
                 self.breakpoints.lift_one(task, rip)
-            stop = self._run(tid, task, step or over_breakpoint)
+            if preempt and not (step or over_breakpoint):
+                found = self._search_preemption(task, frame)
+                if found is None:
+                    self._arrived.add(tid)
+                    break
+                stop = found
+            else:
+                stop = self._run(tid, task, step or over_breakpoint)
             self._seen = 0  # it moved
             if over_breakpoint:
                 self.breakpoints.reinsert(task)
             trap = self._classify(task, stop, frame, step)
+            if (preempt and trap is not None and trap.trap is Trap.STEP
+                    and self._at_preemption(task, frame)):
+                self._arrived.add(tid)  # the step ended at the moment: it is applied
+                break
             if trap is not None:
                 return trap
         if tid in self._buffered and not isinstance(frame, FlushFrame):
@@ -459,40 +471,98 @@ class ReplaySession:
         if mask is not None:
             native.set_sigmask(task.tid, mask)
 
-    def _reach_preemption(self, task: Task, frame: PreemptFrame) -> None:
+    def _at_preemption(self, task: Task, frame: PreemptFrame) -> bool:
+        """Whether the task is at the moment frame recorded (registers, then memory)."""
+        regs = task.regs()
+        return (regs.rip == Registers.from_bytes(frame.regs).rip
+                and self._matches_preemption(task, regs, frame))
+
+    @staticmethod
+    def _matches_preemption(task: Task, regs: Registers, frame: PreemptFrame) -> bool:
+        return (not regs.differences(Registers.from_bytes(frame.regs))
+                and memory_hash(task) == frame.memory_hash)
+
+    def _search_preemption(self, task: Task, frame: PreemptFrame) -> Stop | None:
         """Runs a thread to the first visit of the recorded pc whose registers and memory
-        hash match the recording (the moment the recorder stopped it)."""
+        hash match the recording (the moment the recorder stopped it): None when there,
+        else the stop that came first (a breakpoint, an interrupt, a divergence), after
+        which the search can go on from wherever the thread is."""
+        target = Registers.from_bytes(frame.regs)
+        length = frame.patch_length
+        debugger_int3s = self.breakpoints.software if self._followed(task) else {}
+        if length and not any(target.rip <= bp < target.rip + length for bp in debugger_int3s):
+            window = read_window(task, target.rip)
+            if window is None or window.length != length:
+                raise self._diverged(frame, f"the code at {target.rip:#x} is not the "
+                                     f"{length} bytes of instructions recorded")
+            now = task.regs()
+            changing = [name for name in REGISTER_NAMES
+                        if getattr(now, name) != getattr(target, name)]
+            search = open_search(task, window, target, changing)
+            if search is not None:
+                return self._search_with_stub(task, frame, search)
+        return self._search_with_int3(task, frame, target.rip in debugger_int3s)
+
+    def _search_with_stub(self, task: Task, frame: PreemptFrame, search: VisitSearch
+                          ) -> Stop | None:
+        """The search at the program's speed: the window jumps to a stub that traps when
+        the general registers match (kernel/visit_search.py)."""
+        target = Registers.from_bytes(frame.regs)
+        try:
+            search.install()
+            while True:
+                stop = self._run(frame.tid, task, False)
+                if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
+                    continue
+                if stop.kind is not StopKind.SIGNAL or stop.signo != signal.SIGTRAP:
+                    return stop
+                regs = task.regs()
+                if not search.trapped(regs):
+                    return stop
+                regs.rip = target.rip
+                search.remove()
+                if self._matches_preemption(task, regs, frame):
+                    task.set_regs(regs)
+                    return None
+                search.install()
+                regs.rip = search.resume_address
+                task.set_regs(regs)
+        finally:
+            search.close()
+
+    def _search_with_int3(self, task: Task, frame: PreemptFrame, debugger_int3: bool
+                          ) -> Stop | None:
+        """The search with an int3 at the pc (the debugger's, if it has one there): a
+        stop at every visit."""
         target = Registers.from_bytes(frame.regs)
         pc = target.rip
         original = task.read(pc, 1)
-        patched = original != INT3
-        if patched:
-            task.write(pc, INT3)
+        patched = False
         try:
             for _ in range(PREEMPTION_SEARCH_LIMIT):
+                if not debugger_int3:
+                    task.write(pc, INT3)
+                    patched = True
                 stop = self._run(frame.tid, task, False)
                 if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
                     continue
                 if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP
                         and task.regs().rip == pc + 1):
-                    raise self._diverged(frame, "did not reach the preemption point: "
-                                         f"{_describe(stop)}")
+                    return stop
                 regs = task.regs()
                 regs.rip = pc
-                task.set_regs(regs)
-                if not regs.differences(target):
-                    if patched:
-                        task.write(pc, original)
-                        patched = False
-                    if memory_hash(task) == frame.memory_hash:
-                        return
-                    task.write(pc, INT3)
-                    patched = True
                 if patched:
                     task.write(pc, original)
-                _resume_keeping_sigtrap(task, native.PTRACE_SINGLESTEP)
-                if patched:
-                    task.write(pc, INT3)
+                    patched = False
+                if self._matches_preemption(task, regs, frame):
+                    task.set_regs(regs)
+                    return None
+                if debugger_int3:
+                    return stop  # the debugger's breakpoint, hit before the moment
+                task.set_regs(regs)
+                stop = _resume_keeping_sigtrap(task, native.PTRACE_SYSEMU_SINGLESTEP)
+                if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP):
+                    return stop
             raise self._diverged(frame, f"no visit of {pc:#x} in {PREEMPTION_SEARCH_LIMIT} "
                                  "matches the recorded state (a loop that changes state at "
                                  "every turn cannot be placed without a PMU)")
@@ -555,6 +625,10 @@ class ReplaySession:
                     # stepping off one breakpoint landed on the next: that is a hit
                     return Interruption(Trap.BREAKPOINT, tid=frame.tid)
                 return None
+        if isinstance(frame, PreemptFrame):
+            if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
+                return None
+            raise self._diverged(frame, f"did not reach the preemption point: {_describe(stop)}")
         expected = self._arrival_kind(frame)
         if (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD
                 and expected[1] != signal.SIGCHLD):

@@ -157,7 +157,7 @@ def _decode_exit(stream: BytesIO) -> ExitFrame:
 def _encode_preempt(f: PreemptFrame) -> bytes:
     regs = _fixed(f.regs, L.REGS_SIZE, "regs")
     memory_hash = _fixed(f.memory_hash, L.MEMORY_HASH_SIZE, "memory_hash")
-    return L.PREEMPT_STRUCT.pack(f.tid, regs, memory_hash)
+    return L.PREEMPT_STRUCT.pack(f.tid, regs, memory_hash, f.patch_length)
 
 
 def _decode_preempt(stream: BytesIO) -> PreemptFrame:

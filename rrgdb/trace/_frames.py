@@ -119,11 +119,14 @@ class ExitFrame:
 class PreemptFrame:
     """The recorder stopped a thread that ran without syscalls (to let another thread run,
     or to deliver a signal). Without a PMU the moment is identified by its state: the
-    registers and a hash of the process's writable memory (DESIGN.md §6)."""
+    registers and a hash of the process's writable memory (DESIGN.md §6). A nonzero
+    patch_length says the instructions in that many bytes at regs.rip may be replaced by a
+    jump while replay searches for the moment (kernel/visit_search.py)."""
 
     tid: int
     regs: bytes
     memory_hash: bytes  # 32 bytes
+    patch_length: int = 0
 
 
 @dataclass(frozen=True, slots=True)

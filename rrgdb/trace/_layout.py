@@ -37,7 +37,7 @@ from construct import (
     this,
 )
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 HEADER_FILE = "header"
 EVENTS_FILE = "events"
@@ -219,9 +219,10 @@ SYSCALL_ENTRY = Struct("tid" / Int32sl, "regs" / Bytes(REGS_SIZE))
 SYSCALL_ENTRY_STRUCT = struct.Struct(f"<i{REGS_SIZE}s")
 
 PREEMPT = Struct(
-    "tid" / Int32sl, "regs" / Bytes(REGS_SIZE), "memory_hash" / Bytes(MEMORY_HASH_SIZE)
+    "tid" / Int32sl, "regs" / Bytes(REGS_SIZE), "memory_hash" / Bytes(MEMORY_HASH_SIZE),
+    "patch_length" / Int8ul,
 )
-PREEMPT_STRUCT = struct.Struct(f"<i{REGS_SIZE}s{MEMORY_HASH_SIZE}s")
+PREEMPT_STRUCT = struct.Struct(f"<i{REGS_SIZE}s{MEMORY_HASH_SIZE}sB")
 
 # -- complete file: written atomically by TraceWriter.close() -------------------------------
 

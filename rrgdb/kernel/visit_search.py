@@ -1,0 +1,359 @@
+"""Finding the visit of an instruction at which a thread's registers have given values, at
+the program's own speed.
+
+Without a PMU, a moment between two events is found again by its state (DESIGN.md §6):
+the first visit of its pc with the same registers and memory. Stopping at every visit
+with an int3 costs a ptrace stop each, and a loop that changes its registers at every
+turn visits its pc millions of times between two events. Instead, the instructions at pc
+(a *window* of at least 5 bytes) are replaced by a jump to a *stub* that compares the
+general registers with the wanted values and traps only when they all match; otherwise
+it runs the displaced instructions (moved so that they do the same there) and jumps
+back. The stub lives in a page of its own mapped near pc (a jump reaches ±2 GiB), shared
+and anonymous so that memory_hash(), which hashes private writable mappings, never sees
+it, and the kernel never merges it with a mapping of the program's.
+
+A window of several instructions is only safe if nothing jumps into its middle: the
+recorder, which chooses where a preempted thread stops, checks that while it steps the
+thread there (record/preemption.py) and records the window's length; replay decodes
+the same bytes and must find the same length.
+
+The stub keeps everything it changes in its own page: rax and the flags it uses to
+compare (lahf/seto, put back with sahf and an add that sets OF), so no byte of the
+program's memory, not even below its stack pointer, differs from the recording.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from rrgdb.kernel.address_space import read_maps
+from rrgdb.kernel.registers import Registers
+from rrgdb.kernel.remote_syscalls import (
+    MAP_ANONYMOUS,
+    MAP_FIXED_NOREPLACE,
+    MAP_SHARED,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    inject,
+)
+from rrgdb.kernel.task import Task
+
+JUMP_BYTES = 5  # jmp rel32
+MAX_INSTRUCTION = 15
+PAGE = 0x1000
+STUB_BYTES = 2 * PAGE
+
+# Register numbers in x86 encodings, and the order the stub compares them in when
+# nothing better is known. r11 is left out: it holds rflags after a syscall, whose trap
+# flag a single-stepped recording may have left set (Registers.comparable ignores it);
+# the full comparison that follows a trap checks it.
+_ENCODING = {"rax": 0, "rcx": 1, "rdx": 2, "rbx": 3, "rsp": 4, "rbp": 5, "rsi": 6, "rdi": 7,
+             "r8": 8, "r9": 9, "r10": 10, "r12": 12, "r13": 13, "r14": 14, "r15": 15}
+REGISTER_NAMES = tuple(_ENCODING)  # the registers a stub compares
+
+# Instructions that must not be moved into a stub or single-stepped by the recorder: they
+# enter the kernel, trap on purpose, read the flags with the trap flag a single step sets,
+# read the time (which faults under PR_TSC_SIGSEGV), or only have an 8-bit displacement.
+_UNMOVABLE = frozenset({
+    "syscall", "sysenter", "int", "int1", "int3", "into", "ud0", "ud1", "ud2", "hlt",
+    "rdtsc", "rdtscp", "cpuid", "pushf", "pushfq", "xbegin", "xend", "xabort", "loop",
+    "loope", "loopne", "jrcxz", "jecxz", "call", "lcall", "ljmp", "iretq", "iretd", "iret",
+    "sysret", "sysretq", "sysexit", "enter",
+})
+_JCC_RANGE = range(0x70, 0x80)
+_PREFIXES = frozenset({0x2E, 0x3E, 0xF2})  # branch hints and bnd: dropped when moved
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """One decoded instruction: where it is, its bytes, and what moving it involves."""
+
+    address: int
+    code: bytes
+    mnemonic: str
+    jumps: bool  # a jump (relative or not) or a return
+    target: int | None  # a relative jump's destination
+    displacement_at: int | None  # offset of a rip-relative displacement in code
+
+    @property
+    def end(self) -> int:
+        return self.address + len(self.code)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The whole instructions, at least JUMP_BYTES long, that a jump to a stub replaces."""
+
+    instructions: tuple[Instruction, ...]
+
+    @property
+    def address(self) -> int:
+        return self.instructions[0].address
+
+    @property
+    def length(self) -> int:
+        return self.instructions[-1].end - self.address
+
+    @property
+    def interior(self) -> frozenset[int]:
+        """The instructions after the first: nothing may jump to them."""
+        return frozenset(i.address for i in self.instructions[1:])
+
+
+@cache
+def _disassembler() -> Any:
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs  # 45 ms to import: only when needed
+
+    disassembler = Cs(CS_ARCH_X86, CS_MODE_64)
+    disassembler.detail = True
+    return disassembler
+
+
+def decode(code: bytes, address: int) -> Instruction | None:
+    """The instruction at the start of code (at address), None if it is not one."""
+    from capstone import CS_GRP_CALL, CS_GRP_JUMP, CS_GRP_RET
+    from capstone.x86 import X86_OP_IMM, X86_OP_MEM, X86_REG_RIP
+
+    for insn in _disassembler().disasm(code[:MAX_INSTRUCTION], address, 1):
+        target = displacement_at = None
+        jumps = insn.group(CS_GRP_JUMP) or insn.group(CS_GRP_RET)
+        if jumps and len(insn.operands) == 1 and insn.operands[0].type == X86_OP_IMM:
+            target = insn.operands[0].imm & 0xFFFFFFFFFFFFFFFF
+        if any(op.type == X86_OP_MEM and op.mem.base == X86_REG_RIP for op in insn.operands):
+            displacement_at = insn.disp_offset
+        mnemonic = "call" if insn.group(CS_GRP_CALL) else insn.mnemonic.split()[-1]
+        return Instruction(address, bytes(insn.bytes), mnemonic, bool(jumps), target,
+                           displacement_at)
+    return None
+
+
+def movable(insn: Instruction) -> bool:
+    """Whether insn may run from a stub instead of its place (and be single-stepped)."""
+    return insn.mnemonic not in _UNMOVABLE and (
+        insn.target is None or _jump_opcode(insn) is not None)
+
+
+def _jump_opcode(insn: Instruction) -> bytes | None:
+    """The opcode of a relative jump's rel32 form (None: a form rrgdb does not move)."""
+    body = insn.code
+    while body and body[0] in _PREFIXES:
+        body = body[1:]
+    if body[:1] in (b"\xeb", b"\xe9"):
+        return b"\xe9"
+    if body and body[0] in _JCC_RANGE:
+        return bytes([0x0F, 0x80 + body[0] - 0x70])
+    if len(body) > 1 and body[0] == 0x0F and 0x80 <= body[1] < 0x90:
+        return body[:2]
+    return None
+
+
+def window_at(code: bytes, address: int) -> Window | None:
+    """The window starting at address given the code there (at least JUMP_BYTES +
+    MAX_INSTRUCTION bytes of it): whole movable instructions, of which only the last may
+    jump or return. None if there is none."""
+    instructions: list[Instruction] = []
+    offset = 0
+    while offset < JUMP_BYTES:
+        insn = decode(code[offset:], address + offset)
+        if insn is None or not movable(insn):
+            return None
+        instructions.append(insn)
+        offset += len(insn.code)
+        if insn.jumps and offset < JUMP_BYTES:
+            return None
+    return Window(tuple(instructions))
+
+
+def read_window(task: Task, address: int) -> Window | None:
+    """window_at the code the task has at address."""
+    return window_at(task.read(address, JUMP_BYTES + MAX_INSTRUCTION), address)
+
+
+def _rel32(source_end: int, destination: int) -> bytes:
+    delta = destination - source_end
+    if not -(1 << 31) <= delta < (1 << 31):
+        raise ValueError(f"{destination:#x} is out of a jump's reach from {source_end:#x}")
+    return struct.pack("<i", delta)
+
+
+def _moved(insn: Instruction, at: int) -> bytes:
+    """insn's code to run at `at` with the same effect as at its own address."""
+    code = insn.code
+    if insn.target is not None:
+        opcode = _jump_opcode(insn)
+        assert opcode is not None  # movable()
+        return opcode + _rel32(at + len(opcode) + 4, insn.target)
+    if insn.displacement_at is not None:
+        old = struct.unpack_from("<i", code, insn.displacement_at)[0]
+        destination = insn.end + old
+        new = bytearray(code)
+        new[insn.displacement_at:insn.displacement_at + 4] = _rel32(at + len(code), destination)
+        return bytes(new)
+    return code
+
+
+class _Assembler:
+    """The stub's code, in the few encodings it needs, at its final address."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self.code = bytearray()
+        self.fixups: list[tuple[int, str]] = []  # (offset of a rel32, label)
+        self.labels: dict[str, int] = {}
+
+    @property
+    def here(self) -> int:
+        return self.base + len(self.code)
+
+    def emit(self, data: bytes) -> None:
+        self.code += data
+
+    def rip_relative(self, opcode: bytes, slot: int) -> None:
+        """An instruction whose only operand after opcode is [rip + rel32] to slot."""
+        self.emit(opcode + _rel32(self.here + len(opcode) + 4, slot))
+
+    def jump(self, opcode: bytes, label: str) -> None:
+        self.emit(opcode)
+        self.fixups.append((len(self.code), label))
+        self.emit(b"\0\0\0\0")
+
+    def label(self, name: str) -> None:
+        self.labels[name] = self.here
+
+    def finish(self) -> bytes:
+        for offset, name in self.fixups:
+            self.code[offset:offset + 4] = _rel32(self.base + offset + 4, self.labels[name])
+        return bytes(self.code)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stub:
+    page: int
+    code: bytes
+    trap: int  # the address just after its int3
+    resume: int  # where the displaced instructions start
+
+
+# The stub's code starts its first page; what it saves is on the second: a store near
+# code being run is taken for self-modifying code and costs the CPU a pipeline flush.
+_SAVED_RAX, _SAVED_FLAGS = PAGE, PAGE + 8
+
+
+def build_stub(page: int, window: Window, wanted: Registers, order: list[str]) -> _Stub:
+    """The stub at page for window: traps when the registers in order (then the others)
+    are as wanted, else runs the window's instructions and jumps back after them."""
+    a = _Assembler(page)
+    saved_rax, saved_flags = page + _SAVED_RAX, page + _SAVED_FLAGS
+    a.rip_relative(b"\x48\x89\x05", saved_rax)  # mov [saved_rax], rax
+    a.emit(b"\x9f\x0f\x90\xc0")  # lahf; seto al
+    a.rip_relative(b"\x66\x89\x05", saved_flags)  # mov [saved_flags], ax
+    names = [n for n in order if n in _ENCODING] + [n for n in _ENCODING if n not in order]
+    for name in names:
+        a.emit(b"\x48\xb8" + struct.pack("<Q", getattr(wanted, name)))  # mov rax, imm64
+        if name == "rax":
+            a.rip_relative(b"\x48\x3b\x05", saved_rax)  # cmp rax, [saved_rax]
+        else:
+            number = _ENCODING[name]
+            rex = 0x49 if number >= 8 else 0x48
+            a.emit(bytes([rex, 0x39, 0xC0 | (number & 7)]))  # cmp reg, rax
+        a.jump(b"\x0f\x85", "differs")  # jne
+
+    def restore() -> None:
+        a.rip_relative(b"\x66\x8b\x05", saved_flags)  # mov ax, [saved_flags]
+        a.emit(b"\x04\x7f\x9e")  # add al, 0x7f (OF back); sahf (SF ZF AF PF CF back)
+        a.rip_relative(b"\x48\x8b\x05", saved_rax)  # mov rax, [saved_rax]
+
+    restore()
+    a.emit(b"\xcc")
+    trap = a.here
+    a.label("differs")
+    restore()
+    resume = a.here
+    for insn in window.instructions:
+        a.emit(_moved(insn, a.here))
+    a.emit(b"\xe9" + _rel32(a.here + 5, window.address + window.length))  # jmp back
+    return _Stub(page, a.finish(), trap, resume)
+
+
+class VisitSearch:
+    """A window of a task's code patched to jump to a register-comparing stub while a
+    search for a visit runs (made by open_search): install() before resuming the task,
+    remove() when it stops for anything else than the stub's trap, close() at the end."""
+
+    def __init__(self, task: Task, window: Window, stub: _Stub) -> None:
+        self.task = task
+        self.window = window
+        self.stub = stub
+        self.original = task.read(window.address, window.length)
+        self.installed = False
+
+    def install(self) -> None:
+        """Writes the jump to the stub over the window (the rest of it: int3s)."""
+        jump = b"\xe9" + _rel32(self.window.address + 5, self.stub.page)
+        self.task.write(self.window.address, jump.ljust(self.window.length, b"\xcc"))
+        self.installed = True
+
+    def remove(self) -> None:
+        """Puts the original instructions back."""
+        if self.installed:
+            self.task.write(self.window.address, self.original)
+            self.installed = False
+
+    def close(self) -> None:
+        """Removes the jump and unmaps the stub."""
+        self.remove()
+        if self.task.alive:
+            inject(self.task, "munmap", self.stub.page, STUB_BYTES)
+
+    def trapped(self, regs: Registers) -> bool:
+        """Whether a SIGTRAP with these registers is the stub's: the registers matched."""
+        return regs.rip == self.stub.trap
+
+    @property
+    def resume_address(self) -> int:
+        """Where a task trapped in the stub goes on when the full state did not match."""
+        return self.stub.resume
+
+
+def open_search(task: Task, window: Window, wanted: Registers, order: list[str]
+                ) -> VisitSearch | None:
+    """A search for the visit of window's address with the wanted registers (compared in
+    this order first), its stub mapped and written; None if no free address is within a
+    jump's reach of the window."""
+    page = _map_near(task, window.address)
+    if page is None:
+        return None
+    stub = build_stub(page, window, wanted, order)
+    task.write(page, stub.code)
+    return VisitSearch(task, window, stub)
+
+
+def _map_near(task: Task, address: int) -> int | None:
+    """Fresh shared read-write-execute pages (STUB_BYTES) within a jump's reach of
+    address, in the free gap between mappings nearest to it."""
+    reach = (1 << 31) - 2 * STUB_BYTES
+    low, high = max(address - reach, 1 << 16), min(address + reach, 1 << 47)
+    candidates = []
+    previous_end = 1 << 16
+    for entry in [*read_maps(task.tid), None]:
+        start = entry.start if entry is not None else 1 << 47
+        gap_start, gap_end = max(previous_end, low), min(start, high)
+        if gap_end - gap_start >= STUB_BYTES:
+            # the free pages nearest to address in this gap
+            page = min(max(address & ~(PAGE - 1), gap_start), gap_end - STUB_BYTES)
+            candidates.append(page)
+        if entry is not None:
+            previous_end = max(previous_end, entry.end)
+    prot = PROT_READ | PROT_WRITE | PROT_EXEC
+    for page in sorted(candidates, key=lambda p: abs(p - address))[:4]:
+        mapped = inject(task, "mmap", page, STUB_BYTES, prot,
+                        MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, 0xFFFFFFFFFFFFFFFF, 0)
+        if mapped == page:
+            return page
+        if 0 < mapped < 1 << 47:  # a kernel that took it as a hint only
+            inject(task, "munmap", mapped, STUB_BYTES)
+    return None
