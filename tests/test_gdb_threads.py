@@ -167,3 +167,30 @@ def test_reverse_next_over_a_call_the_other_threads_make_too(
     t.expect_re(where, r"work \(arg=0x1\)")
     assert t.value(worker) == "1" and t.value(iteration) == "0", t.context(where)
     t.expect_line(further, threads.line("nap") - 1)
+
+
+def test_breakpoints_hit_while_replay_searches_for_a_preemption_point(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """threads_compute's threads are preempted mid-loop; on the way to such a point replay
+    searches at the program's speed behind a patched jump. A breakpoint the thread passes
+    on the way is reported (it raised 'did not reach the preemption point': E01), going
+    on searches on, and reverse-continue comes back to the hits in order."""
+    recording = record_program("threads_compute", "O2", tmp_path_factory.mktemp("compute"))
+    s = GdbScript()
+    s(f"break threads_compute.c:{recording.line('round')}")
+    forward = [s("continue") for _ in range(6)]
+    rounds = s("print progress")
+    back = s("reverse-continue")
+    rounds_back = s("print progress")
+    s("delete")
+    end = s("continue")
+    with replay_server(recording, tmp_path) as server:
+        t = s.run_remote(server)
+    for stop in forward:
+        t.expect_re(stop, r"hit Breakpoint 1, work \(")
+    done = [int(n) for n in re.findall(r"\d+", t[rounds].split("=", 1)[1])]
+    done_back = [int(n) for n in re.findall(r"\d+", t[rounds_back].split("=", 1)[1])]
+    assert len(done) == 3 and sum(done) >= 4, t.context(rounds)
+    t.expect_re(back, r"hit Breakpoint 1, work \(")
+    assert sum(done_back) == sum(done) - 1, t.context(rounds_back)
+    t.expect(end, "SIGKILL")

@@ -13,7 +13,7 @@
 
 static atomic_long shared;
 static uint64_t results[THREADS];
-static long progress[THREADS]; /* rounds done by each thread */
+static volatile long progress[THREADS]; /* rounds done by each thread */
 
 static void *work(void *arg)
 {
