@@ -496,6 +496,13 @@ class ReplaySession:
                 raise self._diverged(frame, f"the code at {target.rip:#x} is not the "
                                      f"{length} bytes of instructions recorded")
             now = task.regs()
+            while window.address < now.rip < window.address + length:
+                # stopped inside the window (its last preemption): out of it first, or it
+                # would resume in the middle of the jump
+                stop = _resume_keeping_sigtrap(task, native.PTRACE_SYSEMU_SINGLESTEP)
+                if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP):
+                    return stop
+                now = task.regs()
             changing = [name for name in REGISTER_NAMES
                         if getattr(now, name) != getattr(target, name)]
             search = open_search(task, window, target, changing)
