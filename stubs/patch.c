@@ -21,7 +21,7 @@
 #define NEAR 0x7ff00000L /* a rel32 reaches this far */
 /* Bytes below the stack pointer the hook clears after rrgdb_buffered() returns: its
  * frames hold record- or replay-only values (in_replay branches), and preemption points
- * hash the whole stack. Covers its deepest path (-fstack-usage: ~370 bytes); no more, as
+ * hash the whole stack. Covers its deepest path (-fstack-usage: ~420 bytes); no more, as
  * the stack may be a small sigaltstack. */
 #define SCRUB 512
 #define RRGDB_STR_(x) #x

@@ -193,6 +193,30 @@ static void keep_output(uint8_t *data, void *dest, size_t got)
         copy(data, dest, got);
 }
 
+/* keep_output for a 4-byte length or flags field. */
+static void keep_word(uint32_t *data, uint32_t *dest)
+{
+    if (buffer->in_replay)
+        *dest = *data;
+    else
+        *data = *dest;
+}
+
+/* keep_output for bytes the kernel may leave alone even when the call succeeds (ppoll's
+ * timeout: not written back when it was zero or is read-only). Replay writes only bytes
+ * that differ from what the memory holds: where the kernel wrote nothing they are equal
+ * (replay's memory is the recording's), and the memory may be read-only. */
+static void keep_changes(uint8_t *data, uint8_t *dest, size_t n)
+{
+    if (!buffer->in_replay) {
+        copy(data, dest, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (dest[i] != data[i])
+            dest[i] = data[i];
+}
+
 /* A call that writes up to `size` bytes at the pointer in argument `slot`. */
 static long output(long nr, long *a, int slot, size_t size, enum written how)
 {
@@ -234,12 +258,63 @@ static void gather(uint8_t *dst, const struct iovec *iov, size_t n)
     }
 }
 
+/* What the library reads before the call. Most arguments it leaves to the kernel, and
+ * touches the caller's memory only after a successful call, where the kernel has read or
+ * written it (keep_output). A few it must read first, to know whether the call can be
+ * buffered and how large its record is: readv's iovec array, recvmsg's header and its
+ * iovec array, recvfrom's address length. These may be bad pointers too, and reading one
+ * would kill the program with SIGSEGV here where the call fails with EFAULT natively. They
+ * are usually on the caller's stack, a few hundred bytes above the library's frame, in
+ * the page that frame is in: that page is mapped, and they are read at no cost. Elsewhere
+ * the library first asks the kernel whether it can read them (a probe, a syscall that
+ * reads that memory and has no other effect), and where it cannot the call is made traced,
+ * and the kernel gives its own answer (EFAULT, or an error it checks first). A probe is a
+ * buffered call of its own, whose record holds the answer, so replay (no syscall) takes
+ * the same branch (the stack is where it was in the recording, so the first test is the
+ * same too). */
+
+/* Whether the n bytes at p lie in the page of this frame, which the write to `here` shows
+ * to be mapped, readable and writable. */
+static int in_frame_page(const void *p, size_t n)
+{
+    volatile char here = 0;
+    uintptr_t page = (uintptr_t)&here & ~(uintptr_t)4095, at = (uintptr_t)p;
+    return at >= page && n <= 4096 && at - page <= 4096 - n;
+}
+
+/* The probe: whether the 8 bytes at `at` can be read. rt_sigprocmask copies in a new mask
+ * (EFAULT if it cannot) before it finds that `how` is invalid (EINVAL), and changes
+ * nothing. */
+static int word_readable(uintptr_t at)
+{
+    long a[6] = {-1, (long)at, 0, SIGSET_BYTES, 0, 0};
+    return plain(SYS_rt_sigprocmask, a) == -EINVAL;
+}
+
+/* Whether the n bytes at p (1 to 4096) can be read, by probes: memory is readable by
+ * whole pages, so one word probed in each page they reach answers for all of them (a
+ * length of 4 is probed with the 4 bytes after it: when those cannot be read, the call is
+ * traced). */
+__attribute__((noinline)) static int probed(uintptr_t first, size_t n)
+{
+    uintptr_t last = first + n - 1;
+    if (!word_readable(first))
+        return 0;
+    return n <= 8 || first / 4096 == last / 4096 || word_readable(last - 7);
+}
+
+/* Whether the n bytes at p (at most a page) can be read. */
+static inline int readable(const void *p, size_t n)
+{
+    return n == 0 || in_frame_page(p, n) || probed((uintptr_t)p, n);
+}
+
 /* readv: the kernel reads into the caller's pieces (see keep_output); the record holds
- * the bytes read as one piece. */
+ * the bytes read as one piece. The library sums the lengths first (readable). */
 static long readv_buffered(long *a)
 {
     const struct iovec *iov = (const struct iovec *)a[1];
-    if (a[2] < 0 || a[2] > MAX_PIECES)
+    if (a[2] < 0 || a[2] > MAX_PIECES || !readable(iov, (size_t)a[2] * sizeof *iov))
         return NOT_BUFFERED;
     size_t total = 0;
     for (long i = 0; i < a[2]; i++)
@@ -262,9 +337,9 @@ static long readv_buffered(long *a)
 
 /* poll, and ppoll without a signal mask (the recorder applies that mask for the signals
  * it delivers). The kernel reads and writes the caller's array and ppoll's timeout (the
- * time left), as in keep_output; the record keeps both when the call succeeded (after a
- * failure nothing says they are readable). A call that blocks is abandoned when the
- * recorder stops it, as a read is. */
+ * time left, see keep_changes), as in keep_output; the record keeps both when the call
+ * succeeded (after a failure nothing says they are readable). A call that blocks is
+ * abandoned when the recorder stops it, as a read is. */
 static long poll_buffered(long nr, long *a)
 {
     size_t size = (size_t)a[1] * 8, wait = nr == SYS_ppoll && a[2] ? sizeof(struct timespec) : 0;
@@ -279,7 +354,7 @@ static long poll_buffered(long nr, long *a)
     if (ret < 0)
         return finish(r, nr, ret, 0);
     keep_output(r->data, (void *)a[0], size);
-    keep_output(r->data + size, (void *)a[2], wait);
+    keep_changes(r->data + size, (uint8_t *)a[2], wait);
     return finish(r, nr, ret, size + wait);
 }
 
@@ -325,7 +400,9 @@ static long futex_wait_buffered(long *a)
 
 /* nanosleep and clock_nanosleep, which block as a read can. When a signal interrupts a
  * relative sleep, the kernel writes the time left into the record; the caller gets it
- * with EINTR. */
+ * with EINTR. (In record that does not happen: the recorder holds signals back while a
+ * buffered call runs, and abandons a sleep it stops, which is made again traced, with the
+ * caller's pointer for the time left: a bad one fails there with EFAULT, as natively.) */
 static long sleep_buffered(long nr, long *a)
 {
     int at = nr == SYS_nanosleep ? 0 : 2; /* the request; the time left follows it */
@@ -354,110 +431,116 @@ static long sleep_buffered(long nr, long *a)
     return finish(r, nr, ret, got);
 }
 
-/* recvfrom with a source address: data, then the address length, then the address. */
+/* recvfrom with a source address. The kernel writes the caller's data, address and
+ * address length, as natively (see keep_output); the record keeps the data, then the
+ * length the kernel wrote, then as many bytes of the address as it wrote: the length the
+ * caller gave allows, read before the call (readable). */
 static long recvfrom_buffered(long *a)
 {
-    void *buf = (void *)a[1], *addr = (void *)a[4];
+    uint8_t *buf = (uint8_t *)a[1], *addr = (uint8_t *)a[4];
     uint32_t *addrlen = (uint32_t *)a[5];
     if (!addr || !addrlen)
         return output(SYS_recvfrom, a, 1, (size_t)a[2], RET_BYTES);
-    size_t at = ((size_t)a[2] + 7) & ~(size_t)7, room = *addrlen;
-    if (at > MAX_IO || room > 128)
+    size_t at = ((size_t)a[2] + 7) & ~(size_t)7;
+    if (at > MAX_IO || !readable(addrlen, sizeof *addrlen))
         return NOT_BUFFERED;
-    struct rrgdb_record *r = begin(at + 8 + room);
+    uint32_t room = *addrlen;
+    struct rrgdb_record *r = begin(at + 8 + MAX_NAME);
     if (!r)
         return NOT_BUFFERED;
-    uint32_t *len = (uint32_t *)(r->data + at);
-    if (!buffer->in_replay)
-        *len = (uint32_t)room;
-    a[1] = (long)r->data;
-    a[4] = (long)(len + 2);
-    a[5] = (long)len;
     long ret = call(r, SYS_recvfrom, a);
     if (ret == RRGDB_ABANDONED)
         return abandon(r, SYS_recvfrom);
-    size_t got = ret >= 0 ? at + 8 + room : 0;
-    if (ret >= 0) {
-        copy(buf, r->data, (size_t)ret < (size_t)a[2] ? (size_t)ret : (size_t)a[2]);
-        copy(addr, len + 2, *len < room ? *len : room);
-        *addrlen = *len;
-    }
-    return finish(r, SYS_recvfrom, ret, got);
+    if (ret < 0)
+        return finish(r, SYS_recvfrom, ret, 0);
+    uint32_t *len = (uint32_t *)(void *)(r->data + at);
+    keep_output(r->data, buf, (size_t)ret < (size_t)a[2] ? (size_t)ret : (size_t)a[2]);
+    keep_word(len, addrlen);
+    size_t named = *len < room ? *len : room; /* the kernel's length is MAX_NAME at most */
+    named = named < MAX_NAME ? named : MAX_NAME;
+    keep_output((uint8_t *)(len + 2), addr, named);
+    return finish(r, SYS_recvfrom, ret, at + 8 + named);
 }
 
 /* recvmsg into at most 16 pieces, without ancillary data (control messages stay traced:
- * SCM_RIGHTS creates fds). The kernel gets a header in the record naming one piece and
- * room for the source address there too, fills in the address length and the flags, and
- * the data is then scattered. The record: header, piece, address room, data. */
+ * SCM_RIGHTS creates fds). The kernel reads the caller's header and writes its pieces,
+ * source address, address length and flags, as natively (see keep_output); the record
+ * keeps the address length and the flags, room for the address (as many bytes of it as
+ * the kernel wrote: the length the caller gave allows), then the data. The header and its
+ * iovec array are read before the call (readable). */
 static long recvmsg_buffered(long *a)
 {
     struct msghdr *msg = (struct msghdr *)a[1];
-    if (!msg || msg->msg_controllen || msg->msg_iovlen > MAX_PIECES)
+    if (!readable(msg, sizeof *msg) || msg->msg_controllen || msg->msg_iovlen > MAX_PIECES ||
+        !readable(msg->msg_iov, msg->msg_iovlen * sizeof *msg->msg_iov))
         return NOT_BUFFERED;
     size_t total = 0;
     for (size_t i = 0; i < msg->msg_iovlen; i++)
         total += msg->msg_iov[i].iov_len;
     if (total > MAX_IO)
         return NOT_BUFFERED;
-    size_t head = sizeof(struct msghdr) + sizeof(struct iovec) + MAX_NAME;
+    uint8_t *name = (uint8_t *)msg->msg_name;
+    uint32_t room = msg->msg_namelen;
+    size_t head = 8 + MAX_NAME;
     struct rrgdb_record *r = begin(head + total);
     if (!r)
         return NOT_BUFFERED;
-    struct msghdr *k = (struct msghdr *)r->data;
-    struct iovec *piece = (struct iovec *)(k + 1);
-    uint8_t *name = (uint8_t *)(piece + 1), *data = name + MAX_NAME;
-    if (!buffer->in_replay) { /* in replay the record holds the kernel's answer */
-        k->msg_name = msg->msg_name ? name : NULL;
-        k->msg_namelen = msg->msg_namelen; /* the kernel writes at most MAX_NAME */
-        k->msg_iov = piece;
-        k->msg_iovlen = 1;
-        k->msg_control = NULL;
-        k->msg_controllen = 0;
-        k->msg_flags = 0;
-        piece->iov_base = data;
-        piece->iov_len = total;
-    }
-    long args[6] = {a[0], (long)k, a[2], 0, 0, 0};
-    long ret = call(r, SYS_recvmsg, args);
+    long ret = call(r, SYS_recvmsg, a);
     if (ret == RRGDB_ABANDONED)
         return abandon(r, SYS_recvmsg);
     if (ret < 0)
         return finish(r, SYS_recvmsg, ret, 0);
-    size_t got = (size_t)ret < total ? (size_t)ret : total; /* MSG_TRUNC: the full length */
-    scatter(msg->msg_iov, data, got);
-    if (msg->msg_name) {
-        size_t room = msg->msg_namelen < MAX_NAME ? msg->msg_namelen : MAX_NAME;
-        copy(msg->msg_name, name, k->msg_namelen < room ? k->msg_namelen : room);
-        msg->msg_namelen = k->msg_namelen;
+    uint32_t *len = (uint32_t *)(void *)r->data; /* then the flags, then the address */
+    keep_word(len + 1, (uint32_t *)&msg->msg_flags);
+    if (name) { /* else the kernel writes no length either */
+        keep_word(len, &msg->msg_namelen);
+        size_t named = *len < room ? *len : room;
+        named = named < MAX_NAME ? named : MAX_NAME;
+        keep_output(r->data + 8, name, named);
     }
-    msg->msg_flags = k->msg_flags;
+    size_t got = (size_t)ret < total ? (size_t)ret : total; /* MSG_TRUNC: the full length */
+    if (buffer->in_replay)
+        scatter(msg->msg_iov, r->data + head, got);
+    else
+        gather(r->data + head, msg->msg_iov, got);
     return finish(r, SYS_recvmsg, ret, head + got);
 }
 
-/* rt_sigprocmask. The kernel writes the old mask into the record (the caller's copy
- * follows), and the library works out the new one for the replayer, which makes no
- * syscall and sets it at the flush (buffer->sigmask). A signal the call unblocks is
- * delivered as the call returns: the recorder then stops the call and undoes it, and it is
- * made again, traced, so that the handler runs before the call returns, as POSIX says. */
+/* rt_sigprocmask. The kernel reads the caller's new set and writes the old mask where the
+ * caller asked for it (see keep_output), else into the record, and the library works out
+ * the new mask for the replayer, which makes no syscall and sets it at the flush
+ * (buffer->sigmask). EFAULT with a place for the old mask may come after the change (the
+ * old mask could not be written there) as well as before it (the new set could not be
+ * read): the library then asks the kernel for the mask (the record keeps it) and hands
+ * that to the replayer. A new set that overlaps the old mask's place stays traced (the
+ * library would read the old mask there). A signal the call unblocks is delivered as the
+ * call returns: the recorder then stops the call and undoes it (the old mask is where rdx
+ * points), and it is made again, traced, so that the handler runs before the call
+ * returns, as POSIX says. */
 static long sigprocmask_buffered(long *a)
 {
-    if (a[3] != SIGSET_BYTES)
-        return NOT_BUFFERED; /* EINVAL from the kernel */
+    unsigned long apart = (unsigned long)a[1] - (unsigned long)a[2] + SIGSET_BYTES - 1;
+    if (a[3] != SIGSET_BYTES || (a[1] && a[2] && apart < 2 * SIGSET_BYTES - 1))
+        return NOT_BUFFERED; /* EINVAL from the kernel; the two overlap */
     struct rrgdb_record *r = begin(SIGSET_BYTES);
     if (!r)
         return NOT_BUFFERED;
     uint64_t change = 0, *old = (uint64_t *)(void *)r->data;
-    long args[6] = {a[0], a[1], (long)old, SIGSET_BYTES, 0, 0};
+    void *oset = a[2] ? (void *)a[2] : (void *)old;
+    long args[6] = {a[0], a[1], (long)oset, SIGSET_BYTES, 0, 0};
     long ret = call(r, SYS_rt_sigprocmask, args);
     if (ret == RRGDB_ABANDONED)
         return abandon(r, SYS_rt_sigprocmask);
+    if (ret == -EFAULT && a[1] && a[2]) {
+        untraced(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)old, SIGSET_BYTES, 0, 0);
+        buffer->sigmask = *old; /* (replay: the recorded mask) */
+        return finish(r, SYS_rt_sigprocmask, ret, SIGSET_BYTES);
+    }
     if (ret != 0)
-        return finish(r, SYS_rt_sigprocmask, ret, 0); /* EFAULT: the kernel read no set */
-    if (a[1])
-        copy(&change, (const void *)a[1], sizeof change);
-    if (a[2])
-        copy((void *)a[2], old, SIGSET_BYTES);
+        return finish(r, SYS_rt_sigprocmask, ret, 0); /* nothing changed */
+    keep_output(r->data, oset, SIGSET_BYTES);
     if (a[1]) {
+        copy(&change, (const void *)a[1], sizeof change);
         uint64_t mask = a[0] == SIG_BLOCK ? *old | change : a[0] == SIG_UNBLOCK ? *old & ~change
                                                                                 : change;
         buffer->sigmask = mask & ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)));
@@ -475,16 +558,29 @@ static int stdio_fd(long fd)
 }
 
 /* Whether a path opened may be rrgdb's stdout or stderr (/dev/stdout, /dev/fd/N,
- * /dev/pts/N, /proc/self/fd/N, ...): such an open stays traced, so the recorder sees the
- * new fd and marks it in stdio_fds. */
+ * /dev/pts/N, /proc/self/fd/N, ...): the recorder must see the new fd, to mark it in
+ * stdio_fds (open_buffered). Reads no further than the first byte that differs, so no
+ * further than a path the kernel has read. */
 static int may_name_stdio(const char *path)
 {
-    if (!path)
-        return 0;
     return (path[0] == '/' && path[1] == 'd' && path[2] == 'e' && path[3] == 'v' &&
             path[4] == '/') ||
            (path[0] == '/' && path[1] == 'p' && path[2] == 'r' && path[3] == 'o' &&
             path[4] == 'c' && path[5] == '/');
+}
+
+/* open and openat. The path is the kernel's to read first (a bad one fails with EFAULT,
+ * as natively); the library looks at it only once the open has succeeded, when it was
+ * readable, to see whether the new fd may be rrgdb's stdout or stderr (may_name_stdio).
+ * Such an fd must be marked in stdio_fds, which the recorder does at the exit of the
+ * traced calls that make fds: a traced dup2(fd, fd), which changes nothing, shows it the
+ * new fd, and gives replay (which emulates it) the table in that call's frame. */
+static long open_buffered(long nr, long *a)
+{
+    long fd = plain(nr, a);
+    if (fd >= 0 && may_name_stdio((const char *)a[nr == SYS_open ? 0 : 1]))
+        traced(SYS_dup2, fd, fd, 0, 0, 0, 0);
+    return fd;
 }
 
 /* The buffered form of syscall nr, or NOT_BUFFERED. Replay takes a buffered call's
@@ -577,9 +673,8 @@ static long buffered(long nr, long *a)
         }
         return NOT_BUFFERED;
     case SYS_open:
-        return may_name_stdio((const char *)a[0]) ? NOT_BUFFERED : plain(nr, a);
     case SYS_openat:
-        return may_name_stdio((const char *)a[1]) ? NOT_BUFFERED : plain(nr, a);
+        return open_buffered(nr, a);
     case SYS_lseek:
     case SYS_access:
     case SYS_faccessat:
