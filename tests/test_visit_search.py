@@ -51,13 +51,13 @@ def wanted() -> Registers:
 def test_moved_instructions_keep_their_targets() -> None:
     # sub $1,%rcx; jne back (rel8); then, alone, a rip-relative load
     code = bytes.fromhex("4883e90175d2")
-    stub = build_stub(STUB, window_at(code + PAD, SITE), wanted(), ["rcx"])
+    stub = build_stub(STUB, window_at(code + PAD, SITE), wanted(), ["rcx"], b"")
     moved = disassemble(stub.code[stub.resume - STUB:], stub.resume)
     assert [m for _, m, _ in moved[:3]] == ["sub", "jne", "jmp"]
     assert int(moved[1][2], 16) == SITE + 6 - 0x2E  # the jne's own target, now as rel32
     assert int(moved[2][2], 16) == SITE + 6  # back after the window
     load = bytes.fromhex("488b0511223344")  # mov 0x44332211(%rip),%rax
-    stub = build_stub(STUB, window_at(load + PAD, SITE), wanted(), [])
+    stub = build_stub(STUB, window_at(load + PAD, SITE), wanted(), [], b"")
     (address, mnemonic, operands), *_ = disassemble(stub.code[stub.resume - STUB:], stub.resume)
     displacement = int(operands.split("rip + ")[1].rstrip("]"), 16)
     assert address + 7 + displacement == SITE + 7 + 0x44332211
@@ -65,11 +65,14 @@ def test_moved_instructions_keep_their_targets() -> None:
 
 def test_the_stub_compares_the_changing_registers_first_and_traps_on_a_match() -> None:
     stub = build_stub(STUB, window_at(bytes.fromhex("48c745f000000000") + PAD, SITE),
-                      wanted(), ["rdx"])
+                      wanted(), ["rdx"], bytes(range(16)))
     listing = disassemble(stub.code, STUB)
     first = next(i for i, (_, m, _) in enumerate(listing) if m == "cmp")
     assert listing[first][2] == "rdx, rax"
     assert listing[first - 1][2] == f"rax, {wanted().rdx:#x}"
-    compared = {ops.split(",")[0] for _, m, ops in listing if m == "cmp"}
-    assert "r11" not in compared and len(compared) == 15
+    compared = [ops.split(",")[0] for _, m, ops in listing if m == "cmp"]
+    assert "r11" not in compared and len(set(compared[:15])) == 15
+    # then the stack words, from rsp - 128 on
+    assert compared[15:] == ["qword ptr [rsp - 0x80]", "qword ptr [rsp - 0x78]"]
+    assert listing[-1][1] == "jmp"
     assert any(a + 1 == stub.trap and m == "int3" for a, m, _ in listing)

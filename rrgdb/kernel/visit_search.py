@@ -54,6 +54,7 @@ STUB_BYTES = 2 * PAGE
 _ENCODING = {"rax": 0, "rcx": 1, "rdx": 2, "rbx": 3, "rsp": 4, "rbp": 5, "rsi": 6, "rdi": 7,
              "r8": 8, "r9": 9, "r10": 10, "r12": 12, "r13": 13, "r14": 14, "r15": 15}
 REGISTER_NAMES = tuple(_ENCODING)  # the registers a stub compares
+STACK_BELOW, STACK_ABOVE = 128, 256  # the stack bytes around rsp it compares then
 
 # Instructions that must not be moved into a stub or single-stepped by the recorder: they
 # enter the kernel, trap on purpose, read the flags with the trap flag a single step sets,
@@ -243,9 +244,19 @@ class _Stub:
 _SAVED_RAX, _SAVED_FLAGS = PAGE, PAGE + 8
 
 
-def build_stub(page: int, window: Window, wanted: Registers, order: list[str]) -> _Stub:
+def read_stack(task: Task, regs: Registers) -> bytes:
+    """The stack words around rsp (STACK_BELOW bytes below it, the red zone, and up to
+    STACK_ABOVE above) that a stub compares once the registers match: the locals of
+    code that keeps its state in memory (gcc -O0) are there."""
+    data = task.read(regs.rsp - STACK_BELOW, STACK_BELOW + STACK_ABOVE)
+    return data[:len(data) & ~7]
+
+
+def build_stub(page: int, window: Window, wanted: Registers, order: list[str],
+               stack: bytes) -> _Stub:
     """The stub at page for window: traps when the registers in order (then the others)
-    are as wanted, else runs the window's instructions and jumps back after them."""
+    are as wanted and so are the stack words (read_stack), else runs the window's
+    instructions and jumps back after them."""
     a = _Assembler(page)
     saved_rax, saved_flags = page + _SAVED_RAX, page + _SAVED_FLAGS
     a.rip_relative(b"\x48\x89\x05", saved_rax)  # mov [saved_rax], rax
@@ -260,6 +271,10 @@ def build_stub(page: int, window: Window, wanted: Registers, order: list[str]) -
             number = _ENCODING[name]
             rex = 0x49 if number >= 8 else 0x48
             a.emit(bytes([rex, 0x39, 0xC0 | (number & 7)]))  # cmp reg, rax
+        a.jump(b"\x0f\x85", "differs")  # jne
+    for offset in range(0, len(stack), 8):
+        a.emit(b"\x48\xb8" + stack[offset:offset + 8])  # mov rax, imm64
+        a.emit(b"\x48\x39\x84\x24" + struct.pack("<i", offset - STACK_BELOW))  # cmp [rsp+d], rax
         a.jump(b"\x0f\x85", "differs")  # jne
 
     def restore() -> None:
@@ -276,7 +291,9 @@ def build_stub(page: int, window: Window, wanted: Registers, order: list[str]) -
     for insn in window.instructions:
         a.emit(_moved(insn, a.here))
     a.emit(b"\xe9" + _rel32(a.here + 5, window.address + window.length))  # jmp back
-    return _Stub(page, a.finish(), trap, resume)
+    code = a.finish()
+    assert len(code) <= _SAVED_RAX, "the stub's code must stay on its first page"
+    return _Stub(page, code, trap, resume)
 
 
 class VisitSearch:
@@ -319,15 +336,15 @@ class VisitSearch:
         return self.stub.resume
 
 
-def open_search(task: Task, window: Window, wanted: Registers, order: list[str]
-                ) -> VisitSearch | None:
+def open_search(task: Task, window: Window, wanted: Registers, order: list[str],
+                stack: bytes) -> VisitSearch | None:
     """A search for the visit of window's address with the wanted registers (compared in
-    this order first), its stub mapped and written; None if no free address is within a
-    jump's reach of the window."""
+    this order first) and stack words, its stub mapped and written; None if no free
+    address is within a jump's reach of the window."""
     page = _map_near(task, window.address)
     if page is None:
         return None
-    stub = build_stub(page, window, wanted, order)
+    stub = build_stub(page, window, wanted, order, stack)
     task.write(page, stub.code)
     return VisitSearch(task, window, stub)
 

@@ -17,6 +17,7 @@ from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import map_scratch_page
 from rrgdb.kernel.signal_frames import enter_handler
 from rrgdb.kernel.task import Stop, StopKind, Task
+from rrgdb.kernel.visit_search import read_stack
 from rrgdb.record.outputs import UnsupportedSyscall, check_supported, entry_state, memory_writes
 from rrgdb.record.preemption import settle
 from rrgdb.record.scheduler import Scheduler
@@ -899,7 +900,7 @@ class RecordSession:
                 return None
             rt.settled = None
             self._write(PreemptFrame(task.tid, regs.to_bytes(), memory_hash(task),
-                                     patch_length))
+                                     patch_length, read_stack(task, regs)))
             rt.boundary = regs.to_bytes()
         rt.stopping = False
         if rt.parked:

@@ -505,7 +505,7 @@ class ReplaySession:
                 now = task.regs()
             changing = [name for name in REGISTER_NAMES
                         if getattr(now, name) != getattr(target, name)]
-            search = open_search(task, window, target, changing)
+            search = open_search(task, window, target, changing, frame.stack)
             if search is not None:
                 return self._search_with_stub(task, frame, search)
         return self._search_with_int3(task, frame, target.rip in debugger_int3s)

@@ -157,11 +157,15 @@ def _decode_exit(stream: BytesIO) -> ExitFrame:
 def _encode_preempt(f: PreemptFrame) -> bytes:
     regs = _fixed(f.regs, L.REGS_SIZE, "regs")
     memory_hash = _fixed(f.memory_hash, L.MEMORY_HASH_SIZE, "memory_hash")
-    return L.PREEMPT_STRUCT.pack(f.tid, regs, memory_hash, f.patch_length)
+    if type(f.stack) is not bytes:
+        raise TypeError("PreemptFrame.stack must be bytes")
+    return L.PREEMPT_HEAD.pack(f.tid, regs, memory_hash, f.patch_length, len(f.stack)) + f.stack
 
 
 def _decode_preempt(stream: BytesIO) -> PreemptFrame:
-    return PreemptFrame(*L.PREEMPT_STRUCT.unpack(stream.read(L.PREEMPT_STRUCT.size)))
+    tid, regs, memory_hash, patch_length, size = L.PREEMPT_HEAD.unpack(
+        stream.read(L.PREEMPT_HEAD.size))
+    return PreemptFrame(tid, regs, memory_hash, patch_length, stream.read(size))
 
 
 def _encode_entry(f: SyscallEntryFrame) -> bytes:

@@ -121,12 +121,14 @@ class PreemptFrame:
     or to deliver a signal). Without a PMU the moment is identified by its state: the
     registers and a hash of the process's writable memory (DESIGN.md §6). A nonzero
     patch_length says the instructions in that many bytes at regs.rip may be replaced by a
-    jump while replay searches for the moment (kernel/visit_search.py)."""
+    jump while replay searches for the moment (kernel/visit_search.py); stack holds the
+    memory from rsp - 128 on at the moment, which the search compares too."""
 
     tid: int
     regs: bytes
     memory_hash: bytes  # 32 bytes
-    patch_length: int = 0
+    patch_length: int
+    stack: bytes
 
 
 @dataclass(frozen=True, slots=True)

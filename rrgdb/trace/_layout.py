@@ -220,9 +220,9 @@ SYSCALL_ENTRY_STRUCT = struct.Struct(f"<i{REGS_SIZE}s")
 
 PREEMPT = Struct(
     "tid" / Int32sl, "regs" / Bytes(REGS_SIZE), "memory_hash" / Bytes(MEMORY_HASH_SIZE),
-    "patch_length" / Int8ul,
+    "patch_length" / Int8ul, *_blob("stack"),
 )
-PREEMPT_STRUCT = struct.Struct(f"<i{REGS_SIZE}s{MEMORY_HASH_SIZE}sB")
+PREEMPT_HEAD = struct.Struct(f"<i{REGS_SIZE}s{MEMORY_HASH_SIZE}sBI")  # then the stack bytes
 
 # -- complete file: written atomically by TraceWriter.close() -------------------------------
 
