@@ -90,8 +90,8 @@ def undo_mask_change(task: Task, regs: Registers) -> None:
     that has just returned (the signal came as it returned, perhaps one it unblocked), the
     old mask is put back and the call returns ABANDONED, so the library makes it again
     traced, where the held-back signal is delivered before the call returns (POSIX), as
-    replay can place it. The old mask is in the record, where the library asked the kernel
-    to write it (the oset argument, rdx)."""
+    replay can place it. The old mask is where the library asked the kernel to write it
+    (the oset argument, rdx: the record, or the caller's own memory)."""
     if (regs.rip == UNTRACED_STUB + 2 and regs.syscallno == NUMBERS["rt_sigprocmask"]
             and regs.result == 0):
         native.set_sigmask(task.tid, task.read_u64(regs.rdx))

@@ -14,6 +14,7 @@ mismatch raises DivergenceError, never goes unnoticed.
 from __future__ import annotations
 
 import enum
+import errno
 import io
 import os
 import shutil
@@ -1083,9 +1084,13 @@ def _killed(status: int) -> bool:
 
 def _failed(regs: Registers, result: int) -> bool:
     """Whether a syscall executed for real in replay failed (and so did nothing) when it
-    was recorded; brk reports failure by returning the old break."""
+    was recorded; brk reports failure by returning the old break. An rt_sigprocmask that
+    could not write the old mask (EFAULT) had set the new one first: it is run for real
+    (with the same arguments it fails the same way after the same change)."""
     if regs.syscallno == BRK:
         return regs.arg(0) != 0 and result != regs.arg(0)
+    if regs.syscallno == NUMBERS["rt_sigprocmask"] and result == -errno.EFAULT:
+        return False
     return result < 0
 
 

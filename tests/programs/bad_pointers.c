@@ -136,6 +136,9 @@ int main(void)
         sigaddset(&usr2, SIGUSR2);
         /* (blocks SIGUSR2 before it fails: the old mask is written last) */
         show("sigprocmask bad old", syscall(SYS_rt_sigprocmask, SIG_BLOCK, &usr2, bad, 8));
+        sigset_t now;
+        sigprocmask(SIG_BLOCK, NULL, &now);
+        printf("SIGUSR2 blocked after it: %d\n", sigismember(&now, SIGUSR2));
         sigprocmask(SIG_UNBLOCK, &usr2, NULL);
         /* a timeout in read-only memory, which the kernel leaves as it is when it cannot
            write the time left back (or has none to write): not an error */
