@@ -1,6 +1,7 @@
 """Benchmark rrgdb against native execution: wall time of record and replay vs native.
 
-Compiles bench/syscall_heavy.c, bench/compute.c and bench/threads_condvar.c, and also runs
+Compiles bench/syscall_heavy.c, bench/compute.c, bench/threads_condvar.c and
+bench/threads_compute.c, and also runs
 two shell loops (fork/exec and pipelines) and a Python json workload; runs each natively,
 under ``rrgdb record`` and under ``rrgdb replay -a`` (several runs each), and prints the
 median times and the record/native and replay/native ratios. Run on demand:
@@ -171,6 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="items handed from 2 producer to 2 consumer threads (default 20000)",
     )
     parser.add_argument(
+        "--thread-turns",
+        type=int,
+        default=100_000_000,
+        help="loop turns of each of threads_compute's 4 threads (default 100000000)",
+    )
+    parser.add_argument(
         "--fork-iterations",
         type=int,
         default=200,
@@ -191,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         choices=["syscall_heavy", "syscall_heavy_long", "compute", "startup", "threads",
-                 "fork_exec", "pipeline", "python", "python_long"],
+                 "threads_compute", "fork_exec", "pipeline", "python", "python_long"],
         action="append",
         help="run only this workload (repeatable)",
     )
@@ -209,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         Workload("startup", BENCH_DIR / "compute.c", 1),
         Workload(
             "threads", BENCH_DIR / "threads_condvar.c", args.thread_items, cflags=("-pthread",)
+        ),
+        Workload(
+            "threads_compute", BENCH_DIR / "threads_compute.c", args.thread_turns,
+            cflags=("-pthread",),
         ),
         Workload("fork_exec", None, args.fork_iterations, script=FORK_EXEC_SCRIPT),
         Workload("pipeline", None, args.pipeline_iterations, script=PIPELINE_SCRIPT),
