@@ -173,3 +173,33 @@ def test_computing_threads_are_found_again_at_the_programs_speed(build, tmp_path
         for hog in hogs:
             hog.kill()
             hog.wait()
+
+
+@pytest.mark.parametrize("damage", ["patch_length", "stack"])
+def test_a_damaged_preemption_point_is_a_clear_error(damage: str, build, tmp_path: Path) -> None:
+    """A PreemptFrame whose window length does not fit the code there, or whose stack is
+    longer than any recorder writes, stops the replay with one line saying so (not a
+    traceback, not a jump written over the middle of an instruction)."""
+    from dataclasses import replace
+
+    from rrgdb.trace import PreemptFrame, TraceWriter
+
+    trace, damaged = tmp_path / "trace", tmp_path / "damaged"
+    recorded = record([str(build("threads_compute", "O2", "-pthread"))], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    reader = TraceReader(trace)
+    writer = TraceWriter(damaged, reader.header)
+    first = True
+    for frame in reader.frames():
+        if isinstance(frame, PreemptFrame) and first:
+            first = False
+            frame = (replace(frame, patch_length=frame.patch_length + 1)
+                     if damage == "patch_length" else replace(frame, stack=bytes(4096)))
+        writer.write(frame)
+    shutil.copytree(trace / "files", damaged / "files", dirs_exist_ok=True)
+    writer.close()
+    assert not first, "no preemption recorded"
+    result = replay(damaged)
+    assert result.returncode != 0 and b"Traceback" not in result.stderr, describe(result)
+    expected = b"bytes of instructions recorded" if damage == "patch_length" else b"damaged"
+    assert b"replay diverged" in result.stderr and expected in result.stderr, describe(result)

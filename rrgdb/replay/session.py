@@ -44,7 +44,14 @@ from rrgdb.kernel.remote_syscalls import (
 )
 from rrgdb.kernel.signal_frames import enter_handler, set_frame_sigmask
 from rrgdb.kernel.task import Stop, StopKind, Task
-from rrgdb.kernel.visit_search import REGISTER_NAMES, VisitSearch, open_search, read_window
+from rrgdb.kernel.visit_search import (
+    REGISTER_NAMES,
+    STACK_ABOVE,
+    STACK_BELOW,
+    VisitSearch,
+    open_search,
+    read_window,
+)
 from rrgdb.record.session import (
     CLONE_CHILD_SETTID,
     CLONE_PARENT_SETTID,
@@ -491,6 +498,9 @@ class ReplaySession:
         target = Registers.from_bytes(frame.regs)
         length = frame.patch_length
         debugger_int3s = self.breakpoints.software if self._followed(task) else {}
+        if len(frame.stack) > STACK_BELOW + STACK_ABOVE or len(frame.stack) % 8:
+            raise self._diverged(frame, f"the recorded stack ({len(frame.stack)} bytes) is not "
+                                 "what a recorder writes: a damaged trace?")
         if length and not any(target.rip <= bp < target.rip + length for bp in debugger_int3s):
             window = read_window(task, target.rip)
             if window is None or window.length != length:
