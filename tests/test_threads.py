@@ -203,3 +203,22 @@ def test_a_damaged_preemption_point_is_a_clear_error(damage: str, build, tmp_pat
     assert result.returncode != 0 and b"Traceback" not in result.stderr, describe(result)
     expected = b"bytes of instructions recorded" if damage == "patch_length" else b"damaged"
     assert b"replay diverged" in result.stderr and expected in result.stderr, describe(result)
+
+
+def test_a_thread_back_at_the_same_registers_has_still_moved(build, tmp_path: Path) -> None:
+    """threads_memory_loop's threads come back to the same registers at every turn of
+    their loop (the count is in memory): each preemption is recorded although its
+    registers are those of the thread's previous one. The recorder used to take such a
+    thread for one that had not moved since its last event and wrote no frame, so replay
+    ran the other thread on with this one's turns missing, and diverged."""
+    binary = build("threads_memory_loop", "O2", "-pthread")
+    trace = tmp_path / "trace"
+    recorded = record([str(binary)], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    preemptions: dict[int, list[bytes]] = {}
+    for frame in TraceReader(trace).frames():
+        if type(frame).__name__ == "PreemptFrame":
+            preemptions.setdefault(frame.tid, []).append(frame.regs)
+    repeated = sum(len(regs) - len(set(regs)) for regs in preemptions.values())
+    assert repeated >= 1, preemptions.keys()  # what the old recorder left out
+    assert_replay_matches(recorded, replay(trace))

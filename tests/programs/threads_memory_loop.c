@@ -1,0 +1,38 @@
+/* Two threads whose loop keeps its state in memory: at the loop's head their registers
+ * are the same at every turn (the count is on the stack, the limit in a register, the
+ * flags those of the last compare). Each is preempted several times mid-loop with the
+ * same registers as at its previous preemption, and must not be taken for a thread that
+ * did not move since (gcc -O0 code has loops like this). */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define THREADS 2
+#define TURNS 400000000UL
+
+static unsigned long results[THREADS];
+
+static void *work(void *arg)
+{
+    unsigned long count = 0, limit = TURNS;
+    __asm__ volatile("1: addq $1, %0\n\t"
+                     "cmpq %1, %0\n\t"
+                     "jb 1b"
+                     : "+m"(count)
+                     : "r"(limit)
+                     : "cc");
+    results[(uintptr_t)arg] = count;
+    return NULL;
+}
+
+int main(void)
+{
+    pthread_t threads[THREADS];
+    for (uintptr_t t = 0; t < THREADS; t++)
+        pthread_create(&threads[t], NULL, work, (void *)t);
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(threads[t], NULL);
+    for (int t = 0; t < THREADS; t++)
+        printf("thread %d: %lu\n", t, results[t]);
+    return 0;
+}
