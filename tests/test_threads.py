@@ -210,7 +210,10 @@ def test_a_thread_back_at_the_same_registers_has_still_moved(build, tmp_path: Pa
     their loop (the count is in memory): each preemption is recorded although its
     registers are those of the thread's previous one. The recorder used to take such a
     thread for one that had not moved since its last event and wrote no frame, so replay
-    ran the other thread on with this one's turns missing, and diverged."""
+    ran the other thread on with this one's turns missing, and diverged. (Only when the
+    stop landed right on the previous point's instruction, before being stepped to a
+    window: this test passes on the old recorder most of the time; threads_compute at -O0
+    diverged in about one recording in three.)"""
     binary = build("threads_memory_loop", "O2", "-pthread")
     trace = tmp_path / "trace"
     recorded = record([str(binary)], trace)
@@ -219,6 +222,7 @@ def test_a_thread_back_at_the_same_registers_has_still_moved(build, tmp_path: Pa
     for frame in TraceReader(trace).frames():
         if type(frame).__name__ == "PreemptFrame":
             preemptions.setdefault(frame.tid, []).append(frame.regs)
-    repeated = sum(len(regs) - len(set(regs)) for regs in preemptions.values())
-    assert repeated >= 1, preemptions.keys()  # what the old recorder left out
+    # what the old recorder left out: a preemption with the registers of the one before
+    repeated = sum(a == b for regs in preemptions.values() for a, b in zip(regs, regs[1:], strict=False))
+    assert repeated >= 1, {tid: len(regs) for tid, regs in preemptions.items()}
     assert_replay_matches(recorded, replay(trace))
