@@ -223,6 +223,7 @@ def test_a_thread_back_at_the_same_registers_has_still_moved(build, tmp_path: Pa
         if type(frame).__name__ == "PreemptFrame":
             preemptions.setdefault(frame.tid, []).append(frame.regs)
     # what the old recorder left out: a preemption with the registers of the one before
-    repeated = sum(a == b for regs in preemptions.values() for a, b in zip(regs, regs[1:], strict=False))
+    repeated = sum(a == b for regs in preemptions.values()
+                   for a, b in zip(regs, regs[1:], strict=False))
     assert repeated >= 1, {tid: len(regs) for tid, regs in preemptions.items()}
     assert_replay_matches(recorded, replay(trace))
