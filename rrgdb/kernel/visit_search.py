@@ -56,15 +56,18 @@ _ENCODING = {"rax": 0, "rcx": 1, "rdx": 2, "rbx": 3, "rsp": 4, "rbp": 5, "rsi": 
 REGISTER_NAMES = tuple(_ENCODING)  # the registers a stub compares
 STACK_BELOW, STACK_ABOVE = 128, 256  # the stack bytes around rsp it compares then
 
-# Instructions that must not be moved into a stub or single-stepped by the recorder: they
-# enter the kernel, trap on purpose, read the flags with the trap flag a single step sets,
-# read the time (which faults under PR_TSC_SIGSEGV), or only have an 8-bit displacement.
-_UNMOVABLE = frozenset({
+# Instructions the recorder must not single-step: they enter the kernel, trap on purpose,
+# read the time (which faults under PR_TSC_SIGSEGV), or push the flags with the trap flag
+# a single step sets.
+_UNSTEPPABLE = frozenset({
     "syscall", "sysenter", "int", "int1", "int3", "into", "ud0", "ud1", "ud2", "hlt",
-    "rdtsc", "rdtscp", "cpuid", "pushf", "pushfq", "xbegin", "xend", "xabort", "loop",
-    "loope", "loopne", "jrcxz", "jecxz", "call", "lcall", "ljmp", "iretq", "iretd", "iret",
-    "sysret", "sysretq", "sysexit", "enter",
+    "rdtsc", "rdtscp", "cpuid", "pushf", "pushfq", "xbegin", "xend", "xabort", "iretq",
+    "iretd", "iret", "sysret", "sysretq", "sysexit",
 })
+# And those that cannot run from a stub either: a call pushes the stub's address, and
+# these jumps have no 32-bit form.
+_UNMOVABLE = _UNSTEPPABLE | {"loop", "loope", "loopne", "jrcxz", "jecxz", "call", "lcall",
+                             "ljmp", "enter"}
 _JCC_RANGE = range(0x70, 0x80)
 _PREFIXES = frozenset({0x2E, 0x3E, 0xF2})  # branch hints and bnd: dropped when moved
 
@@ -130,6 +133,11 @@ def decode(code: bytes, address: int) -> Instruction | None:
         return Instruction(address, bytes(insn.bytes), mnemonic, bool(jumps), target,
                            displacement_at)
     return None
+
+
+def steppable(insn: Instruction) -> bool:
+    """Whether the recorder may single-step insn while it looks for a window."""
+    return insn.mnemonic not in _UNSTEPPABLE
 
 
 def movable(insn: Instruction) -> bool:

@@ -7,11 +7,11 @@ instructions at pc can be replaced by a jump to a register-comparing stub
 instructions only if nothing jumps between them. So before recording the moment, the
 recorder single-steps the thread a little further, to such a window: one long instruction
 at once; several once the steps have gone round a loop (so that its jumps are known) and
-no jump seen lands inside them. It steps only within the code mapping it started in, and
-never over an instruction that must not be single-stepped or moved; if no window comes
-within SETTLE_STEPS, the moment is recorded where the thread stands and replay stops at
-every visit instead (slow, exact, and enough where the thread is not in a long loop).
-"""
+no jump seen lands inside them. It steps only within the code mapping it started in
+(calls included), and never over an instruction that must not be single-stepped; if no
+window comes within SETTLE_STEPS, the moment is recorded where the thread stands and
+replay stops at every visit instead (slow, exact, and enough where the thread is not in
+a long loop)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import SIGTRAP_BIT, reblock_sigtrap
 from rrgdb.kernel.task import Stop, StopKind, Task
-from rrgdb.kernel.visit_search import JUMP_BYTES, MAX_INSTRUCTION, decode, movable, window_at
+from rrgdb.kernel.visit_search import (
+    JUMP_BYTES,
+    MAX_INSTRUCTION,
+    decode,
+    steppable,
+    window_at,
+)
 
 SETTLE_STEPS = 400
 
@@ -45,7 +51,7 @@ def settle(task: Task, regs: Registers) -> tuple[Registers, int] | Stop:
                                        or (looped and not landed & window.interior)):
                 return regs, window.length
             insn = decode(code, pc)
-            if (insn is None or not movable(insn) or mapping is None
+            if (insn is None or not steppable(insn) or mapping is None
                     or not mapping.start <= pc < mapping.end):
                 break
             if insn.target is not None:

@@ -84,9 +84,9 @@ class _RecordTask:
 
     task: Task
     pending: _PendingSyscall | None = None
-    # registers when it last left a syscall or exec'd: a signal stop with these registers
-    # came before any instruction ran (a preemption point is not one: a loop that keeps
-    # its state in memory comes back to the same registers)
+    # registers when it last left a syscall or exec'd: a stop with these registers came
+    # before any instruction ran (a preemption point is not one: a loop that keeps its
+    # state in memory comes back to the same registers)
     boundary: bytes = b""
     parked: list[tuple[int, bytes]] = field(default_factory=list)  # signals to re-raise
     fresh: bool = True  # its automatic first SIGSTOP is still to come
@@ -888,26 +888,28 @@ class RecordSession:
             rt.stopping = False
             syscallbuf.abandon_if_blocked(task, regs)
             return 0
-        # Recorded even when the registers are those of the task's last event: a loop
-        # that keeps its state in memory (gcc -O0) comes back to the same registers, and
-        # the turns it ran would go unrecorded (replay then found the next moment of
-        # another thread with this one's memory behind: a divergence, one -O0 recording of
-        # threads_compute in three). A task that did not move matches at once in replay.
-        if rt.settled is None or rt.settled[0].to_bytes() != regs.to_bytes():
-            settled = settle(task, regs)
-            if isinstance(settled, Stop):  # not stopped after all: that stop first
-                rt.stopping = False
-                self._pending_stops.append((task.tid, settled.status))
+        # Stopped right where its last syscall left it (a syscall the SIGSTOP interrupted
+        # is restarted from here, rt.interrupted): no instruction ran, nothing to record.
+        # Anywhere else it is recorded, even with the registers of its previous
+        # preemption: a loop that keeps its state in memory (gcc -O0) comes back to the
+        # same registers, and taking it for a thread that had not moved left its turns
+        # unrecorded (replay diverged: one -O0 recording of threads_compute in three).
+        if regs.to_bytes() != rt.boundary:
+            if rt.settled is None or rt.settled[0].to_bytes() != regs.to_bytes():
+                settled = settle(task, regs)
+                if isinstance(settled, Stop):  # not stopped after all: that stop first
+                    rt.stopping = False
+                    self._pending_stops.append((task.tid, settled.status))
+                    return None
+                rt.settled = settled
+            regs, patch_length = rt.settled
+            self._drain()
+            if self._pending_stops:  # handle those first, then come back to this stop
+                self._pending_stops.append((task.tid, stop.status))
                 return None
-            rt.settled = settled
-        regs, patch_length = rt.settled
-        self._drain()
-        if self._pending_stops:  # handle those first, then come back to this stop
-            self._pending_stops.append((task.tid, stop.status))
-            return None
-        rt.settled = None
-        self._write(PreemptFrame(task.tid, regs.to_bytes(), memory_hash(task), patch_length,
-                                 read_stack(task, regs)))
+            rt.settled = None
+            self._write(PreemptFrame(task.tid, regs.to_bytes(), memory_hash(task),
+                                     patch_length, read_stack(task, regs)))
         rt.stopping = False
         if rt.parked:
             signo, info = rt.parked.pop(0)
