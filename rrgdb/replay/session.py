@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import MAP_PRIVATE, memory_hash, read_maps
-from rrgdb.kernel.breakpoints import INT3, Breakpoints, WatchKind, Watchpoint
+from rrgdb.kernel.breakpoints import DR6, DR6_HITS, INT3, Breakpoints, WatchKind, Watchpoint
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import (
     SCRATCH_DATA,
@@ -510,8 +510,8 @@ class ReplaySession:
             while window.address < now.rip < window.address + length:
                 # stopped inside the window (its last preemption): out of it first, or it
                 # would resume in the middle of the jump
-                stop = _resume_keeping_sigtrap(task, native.PTRACE_SYSEMU_SINGLESTEP)
-                if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP):
+                stop = self._step_unseen(task)
+                if stop is not None:
                     return stop
                 now = task.regs()
             changing = [name for name in REGISTER_NAMES
@@ -520,6 +520,23 @@ class ReplaySession:
             if search is not None:
                 return self._search_with_stub(task, frame, search)
         return self._search_with_int3(task, frame, target.rip in debugger_int3s)
+
+    @staticmethod
+    def _step_unseen(task: Task) -> Stop | None:
+        """Single-steps task for the replay's own purposes: None once done, else the stop
+        that came instead. The step's bit in DR6 is cleared, or the debugger's next
+        breakpoint would be taken for the end of a step and go unreported (the thread
+        then ran on from the middle of the instruction); a watchpoint that fired during
+        the step is left there for _classify to report."""
+        stop = _resume_keeping_sigtrap(task, native.PTRACE_SYSEMU_SINGLESTEP)
+        if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP):
+            return stop
+        status = task.get_debugreg(DR6)
+        if status & DR6_HITS:
+            return stop
+        if status:
+            task.set_debugreg(DR6, 0)
+        return None
 
     def _search_with_stub(self, task: Task, frame: PreemptFrame, search: VisitSearch
                           ) -> Stop | None:
@@ -578,8 +595,8 @@ class ReplaySession:
                 if debugger_int3:
                     return stop  # the debugger's breakpoint, hit before the moment
                 task.set_regs(regs)
-                stop = _resume_keeping_sigtrap(task, native.PTRACE_SYSEMU_SINGLESTEP)
-                if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP):
+                stop = self._step_unseen(task)
+                if stop is not None:
                     return stop
             raise self._diverged(frame, f"no visit of {pc:#x} in {PREEMPTION_SEARCH_LIMIT} "
                                  "matches the recorded state (a loop that changes state at "
