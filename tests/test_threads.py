@@ -227,3 +227,27 @@ def test_a_thread_back_at_the_same_registers_has_still_moved(build, tmp_path: Pa
                    for a, b in zip(regs, regs[1:], strict=False))
     assert repeated >= 1, {tid: len(regs) for tid, regs in preemptions.items()}
     assert_replay_matches(recorded, replay(trace))
+
+
+def test_the_replays_own_single_steps_leave_no_step_bit_for_the_debugger(
+        build, tmp_path: Path) -> None:
+    """A single step the replay makes for itself (out of a window, past a visit that did
+    not match) must not leave the step bit in DR6: the debugger's next breakpoint hit
+    was then taken for the end of a step, went unreported, and the thread ran on from the
+    middle of the instruction (the gdb test on threads_compute, now and then under load)."""
+    from rrgdb.kernel.breakpoints import DR6, DR6_STEP
+    from rrgdb.replay.session import ReplaySession
+
+    trace = tmp_path / "trace"
+    recorded = record([str(build("threads_compute", "O2", "-pthread"))], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    session = ReplaySession(trace, echo=None)
+    try:
+        session.start()
+        task = session.task
+        assert task is not None
+        for _ in range(3):
+            assert session._step_unseen(task) is None
+            assert not task.get_debugreg(DR6) & DR6_STEP
+    finally:
+        session.close()
