@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ from conftest import (
     run_rrgdb,
 )
 
-from rrgdb.trace import TraceReader
+from rrgdb.kernel.breakpoints import DR6, DR6_STEP
+from rrgdb.replay.session import ReplaySession
+from rrgdb.trace import PreemptFrame, TraceReader, TraceWriter
 
 PYTHON3 = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
 REPETITIONS = 20
@@ -166,7 +169,7 @@ def test_computing_threads_are_found_again_at_the_programs_speed(build, tmp_path
             recorded = record([str(binary)], trace)
             assert recorded.returncode == 0, describe(recorded)
             preemptions = [f for f in TraceReader(trace).frames()
-                           if type(f).__name__ == "PreemptFrame"]
+                           if isinstance(f, PreemptFrame)]
             assert preemptions and all(f.patch_length >= 5 for f in preemptions), preemptions
             assert_replay_matches(recorded, replay(trace))
     finally:
@@ -180,10 +183,6 @@ def test_a_damaged_preemption_point_is_a_clear_error(damage: str, build, tmp_pat
     """A PreemptFrame whose window length does not fit the code there, or whose stack is
     longer than any recorder writes, stops the replay with one line saying so (not a
     traceback, not a jump written over the middle of an instruction)."""
-    from dataclasses import replace
-
-    from rrgdb.trace import PreemptFrame, TraceWriter
-
     trace, damaged = tmp_path / "trace", tmp_path / "damaged"
     recorded = record([str(build("threads_compute", "O2", "-pthread"))], trace)
     assert recorded.returncode == 0, describe(recorded)
@@ -220,7 +219,7 @@ def test_a_thread_back_at_the_same_registers_has_still_moved(build, tmp_path: Pa
     assert recorded.returncode == 0, describe(recorded)
     preemptions: dict[int, list[bytes]] = {}
     for frame in TraceReader(trace).frames():
-        if type(frame).__name__ == "PreemptFrame":
+        if isinstance(frame, PreemptFrame):
             preemptions.setdefault(frame.tid, []).append(frame.regs)
     # what the old recorder left out: a preemption with the registers of the one before
     repeated = sum(a == b for regs in preemptions.values()
@@ -235,9 +234,6 @@ def test_the_replays_own_single_steps_leave_no_step_bit_for_the_debugger(
     not match) must not leave the step bit in DR6: the debugger's next breakpoint hit
     was then taken for the end of a step, went unreported, and the thread ran on from the
     middle of the instruction (the gdb test on threads_compute, now and then under load)."""
-    from rrgdb.kernel.breakpoints import DR6, DR6_STEP
-    from rrgdb.replay.session import ReplaySession
-
     trace = tmp_path / "trace"
     recorded = record([str(build("threads_compute", "O2", "-pthread"))], trace)
     assert recorded.returncode == 0, describe(recorded)

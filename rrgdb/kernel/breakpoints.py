@@ -190,6 +190,18 @@ class Breakpoints:
             task.set_debugreg(DR7, dr7)
         task.set_debugreg(DR6, 0)
 
+    @staticmethod
+    def forget_step(task: Task) -> bool:
+        """After a single step rrgdb made for itself: clears DR6, unless a watchpoint
+        fired during it (then False, and triggered() reports it). The step's bit left
+        there would make the debugger's next breakpoint hit look like a step's end."""
+        dr6 = task.get_debugreg(DR6)
+        if dr6 & DR6_HITS:
+            return False
+        if dr6:
+            task.set_debugreg(DR6, 0)
+        return True
+
     def triggered(self, task: Task) -> tuple[Watchpoint | None, bool]:
         """After a SIGTRAP: (the watchpoint whose slot fired or None, single-step bit);
         clears DR6."""

@@ -12,7 +12,7 @@ import signal
 from rrgdb import native
 from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.registers import Registers
-from rrgdb.kernel.task import StopKind, Task, TraceeGone
+from rrgdb.kernel.task import Stop, StopKind, Task, TraceeGone
 from rrgdb.syscall_numbers import NUMBERS
 
 SCRATCH_ADDR = 0x70000000
@@ -128,6 +128,21 @@ def reblock_sigtrap(task: Task) -> None:
     mask = native.get_sigmask(task.tid)
     if not mask & SIGTRAP_BIT:
         native.set_sigmask(task.tid, mask | SIGTRAP_BIT)
+
+
+def resume_keeping_sigtrap(task: Task, request: int, sig: int = 0) -> Stop:
+    """Resumes task until its next stop. A breakpoint's or a single step's trap is a
+    forced SIGTRAP, which the kernel unblocks in a task that blocks it: the program
+    would then see a mask the recording did not have (a real rt_sigprocmask reports it,
+    a posix_spawn child acts on it), so it is blocked again. (Under PTRACE_SYSEMU, or
+    when single-stepping no syscall, the program makes no syscall before the stop that
+    could change its mask.)"""
+    blocked = native.get_sigmask(task.tid) & SIGTRAP_BIT
+    task.resume(request, sig)
+    stop = task.wait()
+    if blocked and stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP:
+        reblock_sigtrap(task)
+    return stop
 
 
 def run_forking_syscall(task: Task, regs: Registers) -> tuple[Registers, Task]:

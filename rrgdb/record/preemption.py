@@ -20,11 +20,13 @@ import signal
 from rrgdb import native
 from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.registers import Registers
-from rrgdb.kernel.remote_syscalls import SIGTRAP_BIT, reblock_sigtrap
+from rrgdb.kernel.remote_syscalls import resume_keeping_sigtrap
 from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.kernel.visit_search import (
     JUMP_BYTES,
     MAX_INSTRUCTION,
+    Instruction,
+    Window,
     decode,
     steppable,
     window_at,
@@ -38,34 +40,29 @@ def settle(task: Task, regs: Registers) -> tuple[Registers, int] | Stop:
     there and the length of the window replay may patch (0: none), or the stop that came
     instead of a single step's (a fault, a signal), which the caller handles as usual."""
     mapping = next((m for m in read_maps(task.tid) if m.start <= regs.rip < m.end), None)
-    trap_blocked = bool(native.get_sigmask(task.tid) & SIGTRAP_BIT)
-    visited: set[int] = set()
+    decoded: dict[int, tuple[Window | None, Instruction | None]] = {}  # a loop comes back
     landed: set[int] = set()  # reached other than by falling through, or a seen jump's target
     looped = False
-    try:
-        for _ in range(SETTLE_STEPS):
-            pc = regs.rip
+    for _ in range(SETTLE_STEPS):
+        pc = regs.rip
+        revisit = pc in decoded
+        if not revisit:
             code = task.read(pc, JUMP_BYTES + MAX_INSTRUCTION)
-            window = window_at(code, pc)
-            if window is not None and (len(window.instructions) == 1
-                                       or (looped and not landed & window.interior)):
-                return regs, window.length
-            insn = decode(code, pc)
-            if (insn is None or not steppable(insn) or mapping is None
-                    or not mapping.start <= pc < mapping.end):
-                break
-            if insn.target is not None:
-                landed.add(insn.target)
-            looped |= pc in visited
-            visited.add(pc)
-            task.resume(native.PTRACE_SINGLESTEP)
-            stop = task.wait()
-            if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP):
-                return stop
-            regs = task.regs()
-            if regs.rip != insn.end:
-                landed.add(regs.rip)
-        return regs, 0
-    finally:
-        if trap_blocked and task.alive:
-            reblock_sigtrap(task)
+            decoded[pc] = (window_at(code, pc), decode(code, pc))
+        window, insn = decoded[pc]
+        if window is not None and (len(window.instructions) == 1
+                                   or (looped and not landed & window.interior)):
+            return regs, window.length
+        if (insn is None or not steppable(insn) or mapping is None
+                or not mapping.start <= pc < mapping.end):
+            break
+        if insn.target is not None:
+            landed.add(insn.target)
+        looped |= revisit
+        stop = resume_keeping_sigtrap(task, native.PTRACE_SINGLESTEP)
+        if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP):
+            return stop
+        regs = task.regs()
+        if regs.rip != insn.end:
+            landed.add(regs.rip)
+    return regs, 0

@@ -28,17 +28,16 @@ from typing import BinaryIO
 
 from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import MAP_PRIVATE, memory_hash, read_maps
-from rrgdb.kernel.breakpoints import DR6, DR6_HITS, INT3, Breakpoints, WatchKind, Watchpoint
+from rrgdb.kernel.breakpoints import INT3, Breakpoints, WatchKind, Watchpoint
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import (
     SCRATCH_DATA,
-    SIGTRAP_BIT,
     SYSCALL_SITE,
     fork_task,
     inject,
     map_scratch_page,
     open_in_tracee,
-    reblock_sigtrap,
+    resume_keeping_sigtrap,
     run_forking_syscall,
     run_syscall,
 )
@@ -481,14 +480,8 @@ class ReplaySession:
 
     def _at_preemption(self, task: Task, frame: PreemptFrame) -> bool:
         """Whether the task is at the moment frame recorded (registers, then memory)."""
-        regs = task.regs()
-        return (regs.rip == Registers.from_bytes(frame.regs).rip
-                and self._matches_preemption(task, regs, frame))
-
-    @staticmethod
-    def _matches_preemption(task: Task, regs: Registers, frame: PreemptFrame) -> bool:
-        return (not regs.differences(Registers.from_bytes(frame.regs))
-                and memory_hash(task) == frame.memory_hash)
+        regs, target = task.regs(), Registers.from_bytes(frame.regs)
+        return regs.rip == target.rip and _matches(task, regs, target, frame)
 
     def _search_preemption(self, task: Task, frame: PreemptFrame) -> Stop | None:
         """Runs a thread to the first visit of the recorded pc whose registers and memory
@@ -518,31 +511,24 @@ class ReplaySession:
                         if getattr(now, name) != getattr(target, name)]
             search = open_search(task, window, target, changing, frame.stack)
             if search is not None:
-                return self._search_with_stub(task, frame, search)
-        return self._search_with_int3(task, frame, target.rip in debugger_int3s)
+                return self._search_with_stub(task, frame, target, search)
+        return self._search_with_int3(task, frame, target, target.rip in debugger_int3s)
 
     @staticmethod
     def _step_unseen(task: Task) -> Stop | None:
         """Single-steps task for the replay's own purposes: None once done, else the stop
-        that came instead. The step's bit in DR6 is cleared, or the debugger's next
-        breakpoint would be taken for the end of a step and go unreported (the thread
-        then ran on from the middle of the instruction); a watchpoint that fired during
-        the step is left there for _classify to report."""
-        stop = _resume_keeping_sigtrap(task, native.PTRACE_SYSEMU_SINGLESTEP)
+        that came instead (a watchpoint that fired during the step included, for
+        _classify). Without Breakpoints.forget_step the debugger's next breakpoint hit
+        went unreported and the thread ran on from the middle of the instruction."""
+        stop = resume_keeping_sigtrap(task, native.PTRACE_SYSEMU_SINGLESTEP)
         if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP):
             return stop
-        status = task.get_debugreg(DR6)
-        if status & DR6_HITS:
-            return stop
-        if status:
-            task.set_debugreg(DR6, 0)
-        return None
+        return None if Breakpoints.forget_step(task) else stop
 
-    def _search_with_stub(self, task: Task, frame: PreemptFrame, search: VisitSearch
-                          ) -> Stop | None:
+    def _search_with_stub(self, task: Task, frame: PreemptFrame, target: Registers,
+                          search: VisitSearch) -> Stop | None:
         """The search at the program's speed: the window jumps to a stub that traps when
         the general registers match (kernel/visit_search.py)."""
-        target = Registers.from_bytes(frame.regs)
         try:
             search.install()
             while True:
@@ -556,7 +542,7 @@ class ReplaySession:
                     return stop
                 regs.rip = target.rip
                 search.remove()
-                if self._matches_preemption(task, regs, frame):
+                if _matches(task, regs, target, frame):
                     task.set_regs(regs)
                     return None
                 search.install()
@@ -565,11 +551,10 @@ class ReplaySession:
         finally:
             search.close()
 
-    def _search_with_int3(self, task: Task, frame: PreemptFrame, debugger_int3: bool
-                          ) -> Stop | None:
+    def _search_with_int3(self, task: Task, frame: PreemptFrame, target: Registers,
+                          debugger_int3: bool) -> Stop | None:
         """The search with an int3 at the pc (the debugger's, if it has one there): a
         stop at every visit."""
-        target = Registers.from_bytes(frame.regs)
         pc = target.rip
         original = task.read(pc, 1)
         patched = False
@@ -589,7 +574,7 @@ class ReplaySession:
                 if patched:
                     task.write(pc, original)
                     patched = False
-                if self._matches_preemption(task, regs, frame):
+                if _matches(task, regs, target, frame):
                     task.set_regs(regs)
                     return None
                 if debugger_int3:
@@ -619,7 +604,7 @@ class ReplaySession:
     def _run(self, tid: int, task: Task, step: bool) -> Stop:
         self._running = task
         try:
-            return _resume_keeping_sigtrap(
+            return resume_keeping_sigtrap(
                 task, native.PTRACE_SYSEMU_SINGLESTEP if step else native.PTRACE_SYSEMU,
                 self._signals.pop(tid, 0))
         finally:
@@ -660,14 +645,12 @@ class ReplaySession:
                     # stepping off one breakpoint landed on the next: that is a hit
                     return Interruption(Trap.BREAKPOINT, tid=frame.tid)
                 return None
-        if isinstance(frame, PreemptFrame):
-            if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
-                return None
-            raise self._diverged(frame, f"did not reach the preemption point: {_describe(stop)}")
         expected = self._arrival_kind(frame)
         if (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD
                 and expected[1] != signal.SIGCHLD):
             return None  # a replayed child really exited; the recording says what follows
+        if isinstance(frame, PreemptFrame):  # arrival there is _at_preemption's to say
+            raise self._diverged(frame, f"did not reach the preemption point: {_describe(stop)}")
         if stop.kind is not expected[0] or (expected[1] and stop.signo != expected[1]):
             raise self._diverged(frame, f"expected {expected[2]}, got {_describe(stop)}")
         self._arrived.add(frame.tid)
@@ -1078,18 +1061,9 @@ def _patching_windows(frames: list[Frame]) -> dict[int, list[range]]:
     return windows
 
 
-def _resume_keeping_sigtrap(task: Task, request: int, sig: int = 0) -> Stop:
-    """Resumes task until its next stop. A breakpoint's or a single step's trap is a
-    forced SIGTRAP, which the kernel unblocks in a task that blocks it: the program
-    would then see a mask the recording did not have (a real rt_sigprocmask reports it,
-    a posix_spawn child acts on it), so it is blocked again. (Under PTRACE_SYSEMU the
-    program makes no syscall before the stop that could change its mask.)"""
-    blocked = native.get_sigmask(task.tid) & SIGTRAP_BIT
-    task.resume(request, sig)
-    stop = task.wait()
-    if blocked and stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP:
-        reblock_sigtrap(task)
-    return stop
+def _matches(task: Task, regs: Registers, target: Registers, frame: PreemptFrame) -> bool:
+    """Whether a task with regs is at the moment frame recorded (target: its registers)."""
+    return not regs.differences(target) and memory_hash(task) == frame.memory_hash
 
 
 def _runs_for_real(regs: Registers) -> bool:
