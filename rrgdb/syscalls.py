@@ -239,6 +239,8 @@ IOCTL_OUTPUT = {
     0x540F: 4,  # TIOCGPGRP
     0x541B: 4,  # FIONREAD
     0x5429: 4,  # TIOCGSID
+    0x5411: 4,  # TIOCOUTQ
+    0x5424: 4,  # TIOCGETD: line discipline
     0x80045430: 4,  # TIOCGPTN
 }
 IOCTL_NO_OUTPUT = {
@@ -246,6 +248,9 @@ IOCTL_NO_OUTPUT = {
     0x5410, 0x5414,  # TIOCSPGRP, TIOCSWINSZ
     0x5421, 0x5450, 0x5451,  # FIONBIO, FIONCLEX, FIOCLEX
     0x540B, 0x540A, 0x5409,  # TCFLSH, TCXONC, TCSBRK
+    0x540E, 0x5422,  # TIOCSCTTY, TIOCNOTTY: the controlling terminal
+    0x540C, 0x540D, 0x5423,  # TIOCEXCL, TIOCNXCL, TIOCSETD
+    0x5441,  # TIOCGPTPEER: opens a pty's peer, returns its fd (glibc's openpty)
 }
 IOC_READ = 2
 
