@@ -83,7 +83,7 @@ _NO_OUTPUT = (
     "setpriority getpriority inotify_init inotify_init1 inotify_add_watch inotify_rm_watch "
     "eventfd eventfd2 timerfd_create signalfd signalfd4 epoll_create epoll_create1 epoll_ctl "
     "fallocate sched_setaffinity sched_setscheduler sched_setparam membarrier "
-    "ioprio_get ioprio_set personality memfd_create copy_file_range sendfile splice tee "
+    "ioprio_get ioprio_set personality memfd_create tee "
     "sync_file_range readahead fsetxattr setxattr lsetxattr "
     "fremovexattr removexattr lremovexattr mlock munlock mlockall munlockall msync "
     "timer_delete timer_getoverrun set_mempolicy mbind pidfd_open pidfd_send_signal "
@@ -187,6 +187,11 @@ _TABLE.update(
             SyscallSpec("shmctl", (_o(2, SHMID_DS),)),  # IPC_STAT and friends
             SyscallSpec("recvfrom", (_o(1, RET), _o(5, 4), _o(4, ("u32at", 5)))),
             SyscallSpec("recvmsg", special="recvmsg"),
+            SyscallSpec("recvmmsg", special="recvmmsg"),  # + its timeout, updated
+            # the kernel advances the file offsets passed by pointer (loff_t, off_t)
+            SyscallSpec("copy_file_range", (_o(1, 8), _o(3, 8))),
+            SyscallSpec("splice", (_o(1, 8), _o(3, 8))),
+            SyscallSpec("sendfile", (_o(2, 8),)),
             SyscallSpec("accept", (_o(2, 4), _o(1, ("u32at", 2)))),
             SyscallSpec("accept4", (_o(2, 4), _o(1, ("u32at", 2)))),
             SyscallSpec("getsockname", (_o(2, 4), _o(1, ("u32at", 2)))),
@@ -201,6 +206,9 @@ _TABLE.update(
             # kernel-updated rseq areas are nondeterministic; without protection keys,
             # programs (V8) fall back to plain mprotect
             SyscallSpec("rseq", refused=38),  # ENOSYS
+            # the kernel reads and writes the rings while the program runs; without it
+            # programs (libuv, liburing users) use plain syscalls, as on kernels without it
+            SyscallSpec("io_uring_setup", refused=38),  # ENOSYS
             SyscallSpec("pkey_alloc", refused=28),  # ENOSPC: no key left
             SyscallSpec("execve", special="execve"),
             SyscallSpec("execveat", special="execve"),

@@ -12,6 +12,7 @@ from rrgdb.syscalls import (
     FCNTL_FLOCK,
     FLOCK_SIZE,
     RET,
+    TIMESPEC,
     Out,
     SyscallSpec,
     ioctl_output_size,
@@ -19,6 +20,8 @@ from rrgdb.syscalls import (
 from rrgdb.trace import MemWrite
 
 MAX_IOVECS = 1024
+MSGHDR_SIZE = 56
+MMSGHDR_SIZE = 64  # a msghdr, the u32 msg_len, padding
 
 
 class UnsupportedSyscall(Exception):
@@ -102,17 +105,30 @@ def _segment_writes(task: Task, start: int) -> list[MemWrite]:
     return []
 
 
-def _recvmsg_writes(task: Task, regs: Registers, result: int) -> list[MemWrite]:
-    msg = regs.arg(1)
-    raw = task.read(msg, 56)
-    if len(raw) < 56:
+def _msghdr_writes(task: Task, msg: int, received: int, header: int) -> list[MemWrite]:
+    """One received message: its header (``header`` bytes: a msghdr, or an mmsghdr with
+    msg_len), the sender's address, the control messages and ``received`` payload bytes."""
+    raw = task.read(msg, header)
+    if len(raw) < header:
         return []
-    name, namelen, iov, iovlen, control, controllen, _flags = struct.unpack("<QI4xQQQQI4x", raw)
+    name, namelen, iov, iovlen, control, controllen, _flags = struct.unpack_from(
+        "<QI4xQQQQI4x", raw)
     writes = [MemWrite(msg, raw)]
     writes += _read(task, name, namelen)
     writes += _read(task, control, controllen)
-    writes += _iovec_writes(task, iov, iovlen, result)
+    writes += _iovec_writes(task, iov, iovlen, received)
     return writes
+
+
+def _recvmmsg_writes(task: Task, regs: Registers, result: int) -> list[MemWrite]:
+    """recvmmsg: the first ``result`` mmsghdrs (each its msghdr then msg_len), and the
+    timeout the kernel updated."""
+    writes: list[MemWrite] = []
+    for index in range(result):
+        entry = regs.arg(1) + MMSGHDR_SIZE * index
+        (received,) = struct.unpack("<I", task.read(entry + MSGHDR_SIZE, 4))
+        writes += _msghdr_writes(task, entry, received, MMSGHDR_SIZE)
+    return writes + _read(task, regs.arg(4), TIMESPEC)
 
 
 def _select_writes(task: Task, regs: Registers) -> list[MemWrite]:
@@ -132,7 +148,9 @@ def memory_writes(task: Task, spec: SyscallSpec, regs: Registers, result: int,
     if special == "iovec_out":
         return _iovec_writes(task, regs.arg(1), regs.arg(2), result)
     if special == "recvmsg":
-        return _recvmsg_writes(task, regs, result) if result >= 0 else []
+        return _msghdr_writes(task, regs.arg(1), result, MSGHDR_SIZE) if result >= 0 else []
+    if special == "recvmmsg":
+        return _recvmmsg_writes(task, regs, result) if result >= 0 else []
     if special == "select":
         return _select_writes(task, regs)
     if special == "shmat":  # the segment as it was attached (others may have filled it)
