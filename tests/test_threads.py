@@ -5,6 +5,7 @@ recorded and replayed many times: not a single divergence is allowed."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from conftest import (
 )
 
 from rrgdb.kernel.breakpoints import DR6, DR6_STEP
+from rrgdb.record.session import recorded_cpu
 from rrgdb.replay.session import ReplaySession
 from rrgdb.trace import PreemptFrame, TraceReader, TraceWriter
 
@@ -44,6 +46,17 @@ threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
 for t in threads: t.start()
 for t in threads: t.join()
 print(out)
+"""
+
+JAVA_THREADS = """
+import java.util.*;
+public class H { public static void main(String[] a) throws Exception {
+  List<Thread> ts = new ArrayList<>(); final long[] r = new long[4];
+  for (int i = 0; i < 4; i++) { final int k = i; Thread t = new Thread(() -> { long s = 0;
+    for (int j = 0; j < 2000000; j++) { s += Integer.toString(j * k).hashCode(); }
+    r[k] = s; }); ts.add(t); t.start(); }
+  for (Thread t : ts) t.join();
+  System.out.println(Arrays.toString(r)); } }
 """
 
 
@@ -247,3 +260,54 @@ def test_the_replays_own_single_steps_leave_no_step_bit_for_the_debugger(
             assert not task.get_debugreg(DR6) & DR6_STEP
     finally:
         session.close()
+
+
+def test_threads_rewriting_their_code_are_found_again(build, tmp_path: Path) -> None:
+    """threads_rewritten_code's threads compute in code they generated and keep rewriting
+    (a new immediate in the `movabs` the recorder leaves them at, as HotSpot writes into
+    its compiled code): replay's search must let those stores reach the code behind its
+    jump. The code was not even there when the first search began (replay stopped: "not
+    the 10 bytes of instructions recorded"); a store over the jump crashed the program."""
+    binary = build("threads_rewritten_code", "O2", "-pthread")
+    for attempt in range(2):
+        trace = tmp_path / f"trace{attempt}"
+        recorded = record([str(binary)], trace)
+        assert recorded.returncode == 0, describe(recorded)
+        lengths = [f.patch_length for f in TraceReader(trace).frames()
+                   if isinstance(f, PreemptFrame)]
+        assert 10 in lengths, lengths  # a thread left at the movabs
+        assert_replay_matches(recorded, replay(trace))
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_replay_runs_on_the_recordings_cpu(build, tmp_path: Path) -> None:
+    """threads_cpuid keeps cpuid's answer, which holds the CPU's APIC id, in memory
+    before its threads are preempted. Replay runs on the CPU the recording ran on, even
+    when started on another one; on another CPU the memory at the preemption points
+    differed and replay never found them (HotSpot: one Java recording in two)."""
+    binary = build("threads_cpuid", "O2", "-pthread")
+    trace = tmp_path / "trace"
+    recorded = record([str(binary)], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    assert any(isinstance(f, PreemptFrame) for f in TraceReader(trace).frames())
+    cpu = recorded_cpu(TraceReader(trace).header)
+    assert cpu is not None
+    other = next(c for c in sorted(os.sched_getaffinity(0)) if c != cpu)
+    result = replay(trace, preexec_fn=lambda: os.sched_setaffinity(0, {other}))
+    assert_replay_matches(recorded, result)
+
+
+@pytest.mark.skipif(shutil.which("java") is None or shutil.which("javac") is None,
+                    reason="java is not installed")
+def test_java_threads_computing_in_jit_code(tmp_path: Path) -> None:
+    """HotSpot: four threads hashing strings in JIT-compiled code are preempted there;
+    replay finds every point (it diverged in about one recording in two: cpuid's APIC
+    id in memory, compiled code rewritten behind the search's jump)."""
+    source = tmp_path / "H.java"
+    source.write_text(JAVA_THREADS)
+    subprocess.run(["javac", "-d", str(tmp_path), str(source)], check=True)
+    trace = tmp_path / "trace"
+    recorded = record(["java", "-cp", str(tmp_path), "H"], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    assert any(isinstance(f, PreemptFrame) for f in TraceReader(trace).frames())
+    assert_replay_matches(recorded, replay(trace))

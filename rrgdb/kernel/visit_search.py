@@ -20,16 +20,23 @@ the same bytes and must find the same length.
 The stub keeps everything it changes in its own page: rax and the flags it uses to
 compare (lahf/seto, put back with sahf and an add that sets OF), so no byte of the
 program's memory, not even below its stack pointer, differs from the recording.
+
+Code in a writable mapping (a JIT's) may be written by the thread during the search: not
+generated yet when the search starts, or rewritten (HotSpot writes a resolved method's
+address into a `movabs` it then runs). Its pages are made read-only while the search
+runs, so such a store faults before it lands on the jump: the search then puts the code
+back, lets the store happen, and patches the window again as it now is (the_program_writes).
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from rrgdb.kernel.address_space import read_maps
+from rrgdb.kernel.address_space import MapsEntry, read_maps
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import (
     MAP_ANONYMOUS,
@@ -46,6 +53,7 @@ JUMP_BYTES = 5  # jmp rel32
 MAX_INSTRUCTION = 15
 PAGE = 0x1000
 STUB_BYTES = 2 * PAGE
+SEGV_ACCERR = 2  # si_code of a SIGSEGV for a write to a page mapped without PROT_WRITE
 
 # Register numbers in x86 encodings, and the order the stub compares them in when
 # nothing better is known. r11 is left out: it holds rflags after a syscall, whose trap
@@ -307,54 +315,110 @@ def build_stub(page: int, window: Window, wanted: Registers, order: list[str],
 class VisitSearch:
     """A window of a task's code patched to jump to a register-comparing stub while a
     search for a visit runs (made by open_search): install() before resuming the task,
-    remove() when it stops for anything else than the stub's trap, close() at the end."""
+    remove() when it stops for anything else than the stub's trap, close() at the end.
+    In writable code the window is patched only while its code has the recorded window's
+    length, and its pages are read-only while installed (the_program_writes)."""
 
-    def __init__(self, task: Task, window: Window, stub: _Stub) -> None:
+    def __init__(self, task: Task, address: int, length: int, page: int,
+                 build: Callable[[Window], _Stub], guarded: list[MapsEntry]) -> None:
         self.task = task
-        self.window = window
-        self.stub = stub
-        self.original = task.read(window.address, window.length)
+        self.address = address
+        self.length = length
+        self.page = page  # the stub's
+        self._build = build
+        self._guarded = guarded  # the writable mappings the window's pages are in
+        self.stub: _Stub | None = None  # None: the code there is not the window (yet)
+        self.original = b""
         self.installed = False
+        self.refresh()
 
     def install(self) -> None:
-        """Writes the jump to the stub over the window (the rest of it: int3s)."""
-        jump = b"\xe9" + _rel32(self.window.address + 5, self.stub.page)
-        self.task.write(self.window.address, jump.ljust(self.window.length, b"\xcc"))
+        """Writes the jump to the stub over the window (the rest of it: int3s) and makes
+        writable code read-only."""
+        for start, end, prot in self._pages():
+            inject(self.task, "mprotect", start, end - start, prot & ~PROT_WRITE)
+        if self.stub is not None:
+            jump = b"\xe9" + _rel32(self.address + 5, self.page)
+            self.task.write(self.address, jump.ljust(self.length, b"\xcc"))
         self.installed = True
 
     def remove(self) -> None:
-        """Puts the original instructions back."""
+        """Puts the original instructions and protections back."""
         if self.installed:
-            self.task.write(self.window.address, self.original)
+            self.task.write(self.address, self.original)
+            for start, end, prot in self._pages():
+                inject(self.task, "mprotect", start, end - start, prot)
             self.installed = False
 
     def close(self) -> None:
         """Removes the jump and unmaps the stub."""
-        self.remove()
         if self.task.alive:
-            inject(self.task, "munmap", self.stub.page, STUB_BYTES)
+            self.remove()
+            inject(self.task, "munmap", self.page, STUB_BYTES)
+
+    def _pages(self) -> list[tuple[int, int, int]]:
+        """(start, end, protection) of the window's pages in writable mappings."""
+        first = self.address & ~(PAGE - 1)
+        end = (self.address + self.length + PAGE - 1) & ~(PAGE - 1)
+        return [(max(first, m.start), min(end, m.end), m.prot) for m in self._guarded
+                if m.start < end and first < m.end]
+
+    def the_program_writes(self, siginfo: bytes) -> bool:
+        """Whether a SIGSEGV with this siginfo is the thread storing into the pages of
+        writable code that install() made read-only: the store is to be made as recorded,
+        once remove() put the code and its protection back (then refresh())."""
+        code, = struct.unpack_from("<i", siginfo, 8)
+        addr, = struct.unpack_from("<Q", siginfo, 16)
+        return code == SEGV_ACCERR and any(p <= addr < end for p, end, _ in self._pages())
+
+    def refresh(self) -> None:
+        """Takes the code at the window as it is now: a stub for it if it is whole
+        movable instructions of the recorded length, else none (nothing patched)."""
+        self.original = self.task.read(self.address, self.length)
+        window = read_window(self.task, self.address)
+        self.stub = None
+        if window is not None and window.length == self.length:
+            self.stub = self._build(window)
+            self.task.write(self.page, self.stub.code)
+
+    def occupied(self, pc: int) -> bool:
+        """Whether a thread at pc runs code that refresh() may rewrite: the window's
+        interior or the stub's moved instructions."""
+        return self.address < pc < self.address + self.length or (
+            self.page <= pc < self.page + PAGE)
 
     def trapped(self, regs: Registers) -> bool:
         """Whether a SIGTRAP with these registers is the stub's: the registers matched."""
-        return regs.rip == self.stub.trap
+        return self.stub is not None and regs.rip == self.stub.trap
 
     @property
     def resume_address(self) -> int:
         """Where a task trapped in the stub goes on when the full state did not match."""
+        assert self.stub is not None
         return self.stub.resume
 
 
-def open_search(task: Task, window: Window, wanted: Registers, order: list[str],
+def writable_code(task: Task, address: int, length: int) -> list[MapsEntry]:
+    """The writable mappings holding some of the code [address, address + length)."""
+    return [m for m in read_maps(task.tid)
+            if m.prot & PROT_WRITE and m.start < address + length and address < m.end]
+
+
+def open_search(task: Task, address: int, length: int, wanted: Registers, order: list[str],
                 stack: bytes) -> VisitSearch | None:
-    """A search for the visit of window's address with the wanted registers (compared in
-    this order first) and stack words, its stub mapped and written; None if no free
-    address is within a jump's reach of the window."""
-    page = _map_near(task, window.address)
+    """A search for the visit of address with the wanted registers (compared in this
+    order first) and stack words, behind a window of the recorded length there; its stub
+    mapped and written (in writable code, once the code there has that length); None if
+    no free address is within a jump's reach of the window."""
+    page = _map_near(task, address)
     if page is None:
         return None
-    stub = build_stub(page, window, wanted, order, stack)
-    task.write(page, stub.code)
-    return VisitSearch(task, window, stub)
+
+    def build(window: Window) -> _Stub:
+        return build_stub(page, window, wanted, order, stack)
+
+    return VisitSearch(task, address, length, page, build,
+                       writable_code(task, address, length))
 
 
 def _map_near(task: Task, address: int) -> int | None:

@@ -137,6 +137,28 @@ def ignored_signals_at_start(header: TraceHeader) -> frozenset[int]:
     return frozenset(int(s) for s in listed.split(",") if s.isdigit())
 
 
+# The header's extra key naming the CPU the recording ran on: replay runs on the same one.
+# cpuid answers with the CPU's APIC id, which programs keep in memory (HotSpot stores its
+# cpuid results), and preemption points hash the memory.
+_CPU = "cpu_number"
+
+
+def recorded_cpu(header: TraceHeader) -> int | None:
+    """The CPU the recording was bound to (None in a trace from before the key existed)."""
+    number = header.extra.get(_CPU, "")
+    return int(number) if number.isdigit() else None
+
+
+def bind_to_cpu(cpu: int | None) -> None:
+    """Binds the calling thread, and so the tracees it spawns, to cpu if it may run there
+    (native.spawn keeps a binding to one CPU); else leaves the choice to native.spawn."""
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError:
+            pass  # no such CPU here, or not one this process may use
+
+
 def inherited_ignored_signals() -> frozenset[int]:
     """The signals this process was started with ignored (e.g. SIGHUP under nohup), which
     a program run natively from here would inherit ignored; not SIGPIPE and SIGXFSZ, which
@@ -243,12 +265,15 @@ class RecordSession:
     # -- the run ----------------------------------------------------------------------
     def run(self) -> int:
         """Records the program to its end; returns the raw wait status of the program."""
+        native.bind_to_one_cpu()  # before the header, which names the CPU
+        cpu, = os.sched_getaffinity(0)
         header = TraceHeader(
             program=self.program, argv=list(self.argv), cwd=os.getcwd(),
             rlimit_stack=_stack_limit(), created=time.time(),
             kernel=os.uname().release, cpu=cpu_model(), syscallbuf=self.syscallbuf,
             extra={"scheduling": self.mode, "pmu": "yes" if self.pmu else "no",
-                   _IGNORED_SIGNALS: ",".join(map(str, sorted(self._ignored_signals)))})
+                   _IGNORED_SIGNALS: ",".join(map(str, sorted(self._ignored_signals))),
+                   _CPU: str(cpu)})
         self.writer = TraceWriter(self.trace_dir, header)
         try:
             status = self._record()

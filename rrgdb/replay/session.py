@@ -50,6 +50,7 @@ from rrgdb.kernel.visit_search import (
     VisitSearch,
     open_search,
     read_window,
+    writable_code,
 )
 from rrgdb.record.session import (
     CLONE_CHILD_SETTID,
@@ -58,10 +59,12 @@ from rrgdb.record.session import (
     CLONE_VFORK,
     RDTSCP,
     apply_rdtsc,
+    bind_to_cpu,
     blocked_signals,
     clone_disables_buffer,
     clone_flags,
     ignored_signals_at_start,
+    recorded_cpu,
     signal_disposition,
 )
 from rrgdb.replay.processes import recorded_processes
@@ -226,6 +229,7 @@ class ReplaySession:
         assert isinstance(first, ExecFrame)
         exe = str(self.reader.file_path(first.exe_file_id))
         header = self.reader.header
+        bind_to_cpu(recorded_cpu(header))
         pid = native.spawn(exe, first.argv, first.envp, "/", header.rlimit_stack, True, -1,
                            ignored_signals_at_start(header))
         task = Task(pid)
@@ -496,11 +500,13 @@ class ReplaySession:
                                  "what a recorder writes: a damaged trace?")
         if length and not any(target.rip <= bp < target.rip + length for bp in debugger_int3s):
             window = read_window(task, target.rip)
-            if window is None or window.length != length:
+            if ((window is None or window.length != length)
+                    and not writable_code(task, target.rip, length)):
+                # (writable code may be written before the moment: VisitSearch waits)
                 raise self._diverged(frame, f"the code at {target.rip:#x} is not the "
                                      f"{length} bytes of instructions recorded")
             now = task.regs()
-            while window.address < now.rip < window.address + length:
+            while target.rip < now.rip < target.rip + length:
                 # stopped inside the window (its last preemption): out of it first, or it
                 # would resume in the middle of the jump
                 stop = self._step_unseen(task)
@@ -509,7 +515,7 @@ class ReplaySession:
                 now = task.regs()
             changing = [name for name in REGISTER_NAMES
                         if getattr(now, name) != getattr(target, name)]
-            search = open_search(task, window, target, changing, frame.stack)
+            search = open_search(task, target.rip, length, target, changing, frame.stack)
             if search is not None:
                 return self._search_with_stub(task, frame, target, search)
         return self._search_with_int3(task, frame, target, target.rip in debugger_int3s)
@@ -534,6 +540,17 @@ class ReplaySession:
             while True:
                 stop = self._run(frame.tid, task, False)
                 if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
+                    continue
+                if (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSEGV
+                        and search.the_program_writes(task.siginfo())):
+                    search.remove()  # the store goes to the code, as recorded
+                    stop = self._step_unseen(task)
+                    while stop is None and search.occupied(task.regs().rip):
+                        stop = self._step_unseen(task)  # out of the code refresh() rewrites
+                    if stop is not None:
+                        return stop
+                    search.refresh()
+                    search.install()
                     continue
                 if stop.kind is not StopKind.SIGNAL or stop.signo != signal.SIGTRAP:
                     return stop
