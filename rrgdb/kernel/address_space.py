@@ -3,9 +3,9 @@ exec-time work shared by record and replay (auxv rewriting, initial memory snaps
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
+from rrgdb import native
 from rrgdb.kernel.task import Task
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
@@ -79,13 +79,11 @@ def writable_snapshot(task: Task, entries: list[MapsEntry]) -> list[tuple[int, b
 
 
 def memory_hash(task: Task) -> bytes:
-    """BLAKE2b-256 of every private writable mapping of the task's process (with their
-    addresses): with the registers, it identifies a moment between syscalls."""
-    digest = hashlib.blake2b(digest_size=32)
-    for entry in read_maps(task.tid):
-        if entry.start == SYSCALL_BUFFER_ADDR:
-            continue  # its records are in the trace; its in_replay byte differs by design
-        if entry.prot & PROT_WRITE and not entry.shared:
-            digest.update(entry.start.to_bytes(8, "little"))
-            digest.update(task.read(entry.start, entry.end - entry.start))
-    return digest.digest()
+    """A 32-byte digest of the contents and addresses of every private writable mapping
+    of the task's process: with the registers, it identifies a moment between syscalls.
+    Never-touched anonymous pages count as the zeros they read as, unread."""
+    ranges = [(entry.start, entry.end, entry.inode == 0) for entry in read_maps(task.tid)
+              if entry.prot & PROT_WRITE and not entry.shared
+              # its records are in the trace; its in_replay byte differs by design
+              and entry.start != SYSCALL_BUFFER_ADDR]
+    return native.memory_hash(task.tid, ranges)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+from collections.abc import Sequence
 
 from rrgdb.native._rrgdb_native import ffi, lib
 
@@ -171,6 +172,19 @@ def read_memory(pid: int, addr: int, length: int) -> bytes:
         err = ffi.errno
         raise OSError(err, f"cannot read {length} bytes at {addr:#x} (pid {pid})")
     return ffi.buffer(buf, got)[:]
+
+
+def memory_hash(pid: int, ranges: Sequence[tuple[int, int, bool]]) -> bytes:
+    """A 32-byte digest of the contents and addresses of the page-aligned ranges
+    (start, end, zero_fill) of process pid, in address order; see stubs/memory_hash.c.
+
+    zero_fill says the range reads as zeros wherever no page is present or swapped out
+    (private anonymous memory): those pages are skipped, unread."""
+    flat = ffi.new("uint64_t[]", [value for start, end, zero_fill in ranges
+                                  for value in (start, end, int(zero_fill))])
+    out = ffi.new("uint8_t[32]")
+    _check(lib.rrgdb_memory_hash(pid, flat, len(ranges), out), "memory_hash", pid)
+    return ffi.buffer(out)[:]
 
 
 def write_memory_vm(pid: int, addr: int, data: bytes) -> int:

@@ -1,4 +1,5 @@
-"""cffi API-mode build of rrgdb's native layer (ptrace and friends, the spawn helper)."""
+"""cffi API-mode build of rrgdb's native layer (ptrace and friends, the spawn helper, the
+memory digest)."""
 
 from cffi import FFI
 
@@ -32,6 +33,7 @@ ffibuilder.cdef(
     uint64_t rr_rdtsc(void);
     uint64_t rr_rdtscp(uint32_t *aux);
     size_t rr_user_regs_size(void);
+    int rrgdb_memory_hash(int pid, const uint64_t *ranges, size_t count, uint8_t out[32]);
     int mallopt(int param, int value);
     #define M_TRIM_THRESHOLD ...
     #define M_MMAP_THRESHOLD ...
@@ -56,6 +58,7 @@ ffibuilder.set_source(
     #include <sys/wait.h>
     #include <unistd.h>
     #include <x86intrin.h>
+    #include "memory_hash.h"
     #include "spawn.h"
 
     long rr_ptrace(long request, int pid, uintptr_t addr, uintptr_t data) {
@@ -133,7 +136,7 @@ ffibuilder.set_source(
     }
     size_t rr_user_regs_size(void) { return sizeof(struct user_regs_struct); }
     """,
-    sources=[f"{_STUBS}/spawn.c"],
+    sources=[f"{_STUBS}/spawn.c", f"{_STUBS}/memory_hash.c"],
     include_dirs=[_STUBS],
     extra_compile_args=["-O2", "-Wall"],
 )

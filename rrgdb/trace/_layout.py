@@ -37,7 +37,7 @@ from construct import (
     this,
 )
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 HEADER_FILE = "header"
 EVENTS_FILE = "events"
