@@ -101,6 +101,7 @@ class _RecordTask:
     # a syscall that returned a restart code, written at the task's next event unless the
     # kernel restarts it (no handler ran): then the program never saw that result
     interrupted: tuple[_PendingSyscall, SyscallFrame] | None = None
+    exit_written: bool = False  # its ExitFrame is in the trace
 
 
 def _prints(fd: int) -> bool:
@@ -361,6 +362,8 @@ class RecordSession:
                 self._early[pid] = status  # a child announced before its parent's event
             return
         if stop.finished:
+            if not rt.exit_written and status == 0:  # a sibling's execve killed it in a
+                self._write(ExitFrame(pid, status))  # ptrace stop: no exit stop came
             rt.task.alive = False
             del self.tasks[pid]
             if pid == rt.task.tgid:
@@ -514,6 +517,7 @@ class RecordSession:
             self._finish_cut_syscall(rt)
             self._end_stdio_write(rt)
             self._write(ExitFrame(rt.task.tid, rt.task.event_msg()))
+            rt.exit_written = True
             self._release_vfork_parent(rt)
             if rt.task.tid != rt.task.tgid:
                 # Let a thread finish dying (the kernel clears its tid word and wakes its

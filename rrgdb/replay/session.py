@@ -615,8 +615,16 @@ class ReplaySession:
         if isinstance(frame, ExitFrame):
             task = self.tasks[frame.tid]
             return (not self._signals.get(frame.tid) and task.tgid not in self._group_exits
-                    and not _killed(frame.status))
+                    and not _killed(frame.status) and not self._killed_by_exec(task, frame))
         return True
+
+    def _killed_by_exec(self, task: Task, frame: ExitFrame) -> bool:
+        """Whether task's exit (status 0) is the kill of a sibling's execve, whose entry
+        the sibling stands at: the exec kills task wherever it is; replay ends it there
+        with an exit(0), as its memory goes with the exec."""
+        return frame.status == 0 and any(
+            t.tgid == task.tgid and t is not task and tid in self._arrived
+            and t.regs().syscallno in EXECVE for tid, t in self.tasks.items())
 
     def _run(self, tid: int, task: Task, step: bool) -> Stop:
         self._running = task
@@ -1010,12 +1018,15 @@ class ReplaySession:
             stop = task.wait()
         else:
             regs = task.regs()
-            if regs.syscallno not in EXITS:
-                raise self._diverged(frame, "expected exit, got "
-                                     f"{syscall_name(regs.syscallno)}")
-            group_exit = regs.syscallno == NUMBERS["exit_group"]
+            nr = regs.syscallno
+            if nr not in EXITS and self._killed_by_exec(task, frame):
+                nr = NUMBERS["exit"]
+                regs.set_arg(0, 0)
+            if nr not in EXITS:
+                raise self._diverged(frame, f"expected exit, got {syscall_name(nr)}")
+            group_exit = nr == NUMBERS["exit_group"]
             call = regs.copy()
-            call.rip, call.rax = SYSCALL_SITE, regs.syscallno
+            call.rip, call.rax = SYSCALL_SITE, nr
             task.set_regs(call)
             task.resume(native.PTRACE_CONT)
             stop = task.wait()
