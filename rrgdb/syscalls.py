@@ -277,6 +277,19 @@ def ioctl_output_size(request: int) -> int | None:
     return size if direction & IOC_READ else 0
 
 
-# fcntl commands that write memory (struct flock at arg 2) or need nothing.
-FCNTL_FLOCK = {5, 36}  # F_GETLK, F_OFD_GETLK
-FLOCK_SIZE = 32
+# fcntl commands that write memory at arg 2, and how many bytes; the others write none.
+FCNTL_OUTPUT = {
+    5: 32, 36: 32,  # F_GETLK, F_OFD_GETLK: struct flock
+    16: 8,  # F_GETOWN_EX: struct f_owner_ex
+    1035: 8, 1037: 8,  # F_GET_RW_HINT, F_GET_FILE_RW_HINT: u64
+}
+
+# prctl options that write memory at arg 1, and how many bytes; the others write none,
+# but PR_GET_AUXV, which copies up to arg 2 bytes of the auxv and returns its size.
+PRCTL_OUTPUT = {
+    2: 4, 19: 4, 25: 4,  # PR_GET_PDEATHSIG, PR_GET_ENDIAN, PR_GET_TSC: int
+    16: 16,  # PR_GET_NAME
+    37: 4,  # PR_GET_CHILD_SUBREAPER: int
+    40: 8,  # PR_GET_TID_ADDRESS: the thread's clear_child_tid pointer
+}
+PR_GET_AUXV = 0x41555856

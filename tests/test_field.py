@@ -63,3 +63,16 @@ def test_execve_from_a_thread(build, tmp_path: Path) -> None:
     assert recorded.returncode == 0, describe(recorded)
 
     assert_replay_matches(recorded, replay(trace))
+
+
+def test_queries_answered_through_pointers(build, tmp_path: Path) -> None:
+    """prctl(PR_GET_CHILD_SUBREAPER / PR_GET_TID_ADDRESS / PR_GET_AUXV) and
+    fcntl(F_GETOWN_EX) write their answer through a pointer, which was not recorded:
+    replay printed the sentinels, and diverged at the write."""
+    trace = tmp_path / "trace"
+    recorded = record([str(build("process_queries", "O2"))], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    assert b"child subreaper 1\n" in recorded.stdout, describe(recorded)
+    assert b"owner type 1 pid " in recorded.stdout, describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace))

@@ -9,8 +9,9 @@ from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
 from rrgdb.syscalls import (
-    FCNTL_FLOCK,
-    FLOCK_SIZE,
+    FCNTL_OUTPUT,
+    PR_GET_AUXV,
+    PRCTL_OUTPUT,
     RET,
     TIMESPEC,
     Out,
@@ -159,16 +160,12 @@ def memory_writes(task: Task, spec: SyscallSpec, regs: Registers, result: int,
         size = ioctl_output_size(regs.arg(1)) or 0
         return _read(task, regs.arg(2), size) if result >= 0 else []
     if special == "fcntl":
-        if regs.arg(1) in FCNTL_FLOCK:
-            return _read(task, regs.arg(2), FLOCK_SIZE)
-        return []
+        return _read(task, regs.arg(2), FCNTL_OUTPUT.get(regs.arg(1) & 0xFFFFFFFF, 0))
     if special == "prctl":
-        option = regs.arg(0)
-        if option == 16:  # PR_GET_NAME
-            return _read(task, regs.arg(1), 16)
-        if option in (2, 19, 25):  # PR_GET_PDEATHSIG, PR_GET_ENDIAN, PR_GET_TSC: int *
-            return _read(task, regs.arg(1), 4)
-        return []
+        option = regs.arg(0) & 0xFFFFFFFF
+        if option == PR_GET_AUXV:
+            return _read(task, regs.arg(1), min(result, regs.arg(2)))
+        return _read(task, regs.arg(1), PRCTL_OUTPUT.get(option, 0))
     writes: list[MemWrite] = []
     for out in spec.outs:
         writes += _read(task, regs.arg(out.arg), _size(task, out, regs, result, state))
