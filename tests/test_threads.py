@@ -279,6 +279,39 @@ def test_threads_rewriting_their_code_are_found_again(build, tmp_path: Path) -> 
         assert_replay_matches(recorded, replay(trace))
 
 
+def test_a_thread_stopped_inside_a_rep_copy_is_recorded_after_it(build, tmp_path: Path) -> None:
+    """threads_rep_copy's threads spend their time inside `rep movsb`: the recorder stops
+    them part-way through one (rcx counted down), a moment replay never sees, as a visit
+    is the start of an instruction. The recorder runs the copy to its end first (before,
+    it took the single step of one iteration for a turn of a loop and recorded the middle:
+    every recording diverged; found with `xz -T2`, whose memmove is such a copy)."""
+    binary = build("threads_rep_copy", "O2", "-pthread")
+    for attempt in range(2):
+        trace = tmp_path / f"trace{attempt}"
+        recorded = record([str(binary)], trace)
+        assert recorded.returncode == 0, describe(recorded)
+        assert any(isinstance(f, PreemptFrame) for f in TraceReader(trace).frames())
+        assert_replay_matches(recorded, replay(trace))
+
+
+def test_a_thread_stopped_where_no_jump_fits_steps_on_into_its_caller(
+        build, tmp_path: Path) -> None:
+    """threads_short_code's threads are stopped in generated code of short instructions
+    only, in a mapping of its own: the recorder steps them on, out of that code into the
+    caller's loop, to instructions a jump may replace. It used to stop stepping at the
+    mapping's end and record the return address with no window, where replay stopped at
+    every visit and gave up after 200 000 (HotSpot's threads stopped in libjvm did so)."""
+    binary = build("threads_short_code", "O2", "-pthread")
+    for attempt in range(2):
+        trace = tmp_path / f"trace{attempt}"
+        recorded = record([str(binary)], trace)
+        assert recorded.returncode == 0, describe(recorded)
+        lengths = [f.patch_length for f in TraceReader(trace).frames()
+                   if isinstance(f, PreemptFrame)]
+        assert lengths and all(length >= 5 for length in lengths), lengths
+        assert_replay_matches(recorded, replay(trace))
+
+
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_replay_runs_on_the_recordings_cpu(build, tmp_path: Path) -> None:
     """threads_cpuid keeps cpuid's answer, which holds the CPU's APIC id, in memory

@@ -76,6 +76,10 @@ _UNSTEPPABLE = frozenset({
 # these jumps have no 32-bit form.
 _UNMOVABLE = _UNSTEPPABLE | {"loop", "loope", "loopne", "jrcxz", "jecxz", "call", "lcall",
                              "ljmp", "enter"}
+_REPEAT_PREFIXES = frozenset({"rep", "repe", "repz", "repne", "repnz"})
+_STRING_OPERATIONS = frozenset(f"{op}{size}" for op in ("movs", "stos", "lods", "scas", "cmps")
+                               for size in "bwdq") | {"insb", "insw", "insd", "outsb",
+                                                      "outsw", "outsd"}
 _JCC_RANGE = range(0x70, 0x80)
 _PREFIXES = frozenset({0x2E, 0x3E, 0xF2})  # branch hints and bnd: dropped when moved
 
@@ -90,6 +94,7 @@ class Instruction:
     jumps: bool  # a jump (relative or not) or a return
     target: int | None  # a relative jump's destination
     displacement_at: int | None  # offset of a rip-relative displacement in code
+    repeats: bool = False  # a rep string instruction: a single step runs one iteration
 
     @property
     def end(self) -> int:
@@ -137,9 +142,11 @@ def decode(code: bytes, address: int) -> Instruction | None:
             target = insn.operands[0].imm & 0xFFFFFFFFFFFFFFFF
         if any(op.type == X86_OP_MEM and op.mem.base == X86_REG_RIP for op in insn.operands):
             displacement_at = insn.disp_offset
-        mnemonic = "call" if insn.group(CS_GRP_CALL) else insn.mnemonic.split()[-1]
+        words = insn.mnemonic.split()
+        mnemonic = "call" if insn.group(CS_GRP_CALL) else words[-1]
         return Instruction(address, bytes(insn.bytes), mnemonic, bool(jumps), target,
-                           displacement_at)
+                           displacement_at,
+                           words[0] in _REPEAT_PREFIXES and words[-1] in _STRING_OPERATIONS)
     return None
 
 
