@@ -72,7 +72,10 @@ def test_the_stub_compares_the_changing_registers_first_and_traps_on_a_match() -
     assert listing[first - 1][2] == f"rax, {wanted().rdx:#x}"
     compared = [ops.split(",")[0] for _, m, ops in listing if m == "cmp"]
     assert "r11" not in compared and len(set(compared[:15])) == 15
-    # then the stack words, from rsp - 128 on
-    assert compared[15:] == ["qword ptr [rsp - 0x80]", "qword ptr [rsp - 0x78]"]
+    # then the stack words, from rsp - 128 on, in a loop over the copy on the second page
+    assert compared[15:] == ["rax"]
+    assert ("lea", "rsi, [rsp - 0x80]") in [(m, ops) for _, m, ops in listing]
+    assert ("mov", "ecx, 2") in [(m, ops) for _, m, ops in listing]
+    assert stub.stack == bytes(range(16))
     assert listing[-1][1] == "jmp"
     assert any(a + 1 == stub.trap and m == "int3" for a, m, _ in listing)

@@ -62,7 +62,7 @@ SEGV_ACCERR = 2  # si_code of a SIGSEGV for a write to a page mapped without PRO
 _ENCODING = {"rax": 0, "rcx": 1, "rdx": 2, "rbx": 3, "rsp": 4, "rbp": 5, "rsi": 6, "rdi": 7,
              "r8": 8, "r9": 9, "r10": 10, "r12": 12, "r13": 13, "r14": 14, "r15": 15}
 REGISTER_NAMES = tuple(_ENCODING)  # the registers a stub compares
-STACK_BELOW, STACK_ABOVE = 128, 256  # the stack bytes around rsp it compares then
+STACK_BELOW, STACK_ABOVE = 128, 2048  # the stack bytes around rsp it compares then
 
 # Instructions the recorder must not single-step: they enter the kernel, trap on purpose,
 # read the time (which faults under PR_TSC_SIGSEGV), or push the flags with the trap flag
@@ -257,20 +257,26 @@ class _Assembler:
 @dataclass(frozen=True, slots=True)
 class _Stub:
     page: int
-    code: bytes
+    code: bytes  # its first page
+    stack: bytes  # the recorded stack words, at _STACK_COPY on its second page
     trap: int  # the address just after its int3
     resume: int  # where the displaced instructions start
 
 
-# The stub's code starts its first page; what it saves is on the second: a store near
-# code being run is taken for self-modifying code and costs the CPU a pipeline flush.
+# The stub's code starts its first page; what it saves, and the recorded stack words it
+# compares, are on the second: a store near code being run is taken for self-modifying
+# code and costs the CPU a pipeline flush.
 _SAVED_RAX, _SAVED_FLAGS = PAGE, PAGE + 8
+_SAVED_RSI, _SAVED_RDI, _SAVED_RCX = PAGE + 16, PAGE + 24, PAGE + 32
+_STACK_COPY = PAGE + 64
+assert STACK_BELOW + STACK_ABOVE <= STUB_BYTES - _STACK_COPY
 
 
 def read_stack(task: Task, regs: Registers) -> bytes:
     """The stack words around rsp (STACK_BELOW bytes below it, the red zone, and up to
     STACK_ABOVE above) that a stub compares once the registers match: the locals of
-    code that keeps its state in memory (gcc -O0) are there."""
+    code that keeps its state in memory (gcc -O0), or in its callers' frames (a JIT's
+    loop counter some frames up), are there."""
     data = task.read(regs.rsp - STACK_BELOW, STACK_BELOW + STACK_ABOVE)
     return data[:len(data) & ~7]
 
@@ -278,8 +284,8 @@ def read_stack(task: Task, regs: Registers) -> bytes:
 def build_stub(page: int, window: Window, wanted: Registers, order: list[str],
                stack: bytes) -> _Stub:
     """The stub at page for window: traps when the registers in order (then the others)
-    are as wanted and so are the stack words (read_stack), else runs the window's
-    instructions and jumps back after them."""
+    are as wanted and so are the stack words (read_stack, kept on the second page), else
+    runs the window's instructions and jumps back after them."""
     a = _Assembler(page)
     saved_rax, saved_flags = page + _SAVED_RAX, page + _SAVED_FLAGS
     a.rip_relative(b"\x48\x89\x05", saved_rax)  # mov [saved_rax], rax
@@ -295,10 +301,8 @@ def build_stub(page: int, window: Window, wanted: Registers, order: list[str],
             rex = 0x49 if number >= 8 else 0x48
             a.emit(bytes([rex, 0x39, 0xC0 | (number & 7)]))  # cmp reg, rax
         a.jump(b"\x0f\x85", "differs")  # jne
-    for offset in range(0, len(stack), 8):
-        a.emit(b"\x48\xb8" + stack[offset:offset + 8])  # mov rax, imm64
-        a.emit(b"\x48\x39\x84\x24" + struct.pack("<i", offset - STACK_BELOW))  # cmp [rsp+d], rax
-        a.jump(b"\x0f\x85", "differs")  # jne
+    if stack:
+        _compare_stack(a, page, len(stack) // 8)
 
     def restore() -> None:
         a.rip_relative(b"\x66\x8b\x05", saved_flags)  # mov ax, [saved_flags]
@@ -316,7 +320,36 @@ def build_stub(page: int, window: Window, wanted: Registers, order: list[str],
     a.emit(b"\xe9" + _rel32(a.here + 5, window.address + window.length))  # jmp back
     code = a.finish()
     assert len(code) <= _SAVED_RAX, "the stub's code must stay on its first page"
-    return _Stub(page, code, trap, resume)
+    return _Stub(page, code, stack, trap, resume)
+
+
+def _compare_stack(a: _Assembler, page: int, words: int) -> None:
+    """Stub code comparing the words from rsp - STACK_BELOW with the recorded ones (at
+    _STACK_COPY), in a loop through rsi, rdi and rcx, which it saves and restores; on to
+    "differs" at the first that differs."""
+    saved = [(b"\x35", page + _SAVED_RSI), (b"\x3d", page + _SAVED_RDI),
+             (b"\x0d", page + _SAVED_RCX)]  # modrm of rsi, rdi, rcx with [rip + rel32]
+    for modrm, slot in saved:
+        a.rip_relative(b"\x48\x89" + modrm, slot)  # mov [slot], reg
+    a.emit(b"\x48\x8d\x74\x24" + struct.pack("<b", -STACK_BELOW))  # lea rsi, [rsp - 128]
+    a.rip_relative(b"\x48\x8d\x3d", page + _STACK_COPY)  # lea rdi, [copy]
+    a.emit(b"\xb9" + struct.pack("<I", words))  # mov ecx, words
+    a.label("next word")
+    a.emit(b"\x48\x8b\x06\x48\x3b\x07")  # mov rax, [rsi]; cmp rax, [rdi]
+    a.jump(b"\x0f\x85", "stack differs")  # jne
+    a.emit(b"\x48\x83\xc6\x08\x48\x83\xc7\x08\xff\xc9")  # add rsi, 8; add rdi, 8; dec ecx
+    a.jump(b"\x0f\x85", "next word")  # jnz
+
+    def restore() -> None:
+        for modrm, slot in saved:
+            a.rip_relative(b"\x48\x8b" + modrm, slot)  # mov reg, [slot]
+
+    restore()
+    a.jump(b"\xe9", "stack same")
+    a.label("stack differs")
+    restore()
+    a.jump(b"\xe9", "differs")
+    a.label("stack same")
 
 
 class VisitSearch:
@@ -387,6 +420,7 @@ class VisitSearch:
         if window is not None and window.length == self.length:
             self.stub = self._build(window)
             self.task.write(self.page, self.stub.code)
+            self.task.write(self.page + _STACK_COPY, self.stub.stack)
 
     def occupied(self, pc: int) -> bool:
         """Whether a thread at pc runs code that refresh() may rewrite: the window's

@@ -51,6 +51,9 @@ RDTSC = b"\x0f\x31"
 RDTSCP = b"\x0f\x01\xf9"
 WRITE_SYSCALLS = {NUMBERS["write"], NUMBERS["writev"], NUMBERS["pwrite64"], NUMBERS["pwritev"]}
 MMAP = NUMBERS["mmap"]
+# Calls that change the address space, run for real in replay, and never block for long.
+ADDRESS_SPACE_SYSCALLS = {NUMBERS[name] for name in ("mmap", "munmap", "mremap", "mprotect",
+                                                     "brk", "madvise", "pkey_mprotect")}
 NEW_FD_SYSCALLS = {NUMBERS[name] for name in ("dup", "dup2", "dup3", "open", "openat",
                                                "openat2")}  # whose result is the fd made
 FCNTL, F_DUPFD, F_DUPFD_CLOEXEC = NUMBERS["fcntl"], 0, 1030
@@ -415,6 +418,13 @@ class RecordSession:
                 self._release_turn(rt)
                 return
             self._stdio_writer = rt.task.tid
+        pending = rt.pending
+        if pending is not None and pending.regs.syscallno in ADDRESS_SPACE_SYSCALLS:
+            # Its siblings wait for its exit: the kernel's choice of where their mappings
+            # go depends on this one's, and replay makes it at its frame. (A munmap that a
+            # sibling's mmap overtook in replay took that mmap's pages away.)
+            self._resume(rt)
+            return
         self._to_kernel(rt)
 
     def _writes_stdio(self, rt: _RecordTask) -> bool:
