@@ -129,6 +129,11 @@ def _exits_group(rt: _RecordTask) -> bool:
     return rt.pending is not None and rt.pending.spec.name == "exit_group"
 
 
+def _execs(rt: _RecordTask) -> bool:
+    """Whether rt is inside execve (or execveat)."""
+    return rt.pending is not None and rt.pending.spec.special == "execve"
+
+
 # The header's extra key listing the signals the program started with ignored: replay
 # starts it the same way (the kernel's dispositions answer the sigaction calls it runs).
 _IGNORED_SIGNALS = "ignored_signals"
@@ -344,9 +349,15 @@ class RecordSession:
             if rt is not None and status >> 16 == native.PTRACE_EVENT_EXIT:
                 running = self.scheduler.running(rt.task.tgid)
                 tgid = rt.task.tgid
-                killed_by_sibling = any(other is not rt and other.task.tgid == tgid
-                                        and _exits_group(other) for other in self.tasks.values())
-                if killed_by_sibling or (running and running != pid and not _exits_group(rt)):
+                siblings = [other for other in self.tasks.values()
+                            if other is not rt and other.task.tgid == tgid]
+                killed_by_sibling = any(map(_exits_group, siblings))
+                # Killed by a sibling's execve, which waits for this death: handled now
+                # (the turn holder may be dead already, killed in a ptrace stop without
+                # an exit stop, and a leader's death is never reported).
+                killed_by_exec = any(map(_execs, siblings))
+                if not killed_by_exec and (killed_by_sibling or (
+                        running and running != pid and not _exits_group(rt))):
                     # A sibling runs user code: this thread's death (the kernel clears its
                     # tid word, wakes its joiner) must come after the sibling's next event,
                     # which is where replay will put it. Killed by a sibling's exit_group
@@ -520,6 +531,7 @@ class RecordSession:
             self._on_syscall_entry(rt)  # a traced syscall under the buffer's filter
             self._into_syscall(rt)
         elif stop.event == native.PTRACE_EVENT_EXEC:
+            rt = self._end_other_threads(rt)
             rt.pending = None
             self._on_exec(rt)
             self._to_user(rt)
@@ -687,6 +699,32 @@ class RecordSession:
         rt.boundary = regs.to_bytes()
         self._write(ExecFrame(task.tid, rt.boundary, exe, exe_id, argv, envp, mappings, memory))
         self._release_vfork_parent(rt)
+
+    def _end_other_threads(self, rt: _RecordTask) -> _RecordTask:
+        """At PTRACE_EVENT_EXEC, which the kernel reports under the leader's tid: the
+        execve killed the process's other threads. Each one whose exit is not in the trace
+        yet (killed in a ptrace stop without an exit stop, its death not reported yet, or
+        the leader, whose death is never reported) gets an ExitFrame (status 0) now, before
+        the ExecFrame: replay ends it there. If a thread other than the leader exec'd (its
+        former tid is the event's message), its _RecordTask goes on under the leader's tid,
+        as the kernel renumbers it; returns the task that exec'd."""
+        tgid = rt.task.tgid
+        execing = self.tasks.get(rt.task.event_msg(), rt)
+        others = [t for t in self.tasks.values() if t.task.tgid == tgid and t is not execing]
+        for other in others:
+            if not other.exit_written:
+                self._write(ExitFrame(other.task.tid, 0))
+                other.exit_written = True
+        for other in others:  # a later report of their death finds no task and is reaped
+            self.scheduler.release(tgid, other.task.tid)
+            del self.tasks[other.task.tid]
+        for other in others:
+            self._end_stdio_write(other)
+        if execing is not rt:
+            del self.tasks[execing.task.tid]
+            execing.task.tid = tgid
+            self.tasks[tgid] = execing
+        return execing
 
     def _release_vfork_parent(self, child: _RecordTask) -> None:
         parent = self.tasks.get(child.vfork_parent)

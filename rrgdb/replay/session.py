@@ -176,7 +176,9 @@ class ReplaySession:
         self._signals: dict[int, int] = {}  # signal to deliver at a tid's next resume
         self._group_exits: set[int] = set()  # processes whose threads are being killed
         self._buffered: dict[int, int] = {}  # tid -> bytes of records it must use up
-        self._lingering: list[Task] = []  # exited threads reaped with their last sibling
+        # recorded tid -> a leader that exited before its threads: reaped with the last
+        # of them, or gone in a thread's execve (_take_over_leader)
+        self._lingering: dict[int, Task] = {}
         # live tgid -> {path: fd}: the files a process has open for its mmaps (the trace's
         # copies, and the memfds of shared mappings)
         self._trace_fds: dict[int, dict[str, int]] = {}
@@ -264,7 +266,7 @@ class ReplaySession:
 
     def close(self) -> None:
         """Ends every tracee (by pid)."""
-        tasks = [*self.tasks.values(), *self._lingering]
+        tasks = [*self.tasks.values(), *self._lingering.values()]
         # a process's leader is reaped only after its threads: kill all, reap leaders last
         for task in sorted(tasks, key=lambda t: t.tid == t.tgid):
             task.kill()
@@ -388,6 +390,8 @@ class ReplaySession:
                                   "program exited")
         tid = frame.tid
         task = self.tasks.get(tid)
+        if task is None and isinstance(frame, ExecFrame):
+            task = self._take_over_leader(frame)
         if task is None:
             raise self._diverged(frame, f"no live task for recorded tid {tid}")
         followed = self._followed(task)
@@ -625,6 +629,33 @@ class ReplaySession:
         return frame.status == 0 and any(
             t.tgid == task.tgid and t is not task and tid in self._arrived
             and t.regs().syscallno in EXECVE for tid, t in self.tasks.items())
+
+    def _take_over_leader(self, frame: ExecFrame) -> Task | None:
+        """An exec recorded under the tid of a leader that has exited: a thread of its
+        process made the execve, which gives it the leader's tid. Its other threads have
+        been ended (their exits come before the exec), so that thread is the one left;
+        it goes on under the leader's recorded tid. None: no such leader."""
+        leader = self._lingering.pop(frame.tid, None)
+        if leader is None:
+            return None
+        left = [tid for tid, t in self.tasks.items() if t.tgid == leader.tgid]
+        if len(left) != 1:
+            raise self._diverged(frame, f"{len(left)} threads left in the process at its "
+                                 "exec, not the one that makes it")
+        former = left[0]
+        task = self.tasks.pop(former)
+        self.tasks[frame.tid] = task
+        for table in (self._signals, self._buffered):
+            if former in table:
+                table[frame.tid] = table.pop(former)
+        if former in self._arrived:
+            self._arrived.discard(former)
+            self._arrived.add(frame.tid)
+        if self.task is leader:
+            self.task = task
+        if frame.tid == self.main_tid:
+            self.exit_status = None  # the leader's own exit did not end the process
+        return task
 
     def _run(self, tid: int, task: Task, step: bool) -> Stop:
         self._running = task
@@ -918,6 +949,7 @@ class ReplaySession:
         call.set_arg(0, SCRATCH_DATA)
         task.set_regs(call)
         task.resume(native.PTRACE_CONT)
+        task.tid = task.tgid  # a thread that execs takes over the leader's tid
         stop = task.wait()
         if stop.kind is not StopKind.EVENT or stop.event != native.PTRACE_EVENT_EXEC:
             raise self._diverged(frame, f"exec of the trace's copy failed: {_describe(stop)}")
@@ -1008,7 +1040,7 @@ class ReplaySession:
                 or task.regs().syscallno == NUMBERS["exit_group"])
 
     def _apply_exit(self, task: Task, frame: ExitFrame) -> None:
-        group_exit = True
+        group_exit, by_exec = True, False
         if task.tgid in self._group_exits:  # killed by a sibling's exit_group or signal
             stop = task.wait()
         elif self._signals.get(frame.tid):  # a fatal signal is being delivered
@@ -1019,7 +1051,8 @@ class ReplaySession:
         else:
             regs = task.regs()
             nr = regs.syscallno
-            if nr not in EXITS and self._killed_by_exec(task, frame):
+            by_exec = self._killed_by_exec(task, frame)
+            if nr not in EXITS and by_exec:
                 nr = NUMBERS["exit"]
                 regs.set_arg(0, 0)
             if nr not in EXITS:
@@ -1044,17 +1077,16 @@ class ReplaySession:
             # ExitFrame then collects.
             self._group_exits.add(task.tgid)
         if siblings and task.tid == task.tgid:
-            self._lingering.append(task)  # a leader is reaped after its threads
+            self._lingering[frame.tid] = task  # a leader is reaped after its threads
         else:
             final = task.wait()
             if not final.finished:
                 raise self._diverged(frame, f"the tracee did not exit: {_describe(final)}")
         if not siblings:  # the process is gone, its leader last
-            for lingering in [t for t in self._lingering if t.tgid == task.tgid]:
-                self._lingering.remove(lingering)
-                lingering.wait()
+            for tid in [tid for tid, t in self._lingering.items() if t.tgid == task.tgid]:
+                self._lingering.pop(tid).wait()
             self._group_exits.discard(task.tgid)
-        if frame.tid == self.main_tid:
+        if frame.tid == self.main_tid and not by_exec:  # a thread's execve goes on
             self.exit_status = frame.status
 
 
