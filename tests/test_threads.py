@@ -22,9 +22,11 @@ from conftest import (
     run_rrgdb,
 )
 
+from rrgdb import native
 from rrgdb.kernel.breakpoints import DR6, DR6_STEP
+from rrgdb.kernel.remote_syscalls import resume_keeping_sigtrap
 from rrgdb.record.session import recorded_cpu
-from rrgdb.replay.session import ReplaySession
+from rrgdb.replay.session import ReplaySession, _signal_details
 from rrgdb.trace import PreemptFrame, TraceReader, TraceWriter
 
 PYTHON3 = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
@@ -258,6 +260,27 @@ def test_the_replays_own_single_steps_leave_no_step_bit_for_the_debugger(
         for _ in range(3):
             assert session._step_unseen(task) is None
             assert not task.get_debugreg(DR6) & DR6_STEP
+    finally:
+        session.close()
+
+
+def test_an_unexpected_trap_is_described_with_its_debug_status(build, tmp_path: Path) -> None:
+    """A divergence on a signal says where it came and, for a SIGTRAP, what DR6 says (a
+    step, a breakpoint, or neither): the one CI failure of a gdb reverse-next this
+    session was a SIGTRAP that was neither, and said no more than its name."""
+    trace = tmp_path / "trace"
+    recorded = record([str(build("threads_compute", "O2", "-pthread"))], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    session = ReplaySession(trace, echo=None)
+    try:
+        session.start()
+        task = session.task
+        assert task is not None
+        stop = resume_keeping_sigtrap(task, native.PTRACE_SINGLESTEP)
+        rip = task.regs().rip
+        details = _signal_details(task, stop)
+        assert details.startswith(" (si_code ") and f"at {rip:#x}, DR6 " in details, details
+        assert int(details.rsplit(" ", 1)[1].rstrip(")"), 16) & DR6_STEP, details
     finally:
         session.close()
 

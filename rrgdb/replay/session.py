@@ -708,7 +708,8 @@ class ReplaySession:
         if isinstance(frame, PreemptFrame):  # arrival there is _at_preemption's to say
             raise self._diverged(frame, f"did not reach the preemption point: {_describe(stop)}")
         if stop.kind is not expected[0] or (expected[1] and stop.signo != expected[1]):
-            raise self._diverged(frame, f"expected {expected[2]}, got {_describe(stop)}")
+            raise self._diverged(frame, f"expected {expected[2]}, got {_describe(stop)}"
+                                 + _signal_details(task, stop))
         self._arrived.add(frame.tid)
         return None
 
@@ -1176,6 +1177,22 @@ def _describe(stop: Stop) -> str:
     if stop.kind is StopKind.KILLED:
         return f"death by signal {stop.signo}"
     return "a syscall stop"
+
+
+def _signal_details(task: Task, stop: Stop) -> str:
+    """Where an unexpected signal stop came, for the divergence message: its si_code, the
+    pc, and for a SIGTRAP the debug status register (which tells a step, a breakpoint, a
+    watchpoint, or none of them)."""
+    if stop.kind is not StopKind.SIGNAL:
+        return ""
+    try:
+        code, = struct.unpack_from("<i", task.siginfo(), 8)
+        details = f" (si_code {code} at {task.regs().rip:#x}"
+        if stop.signo == signal.SIGTRAP:
+            details += f", DR6 {task.get_debugreg(6):#x}"
+    except OSError:
+        return ""
+    return details + ")"
 
 
 def _layout_diff(now: list[tuple[int, int, int]], recorded: list[tuple[int, int, int]]) -> str:
