@@ -336,20 +336,13 @@ def _compare_stack(a: _Assembler, page: int, words: int) -> None:
     a.emit(b"\xb9" + struct.pack("<I", words))  # mov ecx, words
     a.label("next word")
     a.emit(b"\x48\x8b\x06\x48\x3b\x07")  # mov rax, [rsi]; cmp rax, [rdi]
-    a.jump(b"\x0f\x85", "stack differs")  # jne
+    a.jump(b"\x0f\x85", "compared")  # jne (ZF clear)
     a.emit(b"\x48\x83\xc6\x08\x48\x83\xc7\x08\xff\xc9")  # add rsi, 8; add rdi, 8; dec ecx
-    a.jump(b"\x0f\x85", "next word")  # jnz
-
-    def restore() -> None:
-        for modrm, slot in saved:
-            a.rip_relative(b"\x48\x8b" + modrm, slot)  # mov reg, [slot]
-
-    restore()
-    a.jump(b"\xe9", "stack same")
-    a.label("stack differs")
-    restore()
-    a.jump(b"\xe9", "differs")
-    a.label("stack same")
+    a.jump(b"\x0f\x85", "next word")  # jnz; falls through with ZF set: all equal
+    a.label("compared")
+    for modrm, slot in saved:
+        a.rip_relative(b"\x48\x8b" + modrm, slot)  # mov reg, [slot] (the flags stay)
+    a.jump(b"\x0f\x85", "differs")  # jne
 
 
 class VisitSearch:

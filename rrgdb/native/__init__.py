@@ -231,13 +231,21 @@ def rdtscp() -> tuple[int, int]:
     return value, aux[0]
 
 
-def bind_to_one_cpu() -> None:
-    """Binds the calling thread, and so every tracee it spawns, to one of its CPUs.
+def bind_to_one_cpu(preferred: int | None = None) -> None:
+    """Binds the calling thread, and so every tracee it spawns, to one CPU: `preferred`
+    if it may run there (replay takes the recording's: cpuid tells a program its CPU),
+    else one of its CPUs at random. A thread already bound to one CPU keeps it.
 
     A ptrace stop is a wake-up of the tracer and then of the tracee; on one CPU that is a
     local context switch (~8 us here), across CPUs of a VM an inter-processor interrupt
     each way (~80-170 us). The recorder runs one tracee thread at a time anyway, so rr
-    binds too. A thread already bound to one CPU keeps it."""
+    binds too."""
+    if preferred is not None:
+        try:
+            os.sched_setaffinity(0, {preferred})
+            return
+        except OSError:
+            pass  # no such CPU here, or not one this process may use
     allowed = os.sched_getaffinity(0)
     if len(allowed) > 1:
         os.sched_setaffinity(0, {random.choice(sorted(allowed))})

@@ -158,16 +158,6 @@ def recorded_cpu(header: TraceHeader) -> int | None:
     return int(number) if number.isdigit() else None
 
 
-def bind_to_cpu(cpu: int | None) -> None:
-    """Binds the calling thread, and so the tracees it spawns, to cpu if it may run there
-    (native.spawn keeps a binding to one CPU); else leaves the choice to native.spawn."""
-    if cpu is not None:
-        try:
-            os.sched_setaffinity(0, {cpu})
-        except OSError:
-            pass  # no such CPU here, or not one this process may use
-
-
 def inherited_ignored_signals() -> frozenset[int]:
     """The signals this process was started with ignored (e.g. SIGHUP under nohup), which
     a program run natively from here would inherit ignored; not SIGPIPE and SIGXFSZ, which
@@ -711,14 +701,13 @@ class RecordSession:
         tgid = rt.task.tgid
         execing = self.tasks.get(rt.task.event_msg(), rt)
         others = [t for t in self.tasks.values() if t.task.tgid == tgid and t is not execing]
-        for other in others:
+        for other in others:  # a later report of their death finds no task and is reaped
             if not other.exit_written:
                 self._write(ExitFrame(other.task.tid, 0))
                 other.exit_written = True
-        for other in others:  # a later report of their death finds no task and is reaped
             self.scheduler.release(tgid, other.task.tid)
             del self.tasks[other.task.tid]
-        for other in others:
+        for other in others:  # (once none of them is in the table to be resumed)
             self._end_stdio_write(other)
         if execing is not rt:
             del self.tasks[execing.task.tid]

@@ -59,7 +59,6 @@ from rrgdb.record.session import (
     CLONE_VFORK,
     RDTSCP,
     apply_rdtsc,
-    bind_to_cpu,
     blocked_signals,
     clone_disables_buffer,
     clone_flags,
@@ -231,7 +230,7 @@ class ReplaySession:
         assert isinstance(first, ExecFrame)
         exe = str(self.reader.file_path(first.exe_file_id))
         header = self.reader.header
-        bind_to_cpu(recorded_cpu(header))
+        native.bind_to_one_cpu(recorded_cpu(header))
         pid = native.spawn(exe, first.argv, first.envp, "/", header.rlimit_stack, True, -1,
                            ignored_signals_at_start(header))
         task = Task(pid)
