@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,9 +27,28 @@ from conftest import (
 from rrgdb import native
 from rrgdb.kernel.breakpoints import DR6, DR6_STEP
 from rrgdb.kernel.remote_syscalls import resume_keeping_sigtrap
+from rrgdb.kernel.task import Task
 from rrgdb.record.session import recorded_cpu
 from rrgdb.replay.session import ReplaySession, _signal_details
 from rrgdb.trace import PreemptFrame, TraceReader, TraceWriter
+
+
+def _preemptions(trace: Path) -> list[PreemptFrame]:
+    """The PreemptFrames of a trace, in order."""
+    return [f for f in TraceReader(trace).frames() if isinstance(f, PreemptFrame)]
+
+
+@contextmanager
+def _replaying(trace: Path) -> Iterator[tuple[ReplaySession, Task]]:
+    """A replay of trace, started: the session and its followed task; closed after."""
+    session = ReplaySession(trace, echo=None)
+    try:
+        session.start()
+        assert session.task is not None
+        yield session, session.task
+    finally:
+        session.close()
+
 
 PYTHON3 = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
 REPETITIONS = 20
@@ -183,8 +204,7 @@ def test_computing_threads_are_found_again_at_the_programs_speed(build, tmp_path
             trace = tmp_path / f"trace{attempt}"
             recorded = record([str(binary)], trace)
             assert recorded.returncode == 0, describe(recorded)
-            preemptions = [f for f in TraceReader(trace).frames()
-                           if isinstance(f, PreemptFrame)]
+            preemptions = _preemptions(trace)
             assert preemptions and all(f.patch_length >= 5 for f in preemptions), preemptions
             assert_replay_matches(recorded, replay(trace))
     finally:
@@ -233,9 +253,8 @@ def test_a_thread_back_at_the_same_registers_has_still_moved(build, tmp_path: Pa
     recorded = record([str(binary)], trace)
     assert recorded.returncode == 0, describe(recorded)
     preemptions: dict[int, list[bytes]] = {}
-    for frame in TraceReader(trace).frames():
-        if isinstance(frame, PreemptFrame):
-            preemptions.setdefault(frame.tid, []).append(frame.regs)
+    for frame in _preemptions(trace):
+        preemptions.setdefault(frame.tid, []).append(frame.regs)
     # what the old recorder left out: a preemption with the registers of the one before
     repeated = sum(a == b for regs in preemptions.values()
                    for a, b in zip(regs, regs[1:], strict=False))
@@ -252,16 +271,10 @@ def test_the_replays_own_single_steps_leave_no_step_bit_for_the_debugger(
     trace = tmp_path / "trace"
     recorded = record([str(build("threads_compute", "O2", "-pthread"))], trace)
     assert recorded.returncode == 0, describe(recorded)
-    session = ReplaySession(trace, echo=None)
-    try:
-        session.start()
-        task = session.task
-        assert task is not None
+    with _replaying(trace) as (session, task):
         for _ in range(3):
             assert session._step_unseen(task) is None
             assert not task.get_debugreg(DR6) & DR6_STEP
-    finally:
-        session.close()
 
 
 def test_an_unexpected_trap_is_described_with_its_debug_status(build, tmp_path: Path) -> None:
@@ -271,18 +284,12 @@ def test_an_unexpected_trap_is_described_with_its_debug_status(build, tmp_path: 
     trace = tmp_path / "trace"
     recorded = record([str(build("threads_compute", "O2", "-pthread"))], trace)
     assert recorded.returncode == 0, describe(recorded)
-    session = ReplaySession(trace, echo=None)
-    try:
-        session.start()
-        task = session.task
-        assert task is not None
+    with _replaying(trace) as (_, task):
         stop = resume_keeping_sigtrap(task, native.PTRACE_SINGLESTEP)
         rip = task.regs().rip
         details = _signal_details(task, stop)
         assert details.startswith(" (si_code ") and f"at {rip:#x}, DR6 " in details, details
         assert int(details.rsplit(" ", 1)[1].rstrip(")"), 16) & DR6_STEP, details
-    finally:
-        session.close()
 
 
 def test_threads_rewriting_their_code_are_found_again(build, tmp_path: Path) -> None:
@@ -296,8 +303,7 @@ def test_threads_rewriting_their_code_are_found_again(build, tmp_path: Path) -> 
         trace = tmp_path / f"trace{attempt}"
         recorded = record([str(binary)], trace)
         assert recorded.returncode == 0, describe(recorded)
-        lengths = [f.patch_length for f in TraceReader(trace).frames()
-                   if isinstance(f, PreemptFrame)]
+        lengths = [f.patch_length for f in _preemptions(trace)]
         assert 10 in lengths, lengths  # a thread left at the movabs
         assert_replay_matches(recorded, replay(trace))
 
@@ -315,7 +321,7 @@ def test_a_thread_stopped_inside_a_rep_copy_is_recorded_after_it(build, tmp_path
         trace = tmp_path / f"trace{attempt}"
         recorded = record([str(binary)], trace)
         assert recorded.returncode == 0, describe(recorded)
-        assert any(isinstance(f, PreemptFrame) for f in TraceReader(trace).frames())
+        assert _preemptions(trace)
         assert_replay_matches(recorded, replay(trace))
 
 
@@ -331,8 +337,7 @@ def test_a_thread_stopped_where_no_jump_fits_steps_on_into_its_caller(
         trace = tmp_path / f"trace{attempt}"
         recorded = record([str(binary)], trace)
         assert recorded.returncode == 0, describe(recorded)
-        lengths = [f.patch_length for f in TraceReader(trace).frames()
-                   if isinstance(f, PreemptFrame)]
+        lengths = [f.patch_length for f in _preemptions(trace)]
         assert lengths and all(length >= 5 for length in lengths), lengths
         assert_replay_matches(recorded, replay(trace))
 
@@ -349,7 +354,7 @@ def test_a_loop_counted_far_up_the_stack_is_told_apart_by_the_stub(
     trace = tmp_path / "trace"
     recorded = record([str(binary)], trace)
     assert recorded.returncode == 0, describe(recorded)
-    assert any(isinstance(f, PreemptFrame) for f in TraceReader(trace).frames())
+    assert _preemptions(trace)
     assert_replay_matches(recorded, replay(trace, timeout=60))
 
 
@@ -363,7 +368,7 @@ def test_replay_runs_on_the_recordings_cpu(build, tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     recorded = record([str(binary)], trace)
     assert recorded.returncode == 0, describe(recorded)
-    assert any(isinstance(f, PreemptFrame) for f in TraceReader(trace).frames())
+    assert _preemptions(trace)
     cpu = recorded_cpu(TraceReader(trace).header)
     assert cpu is not None
     other = next(c for c in sorted(os.sched_getaffinity(0)) if c != cpu)
@@ -383,5 +388,5 @@ def test_java_threads_computing_in_jit_code(tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     recorded = record(["java", "-cp", str(tmp_path), "H"], trace)
     assert recorded.returncode == 0, describe(recorded)
-    assert any(isinstance(f, PreemptFrame) for f in TraceReader(trace).frames())
+    assert _preemptions(trace)
     assert_replay_matches(recorded, replay(trace))
