@@ -37,6 +37,7 @@ from rrgdb.gdb.target_description import USER_REGS_FIELDS, RegisterLayout
 
 PID, TID, TID2 = 0x4D2, 0x4D2, 0x4D5
 MEMORY_BASE = 0x10000
+TLS_MODULE = 0x7FFFF7FFE2E0  # a link_map address
 FILES = {"/bin/prog": b"\x7fELF" + bytes(range(256)) * 4, "/proc/1234/maps": b"maps\n"}
 
 
@@ -64,6 +65,7 @@ class FakeTarget:
         self.resumes: list[tuple[Direction, ResumeAction, int]] = []
         self.restarts: list[str] = []
         self.closed = False
+        self.tls_blocks = {(TID, TLS_MODULE): 0x7000, (TID2, TLS_MODULE): 0x9000}
 
     def threads(self) -> list[int]:
         return list(self.live_threads)
@@ -136,6 +138,10 @@ class FakeTarget:
         found = self.read_memory(addr, length).find(pattern)
         return None if found < 0 else addr + found
 
+    def tls_address(self, tid: int, offset: int, load_module: int) -> int | None:
+        block = self.tls_blocks.get((tid, load_module))
+        return None if block is None else block + offset
+
     def close(self) -> None:
         self.closed = True
 
@@ -167,7 +173,8 @@ def test_qsupported_advertises_what_gdb_13_needs(dispatcher: Dispatcher) -> None
     assert features[0] == "PacketSize=100000"
     expected = (
         "QStartNoAckMode+ qXfer:features:read+ qXfer:auxv:read+ qXfer:exec-file:read+ "
-        "qXfer:threads:read+ vContSupported+ multiprocess+ swbreak+ hwbreak+ "
+        "qXfer:threads:read+ qXfer:siginfo:read+ vContSupported+ multiprocess+ swbreak+ "
+        "hwbreak+ "
         "ReverseContinue+ ReverseStep+"
     )
     assert set(expected.split()) <= set(features)
@@ -193,7 +200,7 @@ def test_qsupported_advertises_what_gdb_13_needs(dispatcher: Dispatcher) -> None
         (b"qCRC:0,10", b""),
         (b"jThreadsInfo", b""),
         (b"m1,", b"E01"),
-        (b"qXfer:siginfo:read::0,80", b""),
+        (b"qXfer:siginfo:read::0,80", b"E01"),  # the initial stop: no signal
         (b"qXfer:siginfo:write::0:abc", b"E01"),
         (b"qXfer:features:read:nope.xml:0,1000", b"E01"),
         (b"vKill;4d2", b"OK"),
@@ -260,6 +267,93 @@ def test_auxv_exec_file_and_threads(dispatcher: Dispatcher) -> None:
 
 
 # -- registers ----------------------------------------------------------------------------
+
+
+# -- siginfo and thread-local storage --------------------------------------------------
+
+SEGV_INFO = struct.pack("<iii4xQ", 11, 0, 1, 0x1234).ljust(128, b"\0")  # SEGV_MAPERR
+
+
+def _siginfo(dispatcher: Dispatcher) -> tuple[int, int, int, int]:
+    """si_signo, si_errno, si_code and si_addr of the qXfer:siginfo reply (all 128 bytes)."""
+    reply = dispatcher.handle(parse_packet(b"qXfer:siginfo:read::0,1000"))
+    assert isinstance(reply, rp.XferChunk) and reply.last and len(reply.data) == 128, reply
+    return struct.unpack_from("<iii4xQ", reply.data)
+
+
+@pytest.mark.parametrize(
+    ("reason", "siginfo"),
+    [
+        (BreakpointStop(), (5, 0, 0x80, 0)),  # int3: a forced SIGTRAP, SI_KERNEL
+        (BreakpointStop(hardware=True), (5, 0, 4, TID)),  # TRAP_HWBKPT at the pc
+        (WatchpointStop(BreakpointKind.WRITE_WATCH, 0x10020), (5, 0, 4, TID)),
+        (StepDone(), (5, 0, 2, TID)),  # TRAP_TRACE at the pc
+        (SignalStop(10), (10, 0, 0x80, 0)),  # no recorded siginfo (a diversion's signal)
+        (SignalStop(11, SEGV_INFO), (11, 0, 1, 0x1234)),  # the recorded one
+    ],
+)
+def test_siginfo_of_the_stop(
+    target: FakeTarget, dispatcher: Dispatcher, reason: StopReason, siginfo: tuple
+) -> None:
+    target.stops = [reason]
+    ask(dispatcher, b"c")
+    assert _siginfo(dispatcher) == siginfo
+
+
+def test_siginfo_is_read_in_windows_of_the_stopped_thread_only(
+    target: FakeTarget, dispatcher: Dispatcher
+) -> None:
+    target.stops = [SignalStop(11, SEGV_INFO)]  # stops TID2
+    ask(dispatcher, b"c")
+    head = dispatcher.handle(parse_packet(b"qXfer:siginfo:read::0,10"))
+    tail = dispatcher.handle(parse_packet(b"qXfer:siginfo:read::10,1000"))
+    assert head == rp.XferChunk(SEGV_INFO[:16], last=False)
+    assert tail == rp.XferChunk(SEGV_INFO[16:], last=True)
+    assert ask(dispatcher, b"qXfer:siginfo:read::81,10") == b"E01"
+    assert ask(dispatcher, b"qXfer:siginfo:read:x:0,10") == b"E01"
+    ask(dispatcher, b"Hgp4d2.4d2")  # a thread that did not stop: no siginfo
+    assert ask(dispatcher, b"qXfer:siginfo:read::0,1000") == b"E01"
+    ask(dispatcher, b"Hgp0.0")
+    assert _siginfo(dispatcher)[0] == 11
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [Interrupted(), EndOfHistory(at_beginning=True), EndOfHistory(at_beginning=False),
+     ProcessExited(0)],
+)
+def test_no_siginfo_where_no_signal_stopped(
+    target: FakeTarget, dispatcher: Dispatcher, reason: StopReason
+) -> None:
+    target.stops = [reason]
+    ask(dispatcher, b"c")
+    assert ask(dispatcher, b"qXfer:siginfo:read::0,1000") == b"E01"
+
+
+def test_siginfo_follows_reverse_execution(target: FakeTarget, dispatcher: Dispatcher) -> None:
+    target.stops = [SignalStop(11, SEGV_INFO), StepDone(), BreakpointStop()]
+    ask(dispatcher, b"c")
+    assert _siginfo(dispatcher) == (11, 0, 1, 0x1234)
+    ask(dispatcher, b"bs")  # the stop gdb is at now is a step back (of TID2)
+    assert _siginfo(dispatcher) == (5, 0, 2, TID2)
+    ask(dispatcher, b"bc")
+    assert _siginfo(dispatcher) == (5, 0, 0x80, 0)
+
+
+@pytest.mark.parametrize(
+    ("packet", "reply"),
+    [
+        (b"qGetTLSAddr:p4d2.4d2,0,7ffff7ffe2e0", b"7000"),
+        (b"qGetTLSAddr:p4d2.4d5,10,7ffff7ffe2e0", b"9010"),  # each thread its own block
+        (b"qGetTLSAddr:4d5,8,7ffff7ffe2e0", b"9008"),
+        (b"qGetTLSAddr:p4d2.0,4,7ffff7ffe2e0", b"7004"),  # any thread: the current one
+        (b"qGetTLSAddr:p4d2.4d2,0,7ffff7ff0000", b"E01"),  # no TLS for that module
+        (b"qGetTLSAddr:p4d2.999,0,7ffff7ffe2e0", b"E01"),  # no such thread
+        (b"qGetTLSAddr:p4d2.4d2,0", b"E01"),  # malformed
+    ],
+)
+def test_tls_addresses(dispatcher: Dispatcher, packet: bytes, reply: bytes) -> None:
+    assert ask(dispatcher, packet) == reply
 
 
 def test_g_has_the_size_gdb_expects(dispatcher: Dispatcher) -> None:

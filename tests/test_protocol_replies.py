@@ -45,6 +45,8 @@ ENCODED = [
      b"T05thread:4d3;exec:2f62696e2f6c73;"),
     (rp.StopReply(5, T, rp.ExecHit("/bin/ls")), PLAIN, b"T05thread:4d3;"),
     (rp.Exited(0), MP, b"W00"),
+    (rp.Address(0x7FFFF7D8A6BC), MP, b"7ffff7d8a6bc"),
+    (rp.Address(0), PLAIN, b"0"),
     (rp.Exited(3, pid=0x4D2), MP, b"W03;process:4d2"),
     (rp.Exited(3, pid=0x4D2), PLAIN, b"W03"),
     (rp.Terminated(9, pid=0x4D2), MP, b"X09;process:4d2"),

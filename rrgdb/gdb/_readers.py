@@ -207,6 +207,12 @@ def _read_xfer(rest: bytes) -> rq.Request | None:
     return None
 
 
+def _read_get_tls_address(rest: bytes) -> rq.Request:
+    thread, offset, load_module = split_exact(_after(b":", rest), b",", 3)
+    return rq.GetTlsAddress(parse_thread_id(thread), parse_hex_int(offset),
+                            parse_hex_int(load_module))
+
+
 def _read_symbol(rest: bytes) -> rq.Request:
     value, name = split_exact(_after(b":", rest), b":", 2)
     return rq.QuerySymbol(parse_hex_int(value) if value else None, hex_text(name) if name else None)
@@ -291,6 +297,7 @@ READERS: dict[bytes, Reader] = {
     b"qsThreadInfo": _no_arguments(rq.ThreadInfoNext()),
     b"qThreadExtraInfo": lambda rest: rq.ThreadExtraInfo(parse_thread_id(_after(b",", rest))),
     b"qAttached": _read_optional_pid(rq.QueryAttached, b":"),
+    b"qGetTLSAddr": _read_get_tls_address,
     b"qSymbol": _read_symbol,
     b"qOffsets": _no_arguments(rq.QueryOffsets()),
     b"qTStatus": _no_arguments(rq.QueryTraceStatus()),

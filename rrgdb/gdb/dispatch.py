@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape as xml_escape
 from rrgdb.gdb import replies as rp
 from rrgdb.gdb import requests as rq
 from rrgdb.gdb.protocol import PACKET_SIZE
+from rrgdb.gdb.siginfo import stop_siginfo
 from rrgdb.gdb.signals import to_gdb_signal
 from rrgdb.gdb.target import (
     BreakpointStop,
@@ -34,7 +35,7 @@ from rrgdb.gdb.target import (
     StopEvent,
     WatchpointStop,
 )
-from rrgdb.gdb.target_description import RegisterLayout
+from rrgdb.gdb.target_description import USER_REGS_FIELDS, RegisterLayout
 
 SIGTRAP = 5
 SIGKILL = 9
@@ -59,6 +60,7 @@ _WATCH_NAMES = {
 }
 _VCONT_ACTIONS = b"vCont;c;C;s;S"
 _MAX_MEMORY_READ = PACKET_SIZE // 2  # two hex digits per byte
+_RIP = slice(USER_REGS_FIELDS.index("rip") * 8, USER_REGS_FIELDS.index("rip") * 8 + 8)
 
 
 def supported_features(reverse: bool) -> tuple[str, ...]:
@@ -66,6 +68,7 @@ def supported_features(reverse: bool) -> tuple[str, ...]:
     features = (
         f"PacketSize={PACKET_SIZE:x}", "QStartNoAckMode+", "qXfer:features:read+",
         "qXfer:auxv:read+", "qXfer:exec-file:read+", "qXfer:threads:read+",
+        "qXfer:siginfo:read+",
         "multiprocess+", "swbreak+", "hwbreak+", "vContSupported+", "QPassSignals+",
         "exec-events+",
     )  # fmt: skip
@@ -84,6 +87,7 @@ class Dispatcher:
         self._layout = RegisterLayout(target.has_avx)
         self._current = target.current_thread()
         self._last_stop: rp.Reply = rp.StopReply(0, self._thread_id(self._current))
+        self._last_event: StopEvent | None = None  # None: the initial stop, no signal
         # Selected threads (H packets); None means "any", i.e. the thread of the last stop.
         self._query_thread: int | None = None
         self._resume_thread: int | None = None
@@ -107,6 +111,7 @@ class Dispatcher:
             rq.ThreadInfoNext: lambda _: rp.ThreadList(()),
             rq.QueryAttached: lambda _: rp.Raw(b"1"),  # so quitting gdb detaches
             rq.QuerySymbol: lambda _: rp.OK,
+            rq.GetTlsAddress: self._tls_address,
             rq.XferRead: self._xfer_read,
             rq.XferWrite: lambda _: rp.Error(),
             rq.ReadRegisters: self._read_registers,
@@ -277,6 +282,7 @@ class Dispatcher:
         """Record a stop, and the stop reply that reports it."""
         self._current = stop.thread
         self._query_thread = self._resume_thread = None
+        self._last_event = stop
         self._last_stop = self._stop_reply(stop)
         return self._last_stop
 
@@ -331,9 +337,30 @@ class Dispatcher:
                 document = os.fsencode(self.target.exec_file())
             case "threads":
                 document = self._threads_document()
+            case "siginfo":
+                siginfo = self._siginfo()
+                if siginfo is None or request.annex:
+                    return rp.Error()
+                document = siginfo
             case _:
                 return rp.EMPTY
         return rp.xfer_window(document, request.offset, request.length)
+
+    def _siginfo(self) -> bytes | None:
+        """The siginfo of the query thread's stop, if that thread is the one whose stop
+        gdb is at and a signal (or a trap) stopped it."""
+        stop = self._last_event
+        if stop is None or stop.thread != self._query_tid():
+            return None
+        pc = int.from_bytes(self._registers().user_regs[_RIP], "little")
+        return stop_siginfo(stop.reason, pc)
+
+    def _tls_address(self, request: rq.GetTlsAddress) -> rp.Reply:
+        tid = self._resolve(request.thread)
+        if tid is None:
+            return rp.Error()
+        address = self.target.tls_address(tid, request.offset, request.load_module)
+        return rp.Error() if address is None else rp.Address(address)
 
     def _threads_document(self) -> bytes:
         dialect = rp.Dialect(multiprocess=True)

@@ -31,6 +31,7 @@ from rrgdb.gdb.target import (
     WatchpointStop,
 )
 from rrgdb.gdb.target_description import host_has_avx
+from rrgdb.gdb.tls import read_thread_db_layout, tls_block
 from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.breakpoints import NoDebugRegisters, WatchKind, Watchpoint
 from rrgdb.kernel.registers import Registers
@@ -38,7 +39,7 @@ from rrgdb.kernel.task import Task
 from rrgdb.replay.session import Echo, write_to_fd
 from rrgdb.timeline.diversion import Diversion
 from rrgdb.timeline.timeline import Outcome, ReplayTimeline
-from rrgdb.trace import ExecFrame
+from rrgdb.trace import ExecFrame, SignalFrame
 
 log = logging.getLogger(__name__)
 _WATCH_KINDS = {
@@ -218,6 +219,24 @@ class ReplayTarget:
                 pos += max(1, len(chunk) - len(pattern) + 1)
         return None
 
+    def tls_address(self, tid: int, offset: int, load_module: int) -> int | None:
+        """Computed from the thread_db descriptors of the libc the process has mapped
+        (the trace's copy), as libthread_db would."""
+        if self.timeline.finished:
+            return None
+        task = self.diversion.task if self.diversion is not None else self.timeline.task
+        paths = dict.fromkeys(m.path for m in read_maps(task.tid) if m.is_file)
+        layout = next(filter(None, map(read_thread_db_layout, paths)), None)
+        if layout is None:
+            return None  # a static program, or a libc older than 2.34
+        thread_pointer = Registers.from_bytes(self.read_registers(tid).user_regs).fs_base
+        block = tls_block(layout, self._read_word, thread_pointer, load_module)
+        return None if block is None else block + offset
+
+    def _read_word(self, addr: int) -> int | None:
+        data = self.read_memory(addr, 8)
+        return int.from_bytes(data, "little") if len(data) == 8 else None
+
     # -- breakpoints ------------------------------------------------------------------
     def set_breakpoint(self, kind: BreakpointKind, addr: int, length: int) -> bool:
         if self.diversion is not None:
@@ -292,7 +311,7 @@ class ReplayTarget:
             case "interrupted":
                 return Interrupted()
             case "signal":
-                return SignalStop(outcome.status)
+                return SignalStop(outcome.status, self._pending_siginfo(outcome.status))
             case "exec":
                 session = self.timeline.session
                 exec_frame = session.frames[session.applied - 1]
@@ -305,6 +324,15 @@ class ReplayTarget:
                     return ProcessKilled(os.WTERMSIG(status))
                 return ProcessExited(os.WEXITSTATUS(status))
         return StepDone()
+
+    def _pending_siginfo(self, signo: int) -> bytes:
+        """The recorded siginfo of the signal a stop at a signal is about to deliver."""
+        session = self.timeline.session
+        if session.applied < len(session.frames):
+            frame = session.frames[session.applied]
+            if isinstance(frame, SignalFrame) and frame.signo == signo:
+                return frame.siginfo
+        return b""
 
     def set_console(self, write: Callable[[str], None]) -> None:
         """Where progress of long operations goes (gdb's console, through O packets)."""

@@ -273,6 +273,16 @@ class FileResult(Reply):
 
 
 @dataclass(frozen=True, slots=True)
+class Address(Reply):
+    """An address in hex, without leading zeros (the qGetTLSAddr reply)."""
+
+    addr: int
+
+    def encode(self, dialect: Dialect) -> bytes:
+        return b"%x" % self.addr
+
+
+@dataclass(frozen=True, slots=True)
 class SearchResult(Reply):
     """`1,<addr>` when qSearch:memory found the pattern, `0` when not."""
 

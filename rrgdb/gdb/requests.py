@@ -151,6 +151,16 @@ class ThreadExtraInfo(Request):
 
 
 @dataclass(frozen=True, slots=True)
+class GetTlsAddress(Request):
+    """`qGetTLSAddr:<thread>,<offset>,<lm>`: the address of the thread-local variable at
+    `offset` in the TLS block of the module whose link_map is at `load_module`."""
+
+    thread: ThreadId
+    offset: int
+    load_module: int
+
+
+@dataclass(frozen=True, slots=True)
 class QueryAttached(Request):
     """`qAttached[:pid]`: whether the process was attached to (1) or created (0)."""
 

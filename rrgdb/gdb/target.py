@@ -62,9 +62,11 @@ class StepDone:
 
 @dataclass(frozen=True, slots=True)
 class SignalStop:
-    """The thread received Linux signal `signo`."""
+    """The thread received Linux signal `signo`; `siginfo` is its 128-byte siginfo_t as
+    recorded (empty if unknown)."""
 
     signo: int
+    siginfo: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +217,12 @@ class DebugTarget(Protocol):
 
     def search_memory(self, addr: int, length: int, pattern: bytes) -> int | None:
         """The first address in [addr, addr+length) where `pattern` starts, or None."""
+        ...
+
+    def tls_address(self, tid: int, offset: int, load_module: int) -> int | None:
+        """The address of thread-local variable `offset` of the module whose link_map is
+        at `load_module`, in thread `tid`; None if it cannot be found (no TLS there, a
+        block not allocated yet, no thread library information)."""
         ...
 
     def close(self) -> None:
