@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from rrgdb.trace import (
     FORMAT_VERSION,
+    CpuidFrame,
     ExecFrame,
     ExitFrame,
     FlushFrame,
@@ -82,6 +83,7 @@ def every_kind() -> list[Frame]:
         SignalFrame(101, REGS, 11, bytes(range(128)), True),
         SignalFrame(101, REGS, 10, b"\0" * 128, False),
         InstructionTrapFrame(101, REGS, U64_MAX, 2**32 - 1),
+        CpuidFrame(101, REGS, 0, 2**32 - 1, 0x756E6547, 1),
         ExitFrame(101, 0x0B00),
         PreemptFrame(102, REGS, bytes(range(32)), 7, bytes(range(48))),
         SyscallEntryFrame(103, REGS),
@@ -195,6 +197,8 @@ def test_struct_codecs_match_the_construct_layouts(
          {"tid": tid, "regs": REGS, "signo": i32, "siginfo": siginfo, "deterministic": flag}),
         (InstructionTrapFrame(tid, REGS, u64, u32), L.KIND_INSTRUCTION_TRAP,
          L.INSTRUCTION_TRAP, {"tid": tid, "regs": REGS, "value": u64, "aux": u32}),
+        (CpuidFrame(tid, REGS, u32, 0, u32, 2**32 - 1), L.KIND_CPUID, L.CPUID,
+         {"tid": tid, "regs": REGS, "eax": u32, "ebx": 0, "ecx": u32, "edx": 2**32 - 1}),
         (ExitFrame(tid, i32), L.KIND_EXIT, L.EXIT, {"tid": tid, "status": i32}),
         (PreemptFrame(tid, REGS, memory_hash, u32 & 0xFF, data), L.KIND_PREEMPT, L.PREEMPT,
          {"tid": tid, "regs": REGS, "memory_hash": memory_hash, "patch_length": u32 & 0xFF,
@@ -223,6 +227,7 @@ def test_struct_codecs_match_the_construct_layouts(
         SyscallFrame(1, REGS, 2**63, [], 0, ""),
         SignalFrame(1, REGS, 11, b"\0" * 127, True),
         InstructionTrapFrame(1, REGS, -1, 0),
+        CpuidFrame(1, REGS, 2**32, 0, 0, 0),
         ExitFrame(1, 2**31),
         "not a frame",
     ],
@@ -399,14 +404,29 @@ def test_wrong_magic(tmp_path: Path) -> None:
     assert "bad magic" in one_line_error(tmp_path / "t")
 
 
+def _set_version(trace: Path, version: int) -> None:
+    """Rewrites the header's version, and its crc as that version computes it."""
+    header = trace / "header"
+    data = header.read_bytes()
+    body = data[L.PREAMBLE_SIZE :]
+    crc = zlib.crc32(body) if version == 4 else zlib.crc32(version.to_bytes(4, "little") + body)
+    header.write_bytes(data[:8] + version.to_bytes(4, "little") + crc.to_bytes(4, "little") + body)
+
+
 def test_other_version(tmp_path: Path) -> None:
     write_trace(tmp_path / "t", [])
-    header = tmp_path / "t" / "header"
-    data = header.read_bytes()
-    header.write_bytes(data[:8] + (FORMAT_VERSION + 1).to_bytes(4, "little") + data[12:])
+    _set_version(tmp_path / "t", FORMAT_VERSION + 1)
     message = one_line_error(tmp_path / "t")
-    expected = f"version {FORMAT_VERSION + 1} is not supported (this rrgdb reads {FORMAT_VERSION})"
+    expected = f"version {FORMAT_VERSION + 1} is not supported (this rrgdb reads 4 and 5)"
     assert expected in message
+
+
+def test_version_4_traces_are_read(tmp_path: Path) -> None:
+    """Version 4 differs from 5 only by the CpuidFrame it cannot hold."""
+    frames = [f for f in every_kind() if not isinstance(f, CpuidFrame)]
+    write_trace(tmp_path / "t", frames)
+    _set_version(tmp_path / "t", 4)
+    assert list(TraceReader(tmp_path / "t").frames()) == frames
 
 
 def test_missing_events_file(tmp_path: Path) -> None:

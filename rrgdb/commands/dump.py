@@ -10,8 +10,10 @@ from collections import Counter
 from rrgdb import syscallbuf
 from rrgdb.commands._common import EXIT_BAD_TRACE, resolve_trace, say
 from rrgdb.kernel.registers import Registers
+from rrgdb.record.session import recorded_cpuid_faulting
 from rrgdb.syscalls import signal_name, syscall_name
 from rrgdb.trace import (
+    CpuidFrame,
     ExecFrame,
     ExitFrame,
     FlushFrame,
@@ -35,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ptrace stops each kind of event cost when recorded (syscalls: entry + exit)
 _RECORD_TRAPS = {SyscallFrame: 2, SyscallEntryFrame: 0, ExecFrame: 2, SignalFrame: 1,
-                 InstructionTrapFrame: 1, ExitFrame: 1, PreemptFrame: 1, FlushFrame: 0}
+                 InstructionTrapFrame: 1, CpuidFrame: 1, ExitFrame: 1, PreemptFrame: 1,
+                 FlushFrame: 0}
 _RECORD_HEAD = struct.Struct("<qII")  # a buffered record: result, syscall number, size
 
 
@@ -55,6 +58,7 @@ def print_stats(frames: list[Frame], header: TraceHeader) -> None:
     """The --stats summary."""
     print(f"scheduling\t{header.extra.get('scheduling', 'unknown')}")
     print(f"syscall buffering\t{'on' if header.syscallbuf else 'off'}")
+    print(f"cpuid faulting\t{'on' if recorded_cpuid_faulting(header) else 'off'}")
     kinds: Counter[str] = Counter(type(f).__name__ for f in frames)
     syscalls: Counter[str] = Counter(
         syscall_name(Registers.from_bytes(f.regs).syscallno)
@@ -65,6 +69,7 @@ def print_stats(frames: list[Frame], header: TraceHeader) -> None:
     written = sum(len(w.data) for f in frames if isinstance(f, SyscallFrame) for w in f.writes)
     traps = sum(_RECORD_TRAPS.get(type(f), 1) for f in frames)
     traced = sum(syscalls.values())
+    instruction_traps = kinds["InstructionTrapFrame"] + kinds["CpuidFrame"]
     print(f"events\t{len(frames)}")
     for kind, count in kinds.most_common():
         print(f"  {kind}\t{count}")
@@ -73,7 +78,7 @@ def print_stats(frames: list[Frame], header: TraceHeader) -> None:
     print(f"traps (record)\t{traps}")
     if total:
         print(f"traps per 1000 syscalls\t{1000 * traps / total:.1f} record, "
-              f"{1000 * (traced + kinds['InstructionTrapFrame']) / total:.1f} replay")
+              f"{1000 * (traced + instruction_traps) / total:.1f} replay")
     print(f"bytes of syscall output\t{written}")
     for name, count in (syscalls + buffered).most_common(15):
         print(f"  {name}\t{count}\t({buffered[name]} buffered)")
@@ -93,6 +98,11 @@ def describe(frame: Frame) -> str:
         return f"signal {signal_name(frame.signo)} ({kind})"
     if isinstance(frame, InstructionTrapFrame):
         return f"rdtsc = {frame.value:#x}"
+    if isinstance(frame, CpuidFrame):
+        regs = Registers.from_bytes(frame.regs)
+        leaf, subleaf = regs.rax & 0xFFFFFFFF, regs.rcx & 0xFFFFFFFF
+        answer = " ".join(f"{v:#010x}" for v in frame.values)
+        return f"cpuid leaf={leaf:#x} subleaf={subleaf:#x} = {answer}"
     if isinstance(frame, ExitFrame):
         return f"exit status={frame.status:#x}"
     if isinstance(frame, FlushFrame):

@@ -65,8 +65,8 @@ REGISTER_NAMES = tuple(_ENCODING)  # the registers a stub compares
 STACK_BELOW, STACK_ABOVE = 128, 2048  # the stack bytes around rsp it compares then
 
 # Instructions the recorder must not single-step: they enter the kernel, trap on purpose,
-# read the time (which faults under PR_TSC_SIGSEGV), or push the flags with the trap flag
-# a single step sets.
+# read the time or the CPU's identity (which fault under PR_TSC_SIGSEGV and CPUID
+# faulting: each is an event), or push the flags with the trap flag a single step sets.
 _UNSTEPPABLE = frozenset({
     "syscall", "sysenter", "int", "int1", "int3", "into", "ud0", "ud1", "ud2", "hlt",
     "rdtsc", "rdtscp", "cpuid", "pushf", "pushfq", "xbegin", "xend", "xabort", "iretq",

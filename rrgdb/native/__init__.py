@@ -231,10 +231,28 @@ def rdtscp() -> tuple[int, int]:
     return value, aux[0]
 
 
+ARCH_SET_CPUID = 0x1012  # arch_prctl: 0 makes cpuid fault (SIGSEGV), 1 runs it
+
+
+def cpuid(leaf: int, subleaf: int) -> tuple[int, int, int, int]:
+    """(eax, ebx, ecx, edx) that cpuid answers here for leaf (eax) and subleaf (ecx)."""
+    out = ffi.new("uint32_t[4]")
+    lib.rr_cpuid(leaf & 0xFFFFFFFF, subleaf & 0xFFFFFFFF, out)
+    return out[0], out[1], out[2], out[3]
+
+
+def cpuid_faulting_available() -> bool:
+    """Whether this machine can make cpuid fault (arch_prctl ARCH_SET_CPUID). Asked by
+    enabling cpuid in rrgdb itself, which it already is: that fails (ENODEV) only
+    without the CPU feature."""
+    return lib.rr_arch_prctl(ARCH_SET_CPUID, 1) == 0
+
+
 def bind_to_one_cpu(preferred: int | None = None) -> None:
     """Binds the calling thread, and so every tracee it spawns, to one CPU: `preferred`
-    if it may run there (replay takes the recording's: cpuid tells a program its CPU),
-    else one of its CPUs at random. A thread already bound to one CPU keeps it.
+    if it may run there (replay takes the recording's: rdtscp's TSC_AUX and the CPU
+    number the kernel reports, and with CPUID faulting off cpuid's APIC id, tell a
+    program its CPU), else one of its CPUs at random. A thread already bound to one CPU keeps it.
 
     A ptrace stop is a wake-up of the tracer and then of the tracee; on one CPU that is a
     local context switch (~8 us here), across CPUs of a VM an inter-processor interrupt

@@ -32,6 +32,8 @@ ffibuilder.cdef(
                            int pid, int cpu, int group_fd, unsigned long flags);
     uint64_t rr_rdtsc(void);
     uint64_t rr_rdtscp(uint32_t *aux);
+    void rr_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
+    long rr_arch_prctl(int code, unsigned long arg);
     size_t rr_user_regs_size(void);
     int rrgdb_memory_hash(int pid, const uint64_t *ranges, size_t count, uint8_t out[32]);
     int mallopt(int param, int value);
@@ -58,6 +60,7 @@ ffibuilder.set_source(
     #include <sys/wait.h>
     #include <unistd.h>
     #include <x86intrin.h>
+    #include <cpuid.h>
     #include "memory_hash.h"
     #include "spawn.h"
 
@@ -133,6 +136,12 @@ ffibuilder.set_source(
         uint64_t v = __rdtscp(&a);
         *aux = a;
         return v;
+    }
+    void rr_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {
+        __cpuid_count(leaf, subleaf, out[0], out[1], out[2], out[3]);
+    }
+    long rr_arch_prctl(int code, unsigned long arg) {
+        return syscall(SYS_arch_prctl, code, arg);
     }
     size_t rr_user_regs_size(void) { return sizeof(struct user_regs_struct); }
     """,

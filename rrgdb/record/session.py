@@ -1,5 +1,6 @@
 """RecordSession: runs a program under ptrace and writes every nondeterministic input it
-receives (syscall results and memory writes, signals, rdtsc values, exec state) to a trace."""
+receives (syscall results and memory writes, signals, rdtsc and cpuid values, exec state)
+to a trace."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import hide_vdso, memory_hash, read_maps, writable_snapshot
+from rrgdb.kernel.cpuid import CPUID, complete_cpuid, set_cpuid_faulting
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import map_scratch_page
 from rrgdb.kernel.signal_frames import enter_handler
@@ -24,6 +26,7 @@ from rrgdb.record.scheduler import Scheduler
 from rrgdb.syscall_numbers import NUMBERS
 from rrgdb.syscalls import SPECS, Replay, SyscallSpec, syscall_name
 from rrgdb.trace import (
+    CpuidFrame,
     ExecFrame,
     ExitFrame,
     FlushFrame,
@@ -147,15 +150,24 @@ def ignored_signals_at_start(header: TraceHeader) -> frozenset[int]:
 
 
 # The header's extra key naming the CPU the recording ran on: replay runs on the same one.
-# cpuid answers with the CPU's APIC id, which programs keep in memory (HotSpot stores its
-# cpuid results), and preemption points hash the memory.
+# Programs keep what tells them their CPU in memory (rdtscp's TSC_AUX, getcpu; cpuid's
+# APIC id when CPUID faulting is off: HotSpot stores its cpuid results), and preemption
+# points hash the memory.
 _CPU = "cpu_number"
+# The header's extra key saying whether cpuid faulted and was recorded (CpuidFrame): "yes"
+# or "no" (a trace without it, version 4, was recorded without).
+_CPUID_FAULTING = "cpuid_faulting"
 
 
 def recorded_cpu(header: TraceHeader) -> int | None:
     """The CPU the recording was bound to (None in a trace from before the key existed)."""
     number = header.extra.get(_CPU, "")
     return int(number) if number.isdigit() else None
+
+
+def recorded_cpuid_faulting(header: TraceHeader) -> bool:
+    """Whether the recording trapped cpuid (its values are CpuidFrames)."""
+    return header.extra.get(_CPUID_FAULTING) == "yes"
 
 
 def inherited_ignored_signals() -> frozenset[int]:
@@ -247,6 +259,7 @@ class RecordSession:
         self._main = 0
         self.scheduler = Scheduler()
         self.pmu = pmu_available()
+        self.cpuid_faulting = native.cpuid_faulting_available()  # else cpuid runs natively
         self.mode = scheduling_mode(self.pmu)  # how thread switches and signals are placed
         self._deferred: dict[int, list[tuple[int, int]]] = {}  # tgid -> held-back stops
         self._draining: set[int] = set()  # tgids whose held-back stops are being handled
@@ -272,7 +285,8 @@ class RecordSession:
             kernel=os.uname().release, cpu=cpu_model(), syscallbuf=self.syscallbuf,
             extra={"scheduling": self.mode, "pmu": "yes" if self.pmu else "no",
                    _IGNORED_SIGNALS: ",".join(map(str, sorted(self._ignored_signals))),
-                   _CPU: str(cpu)})
+                   _CPU: str(cpu),
+                   _CPUID_FAULTING: "yes" if self.cpuid_faulting else "no"})
         self.writer = TraceWriter(self.trace_dir, header)
         try:
             status = self._record()
@@ -670,6 +684,8 @@ class RecordSession:
             raise RecordError(f"unexpected stop {stop} after exec in {task.tid}")
         hide_vdso(task)
         map_scratch_page(task, replay=False)
+        if self.cpuid_faulting:
+            set_cpuid_faulting(task, True)
         exe = os.readlink(f"/proc/{task.tid}/exe")
         exe_id = self.writer.add_file(f"/proc/{task.tid}/exe", name=exe)
         entries = read_maps(task.tid)
@@ -894,6 +910,9 @@ class RecordSession:
             if code.startswith(RDTSC) or code == RDTSCP:
                 self._emulate_rdtsc(task, regs, code == RDTSCP)
                 return 0
+            if self.cpuid_faulting and code.startswith(CPUID):
+                self._emulate_cpuid(task, regs)
+                return 0
         if signo == signal.SIGSTOP and rt.stopping:
             return self._on_preempt(rt, regs, stop)
         info = task.siginfo()
@@ -1005,6 +1024,12 @@ class RecordSession:
             value, aux = native.rdtsc(), 0
         self._write(InstructionTrapFrame(task.tid, regs.to_bytes(), value, aux))
         apply_rdtsc(task, regs, value, aux, is_rdtscp)
+
+    def _emulate_cpuid(self, task: Task, regs: Registers) -> None:
+        """A cpuid that faulted: it runs here, on the CPU the tracee is bound to too."""
+        values = native.cpuid(regs.rax, regs.rcx)
+        self._write(CpuidFrame(task.tid, regs.to_bytes(), *values))
+        complete_cpuid(task, regs, values)
 
 
 DEFAULT_IGNORED = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT,

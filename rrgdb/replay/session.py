@@ -2,9 +2,10 @@
 
 Each recorded event (frame) is replayed in two halves: *arrival* — the tracee runs until it
 reaches the point where the event happened (a syscall entry under PTRACE_SYSEMU, the rdtsc
-fault, the faulting instruction) — and *application* — the recorded outcome is imposed
-(result and memory writes, a signal, a counter value). Breakpoints, watchpoints and single
-steps can interrupt an arrival; the debugger then sees the tracee mid-interval.
+or cpuid fault, the faulting instruction) — and *application* — the recorded outcome is
+imposed (result and memory writes, a signal, a counter value, cpuid's answer).
+Breakpoints, watchpoints and single steps can interrupt an arrival; the debugger then sees
+the tracee mid-interval.
 
 Syscalls are emulated except those that shape the address space or signal state, which
 are executed for real. Registers are compared with the recording at every arrival: a
@@ -29,6 +30,7 @@ from typing import BinaryIO
 from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import MAP_PRIVATE, memory_hash, read_maps
 from rrgdb.kernel.breakpoints import INT3, Breakpoints, WatchKind, Watchpoint
+from rrgdb.kernel.cpuid import CPUID, complete_cpuid, set_cpuid_faulting
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import (
     SCRATCH_DATA,
@@ -64,12 +66,14 @@ from rrgdb.record.session import (
     clone_flags,
     ignored_signals_at_start,
     recorded_cpu,
+    recorded_cpuid_faulting,
     signal_disposition,
 )
 from rrgdb.replay.processes import recorded_processes
 from rrgdb.syscall_numbers import NUMBERS
 from rrgdb.syscalls import SPECS, Replay, signal_name, syscall_name
 from rrgdb.trace import (
+    CpuidFrame,
     ExecFrame,
     ExitFrame,
     FlushFrame,
@@ -199,6 +203,8 @@ class ReplaySession:
         # tid -> the values of `applied` while the preload library sets itself up in that
         # thread and patches the code (see _patching_windows)
         self._patching: dict[int, list[range]] = {}
+        # cpuid faults in every tracee, as it did when recorded (CpuidFrames hold its values)
+        self._cpuid_faulting = recorded_cpuid_faulting(self.reader.header)
 
     # -- lifecycle --------------------------------------------------------------------
     def load(self) -> None:
@@ -230,6 +236,9 @@ class ReplaySession:
         assert isinstance(first, ExecFrame)
         exe = str(self.reader.file_path(first.exe_file_id))
         header = self.reader.header
+        if self._cpuid_faulting and not native.cpuid_faulting_available():
+            raise DivergenceError("the trace was recorded with CPUID faulting, which this "
+                                  "machine does not have: its cpuid values cannot be replayed")
         native.bind_to_one_cpu(recorded_cpu(header))
         pid = native.spawn(exe, first.argv, first.envp, "/", header.rlimit_stack, True, -1,
                            ignored_signals_at_start(header))
@@ -716,6 +725,8 @@ class ReplaySession:
     def _arrival_kind(frame: Frame) -> tuple[StopKind, int, str]:
         if isinstance(frame, InstructionTrapFrame):
             return StopKind.SIGNAL, signal.SIGSEGV, "the rdtsc fault"
+        if isinstance(frame, CpuidFrame):
+            return StopKind.SIGNAL, signal.SIGSEGV, "the cpuid fault"
         if isinstance(frame, SignalFrame):
             return StopKind.SIGNAL, frame.signo, f"signal {frame.signo}"
         return StopKind.SYSCALL, 0, "a syscall"
@@ -747,6 +758,11 @@ class ReplaySession:
         elif isinstance(frame, InstructionTrapFrame):
             regs = self._check_regs(task, frame)
             apply_rdtsc(task, regs, frame.value, frame.aux, task.read(regs.rip, 3) == RDTSCP)
+        elif isinstance(frame, CpuidFrame):
+            regs = self._check_regs(task, frame)
+            if task.read(regs.rip, len(CPUID)) != CPUID:
+                raise self._diverged(frame, f"no cpuid instruction at {regs.rip:#x}")
+            complete_cpuid(task, regs, frame.values)
         elif isinstance(frame, ExitFrame):
             self._apply_exit(task, frame)
         elif isinstance(frame, PreemptFrame):
@@ -965,6 +981,8 @@ class ReplaySession:
         if stop.kind is not StopKind.SYSCALL:
             raise self._diverged(frame, f"expected the execve exit, got {_describe(stop)}")
         map_scratch_page(task, replay=True)
+        if self._cpuid_faulting:
+            set_cpuid_faulting(task, True)
         self._trace_fds.pop(task.tgid, None)
         for m in frame.mappings:
             if m.file_id and m.path != frame.exe_path and m.file_id != frame.exe_file_id:
@@ -1161,8 +1179,8 @@ def event_name(frame: Frame) -> str:
         return syscall_name(Registers.from_bytes(frame.regs).syscallno)
     if isinstance(frame, SignalFrame):
         return f"signal {signal_name(frame.signo)}"
-    return {ExecFrame: "exec", InstructionTrapFrame: "rdtsc", ExitFrame: "exit",
-            FlushFrame: "buffered syscalls"}.get(
+    return {ExecFrame: "exec", InstructionTrapFrame: "rdtsc", CpuidFrame: "cpuid",
+            ExitFrame: "exit", FlushFrame: "buffered syscalls"}.get(
         type(frame), type(frame).__name__)
 
 

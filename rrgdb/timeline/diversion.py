@@ -12,6 +12,7 @@ import signal
 
 from rrgdb import native, syscallbuf
 from rrgdb.kernel.breakpoints import Breakpoints
+from rrgdb.kernel.cpuid import set_cpuid_faulting
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Stop, StopKind, Task
 
@@ -23,6 +24,7 @@ class Diversion:
         self.task = task
         self.original_regs = task.regs().to_bytes()
         syscallbuf.disable(task)  # live: its syscalls run for real, not from the buffer
+        set_cpuid_faulting(task, False)  # and its cpuid too, instead of faulting
         self.breakpoints = Breakpoints()
         for addr in breakpoints:
             self.breakpoints.insert(task, addr)

@@ -806,7 +806,7 @@ class ReplayTimeline:
     def _previous_event(self, tid: int, before: int) -> int | None:
         """The index of the thread's last event before `before` that its own instructions
         led to: a syscall (its entry, if the entry was an event of its own), a signal,
-        an rdtsc. Other threads' events and the thread's flushes move it nowhere."""
+        an rdtsc, a cpuid. Other threads' events and the thread's flushes move it nowhere."""
         frames = self.session.frames
         own = list(itertools.islice(
             (i for i in range(before - 1, 0, -1)

@@ -5,6 +5,7 @@ See docs/trace-format.md for the layout; TraceWriter writes a trace, TraceReader
 """
 
 from ._frames import (
+    CpuidFrame,
     ExecFrame,
     ExitFrame,
     FlushFrame,
@@ -25,6 +26,7 @@ from ._writer import TraceWriter
 
 __all__ = [
     "FORMAT_VERSION",
+    "CpuidFrame",
     "ExecFrame",
     "ExitFrame",
     "FlushFrame",

@@ -67,6 +67,14 @@ def unpack_block_data(
 # -- header and completion marker -----------------------------------------------------------
 
 
+def _header_crc(version: int, body: bytes) -> int:
+    """The header's crc: of the body, and from version 5 on of the version before it (a
+    5 flipped to 4 would otherwise pass for an older trace)."""
+    if version == 4:
+        return zlib.crc32(body)
+    return zlib.crc32(body, zlib.crc32(version.to_bytes(4, "little")))
+
+
 def encode_header(header: TraceHeader) -> bytes:
     """The whole header file."""
     fields = {
@@ -87,7 +95,8 @@ def encode_header(header: TraceHeader) -> bytes:
         body = L.HEADER_BODY.build(fields)
     except LAYOUT_ERRORS as e:
         raise ValueError(f"cannot encode {header!r:.120}: {e}") from e
-    preamble = {"magic": L.HEADER_MAGIC, "version": L.FORMAT_VERSION, "crc": zlib.crc32(body)}
+    preamble = {"magic": L.HEADER_MAGIC, "version": L.FORMAT_VERSION,
+                "crc": _header_crc(L.FORMAT_VERSION, body)}
     return L.PREAMBLE.build(preamble) + body
 
 
@@ -96,13 +105,14 @@ def decode_header(data: bytes, where: str) -> TraceHeader:
     if len(data) < L.PREAMBLE_SIZE or not data.startswith(L.HEADER_MAGIC):
         raise TraceError(f"{where}: not an rrgdb trace (bad magic)")
     preamble = L.PREAMBLE.parse(data)
-    if preamble.version != L.FORMAT_VERSION:
+    if preamble.version not in L.READABLE_VERSIONS:
+        readable = " and ".join(map(str, L.READABLE_VERSIONS))
         raise TraceError(
             f"{where}: trace format version {preamble.version} is not supported "
-            f"(this rrgdb reads {L.FORMAT_VERSION})"
+            f"(this rrgdb reads {readable})"
         )
     body = data[L.PREAMBLE_SIZE :]
-    if zlib.crc32(body) != preamble.crc:
+    if _header_crc(preamble.version, body) != preamble.crc:
         raise TraceError(f"{where}: header is corrupt (crc mismatch)")
     try:
         c = L.HEADER_BODY.parse(body)

@@ -14,6 +14,7 @@ from construct import Container
 
 from . import _layout as L
 from ._frames import (
+    CpuidFrame,
     ExecFrame,
     ExitFrame,
     FlushFrame,
@@ -146,6 +147,15 @@ def _decode_trap(stream: BytesIO) -> InstructionTrapFrame:
     return InstructionTrapFrame(*L.INSTRUCTION_TRAP_STRUCT.unpack(stream.read(size)))
 
 
+def _encode_cpuid(f: CpuidFrame) -> bytes:
+    regs = _fixed(f.regs, L.REGS_SIZE, "regs")
+    return L.CPUID_STRUCT.pack(f.tid, regs, f.eax, f.ebx, f.ecx, f.edx)
+
+
+def _decode_cpuid(stream: BytesIO) -> CpuidFrame:
+    return CpuidFrame(*L.CPUID_STRUCT.unpack(stream.read(L.CPUID_STRUCT.size)))
+
+
 def _encode_exit(f: ExitFrame) -> bytes:
     return L.EXIT_STRUCT.pack(f.tid, f.status)
 
@@ -205,6 +215,7 @@ _KINDS: tuple[tuple[type, int, _Encode, _Decode], ...] = (
     (SyscallFrame, L.KIND_SYSCALL, _encode_syscall, _decode_syscall),
     (SignalFrame, L.KIND_SIGNAL, _encode_signal, _decode_signal),
     (InstructionTrapFrame, L.KIND_INSTRUCTION_TRAP, _encode_trap, _decode_trap),
+    (CpuidFrame, L.KIND_CPUID, _encode_cpuid, _decode_cpuid),
     (ExitFrame, L.KIND_EXIT, _encode_exit, _decode_exit),
     (PreemptFrame, L.KIND_PREEMPT, _encode_preempt, _decode_preempt),
     (FlushFrame, L.KIND_FLUSH, _encode_flush, _decode_flush),

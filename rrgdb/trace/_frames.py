@@ -108,6 +108,24 @@ class InstructionTrapFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class CpuidFrame:
+    """An emulated cpuid (CPUID faulting): regs at the fault (eax the leaf, ecx the
+    subleaf) and the four u32 results."""
+
+    tid: int
+    regs: bytes
+    eax: int
+    ebx: int
+    ecx: int
+    edx: int
+
+    @property
+    def values(self) -> tuple[int, int, int, int]:
+        """(eax, ebx, ecx, edx) as cpuid answered."""
+        return self.eax, self.ebx, self.ecx, self.edx
+
+
+@dataclass(frozen=True, slots=True)
 class ExitFrame:
     """A thread's exit with its raw wait status (as from waitpid)."""
 
@@ -150,5 +168,5 @@ class FlushFrame:
     data: bytes
 
 
-Frame = (ExecFrame | SyscallFrame | SignalFrame | InstructionTrapFrame | ExitFrame
-         | PreemptFrame | SyscallEntryFrame | FlushFrame)
+Frame = (ExecFrame | SyscallFrame | SignalFrame | InstructionTrapFrame | CpuidFrame
+         | ExitFrame | PreemptFrame | SyscallEntryFrame | FlushFrame)

@@ -37,7 +37,9 @@ from construct import (
     this,
 )
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
+# The versions this rrgdb reads: a version-4 trace has no CpuidFrame (cpuid was not trapped).
+READABLE_VERSIONS = (4, 5)
 
 HEADER_FILE = "header"
 EVENTS_FILE = "events"
@@ -155,6 +157,7 @@ KIND_EXIT = 5
 KIND_PREEMPT = 6
 KIND_SYSCALL_ENTRY = 7
 KIND_FLUSH = 8
+KIND_CPUID = 9
 MEMORY_HASH_SIZE = 32
 
 _MEM_WRITE = Struct("addr" / Int64ul, *_blob("data"))
@@ -208,6 +211,12 @@ INSTRUCTION_TRAP = Struct(
     "tid" / Int32sl, "regs" / Bytes(REGS_SIZE), "value" / Int64ul, "aux" / Int32ul
 )
 INSTRUCTION_TRAP_STRUCT = struct.Struct(f"<i{REGS_SIZE}sQI")
+
+CPUID = Struct(
+    "tid" / Int32sl, "regs" / Bytes(REGS_SIZE), "eax" / Int32ul, "ebx" / Int32ul,
+    "ecx" / Int32ul, "edx" / Int32ul,
+)
+CPUID_STRUCT = struct.Struct(f"<i{REGS_SIZE}sIIII")
 
 EXIT = Struct("tid" / Int32sl, "status" / Int32sl)
 EXIT_STRUCT = struct.Struct("<ii")
