@@ -51,6 +51,7 @@ def test_each_module_has_its_block() -> None:
     words = memory()
     assert block_of(words, EXE_MAP) == 0x7FFFF7D8A738
     assert block_of(words, LIBC_MAP) == 0x7FFFF7D8A6B0
+    assert block_of(words, 0) == 0x7FFFF7D8A738  # a static program's executable: modid 1
 
 
 @pytest.mark.parametrize(
@@ -61,7 +62,6 @@ def test_each_module_has_its_block() -> None:
         (memory(slots=1), LIBC_MAP, THREAD),  # a module newer than the thread's dtv
         (memory(modids={EXE_MAP: 1, LIBC_MAP: 0}), LIBC_MAP, THREAD),  # no TLS
         (memory(), 0x1000, THREAD),  # unreadable link_map
-        (memory(), 0, THREAD),  # a static program: no link_map
         (memory(), EXE_MAP, 0),  # no thread pointer yet
         ({k: v for k, v in memory().items() if k != THREAD + 8}, EXE_MAP, THREAD),  # no dtv
     ],

@@ -4,7 +4,9 @@ glibc (since 2.34, in libc.so.6) exports the descriptors libthread_db reads: eac
 `_thread_db_<struct>_<field>` symbol is three uint32s (size in bits, element count, byte
 offset; nptl_db/structs.def, db-symbols). From them, as td_thr_tlsbase does:
 modid = link_map.l_tls_modid; dtv = pthread.dtvp (the thread descriptor is the thread
-pointer, fs_base on x86-64); the module's block is dtv[modid].pointer.val."""
+pointer, fs_base on x86-64); the module's block is dtv[modid].pointer.val. A statically
+linked program keeps the descriptors in .symtab; gdb names its one module link_map 0,
+which is modid 1 (as gdb's thread_db layer does)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,15 @@ import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
 
 _DESCRIPTOR = struct.Struct("<3I")
 _UNALLOCATED = 1  # TLS_DTV_UNALLOCATED is (void *) -1: an odd pointer is no block
+_STATIC_MODID = 1
 
 #: the descriptors read, by symbol name
 DESCRIPTOR_SYMBOLS = (
@@ -61,13 +69,13 @@ class ThreadDbLayout:
 
 def tls_block(layout: ThreadDbLayout, read_word: Callable[[int], int | None],
               thread_pointer: int, link_map: int) -> int | None:
-    """The address of the TLS block of the module `link_map` describes, in the thread
-    whose descriptor is at `thread_pointer`; None if it has none (no TLS, a slot not
-    allocated yet in this thread) or a word cannot be read. read_word(addr) reads a
-    little-endian u64 (None if unreadable)."""
-    if link_map == 0 or thread_pointer == 0:
+    """The address of the TLS block of the module `link_map` describes (0: a static
+    program's executable), in the thread whose descriptor is at `thread_pointer`; None if
+    it has none (no TLS, a slot not allocated yet in this thread) or a word cannot be
+    read. read_word(addr) reads a little-endian u64 (None if unreadable)."""
+    if thread_pointer == 0:
         return None
-    modid = read_word(link_map + layout.l_tls_modid.offset)
+    modid = read_word(link_map + layout.l_tls_modid.offset) if link_map else _STATIC_MODID
     dtv = read_word(thread_pointer + layout.dtvp.offset)
     if not modid or not dtv:
         return None
@@ -85,7 +93,8 @@ def tls_block(layout: ThreadDbLayout, read_word: Callable[[int], int | None],
 @functools.lru_cache(maxsize=256)
 def read_thread_db_layout(path: str) -> ThreadDbLayout | None:
     """The thread_db descriptors in an ELF file's dynamic symbols (libc.so.6 since glibc
-    2.34), or None if it has none or is not ELF."""
+    2.34) or, in a statically linked file (no DT_NEEDED), its .symtab; None if it has
+    none or is not ELF."""
     from elftools.common.exceptions import ELFError  # 60 ms to import: only when needed
     from elftools.elf.elffile import ELFFile
 
@@ -93,8 +102,10 @@ def read_thread_db_layout(path: str) -> ThreadDbLayout | None:
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
-            table = elf.get_section_by_name(".dynsym")
-            if table is None or not hasattr(table, "get_symbol_by_name"):
+            table = _symbols_with(elf, ".dynsym", DESCRIPTOR_SYMBOLS[0])
+            if table is None and not _dynamically_linked(elf):
+                table = _symbols_with(elf, ".symtab", DESCRIPTOR_SYMBOLS[0])
+            if table is None:
                 return None
             for name in DESCRIPTOR_SYMBOLS:
                 symbols = table.get_symbol_by_name(name)
@@ -108,3 +119,19 @@ def read_thread_db_layout(path: str) -> ThreadDbLayout | None:
         return ThreadDbLayout.from_fields(fields)
     except (OSError, ELFError, ValueError, struct.error):
         return None
+
+
+def _symbols_with(elf: ELFFile, section: str, name: str) -> SymbolTableSection | None:
+    """The symbol table `section` if it defines `name`."""
+    from elftools.elf.sections import SymbolTableSection
+
+    table = elf.get_section_by_name(section)
+    if isinstance(table, SymbolTableSection) and table.get_symbol_by_name(name):
+        return table
+    return None
+
+
+def _dynamically_linked(elf: ELFFile) -> bool:
+    """Whether the file needs shared libraries (then libc's .dynsym is where to look)."""
+    dynamic = elf.get_section_by_name(".dynamic")
+    return dynamic is not None and any(True for _ in dynamic.iter_tags("DT_NEEDED"))
