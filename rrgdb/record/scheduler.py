@@ -112,9 +112,14 @@ class Scheduler:
                    for key in self._keys(tgid))
 
     def _grant(self, tgid: int, tid: int) -> None:
+        """Gives tid the turns of tgid. A thread that holds one already keeps it from when
+        it got it: a trap in user code (rdtsc, cpuid) is no syscall and gives nothing up,
+        and a thread that traps every few ms must still be preempted while others wait."""
         now = time.monotonic()
         for key in self._keys(tgid):
-            self._turns[key] = _Turn(tid, now)
+            turn = self._turns.get(key)
+            if turn is None or turn.running != tid:
+                self._turns[key] = _Turn(tid, now)
 
     def _blocking(self, busy: set[int]) -> list[_Turn]:
         blocking: dict[int, _Turn] = {}
