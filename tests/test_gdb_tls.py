@@ -1,7 +1,9 @@
 """gdb's thread-local variables and $_siginfo in a replay (tls_vars.c): qGetTLSAddr gives
 each thread its own `counter`, `label` and libc's errno, forwards and after a
 reverse-continue; qXfer:siginfo gives the recorded siginfo at a signal stop (as a native
-gdb run of the same binary shows it) and the trap's own at breakpoints and steps."""
+gdb run of the same binary shows it) and the trap's own at breakpoints and steps. Also
+the /proc/PID/task/PID/maps gdb opens at connect (for the vDSO), served for the recorded
+pid."""
 
 from __future__ import annotations
 
@@ -159,3 +161,14 @@ def test_siginfo_is_the_stop_gdb_is_at_in_reverse(tls_vars: Recording, tmp_path:
     assert values(back_at_breakpoint) == values(at_breakpoint), t.context()
     t.expect(forward, "SIGSEGV")
     assert values(segv_again) == values(segv), t.context()
+
+
+def test_maps_of_the_recorded_pid(tls_vars: Recording, tmp_path: Path) -> None:
+    s = GdbScript(f"break {tls_vars.source.name}:{tls_vars.line('worker')}")
+    s("continue")
+    mappings = s("info proc mappings")
+    with replay_server(tls_vars, tmp_path) as server:
+        t = s.run_remote(server)
+    assert "unable to open /proc file" not in t.setup[0], t.setup[0]
+    t.expect(mappings, str(tls_vars.binary), "libc.so.6", "[stack]")
+    assert str(tls_vars.trace) not in t[mappings], t.context(mappings)  # recorded names

@@ -6,8 +6,12 @@ registers. Files are served only from the trace."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import logging
 import os
+import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +43,7 @@ from rrgdb.kernel.task import Task
 from rrgdb.replay.session import Echo, write_to_fd
 from rrgdb.timeline.diversion import Diversion
 from rrgdb.timeline.timeline import Outcome, ReplayTimeline
-from rrgdb.trace import ExecFrame, SignalFrame
+from rrgdb.trace import ExecFrame, SignalFrame, TraceError
 
 log = logging.getLogger(__name__)
 _WATCH_KINDS = {
@@ -49,6 +53,7 @@ _WATCH_KINDS = {
 }
 _BREAKPOINT_KINDS = {v: k for k, v in _WATCH_KINDS.items()}
 _SEARCH_CHUNK = 1 << 20
+_PROC_MAPS = re.compile(r"/proc/(\d+)(?:/task/(\d+))?/maps")
 
 MONITOR_HELP = """\
 rrgdb monitor commands:
@@ -84,6 +89,7 @@ class ReplayTarget:
         self._exe = self._program()
         self._auxv = self._read_auxv()
         self._names = session.reader.file_names()
+        self._names_of_copies: dict[bytes, bytes] | None = None  # trace copy → recorded path
         self._last_registers = RegisterState(b"\0" * 216, b"")
         self.diversion: Diversion | None = None  # a live copy running an inferior call
         self._current = self._pid  # the thread of the last stop (recorded tid)
@@ -429,6 +435,10 @@ class ReplayTarget:
         return self._exe
 
     def open_file(self, path: str) -> BinaryIO:
+        proc_maps = _PROC_MAPS.fullmatch(path)
+        if proc_maps is not None:
+            pid, tid = int(proc_maps[1]), int(proc_maps[2] or proc_maps[1])
+            return io.BytesIO(self._maps_text(pid, tid))
         reader = self.timeline.session.reader
         # gdb asks by the names the program used (PT_INTERP, the link map), which may be
         # symlinks to the recorded (canonical) paths; the bytes always come from the trace.
@@ -436,6 +446,29 @@ class ReplayTarget:
         if file_id is not None:
             return open(reader.file_path(file_id), "rb")
         raise FileNotFoundError(2, f"{path} is not part of the recording")
+
+    def _maps_text(self, pid: int, tid: int) -> bytes:
+        """/proc/PID/maps of the debugged process (gdb reads it at connect, for the vDSO,
+        and for `info proc mappings`): the replaying process's mappings, with the
+        trace's copies of files named by the paths the program knew them by."""
+        if pid != self._pid or tid not in self.threads():
+            raise FileNotFoundError(errno.ENOENT, f"no process {pid} thread {tid} now")
+        task = self.diversion.task if self.diversion is not None else self.timeline.task
+        with open(f"/proc/{task.tid}/maps", "rb") as f:
+            lines = f.read().splitlines(keepends=True)
+        if self._names_of_copies is None:
+            reader = self.timeline.session.reader
+            self._names_of_copies = {}
+            for name, file_id in self._names.items():
+                with contextlib.suppress(TraceError):
+                    copy = os.fsencode(reader.file_path(file_id))
+                    self._names_of_copies.setdefault(copy, os.fsencode(name))
+        for index, line in enumerate(lines):
+            fields = line.rstrip(b"\n").split(maxsplit=5)
+            name = self._names_of_copies.get(fields[5]) if len(fields) > 5 else None
+            if name is not None:
+                lines[index] = line[: line.rindex(fields[5])] + name + b"\n"
+        return b"".join(lines)
 
     def close(self) -> None:
         self._end_diversion()
