@@ -288,7 +288,7 @@ def _siginfo(dispatcher: Dispatcher) -> tuple[int, int, int, int]:
         (BreakpointStop(hardware=True), (5, 0, 4, TID)),  # TRAP_HWBKPT at the pc
         (WatchpointStop(BreakpointKind.WRITE_WATCH, 0x10020), (5, 0, 4, TID)),
         (StepDone(), (5, 0, 2, TID)),  # TRAP_TRACE at the pc
-        (SignalStop(10), (10, 0, 0x80, 0)),  # no recorded siginfo (a diversion's signal)
+        (SignalStop(10), (10, 0, 0x80, 0)),  # no siginfo known
         (SignalStop(11, SEGV_INFO), (11, 0, 1, 0x1234)),  # the recorded one
     ],
 )

@@ -163,6 +163,24 @@ def test_siginfo_is_the_stop_gdb_is_at_in_reverse(tls_vars: Recording, tmp_path:
     assert values(segv_again) == values(segv), t.context()
 
 
+def test_siginfo_of_a_signal_in_a_function_gdb_calls(tls_vars: Recording,
+                                                     tmp_path: Path) -> None:
+    """An inferior call runs in a live copy (a diversion): its SIGSEGV's siginfo is the
+    kernel's, as in a native run."""
+    def script(start: str) -> tuple[GdbScript, list[int]]:
+        s = GdbScript(f"break {tls_vars.source.name}:{tls_vars.line('joined')}", start)
+        s("print poke(0x4321)")
+        return s, _siginfo(s)
+
+    s, fault = script("continue")
+    with replay_server(tls_vars, tmp_path) as server:
+        t = s.run_remote(server)
+    native, n_fault = script("run")
+    n = native.run_native(tls_vars.binary)
+    replayed = [t.value(i) for i in fault]
+    assert replayed == ["11", "1", "(void *) 0x4321"], t.context()
+    assert replayed == [n.value(i) for i in n_fault], n.context()
+
 def test_maps_of_the_recorded_pid(tls_vars: Recording, tmp_path: Path) -> None:
     s = GdbScript(f"break {tls_vars.source.name}:{tls_vars.line('worker')}")
     s("continue")

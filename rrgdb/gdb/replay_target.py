@@ -301,7 +301,11 @@ class ReplayTarget:
             if os.WIFSIGNALED(value):
                 return SignalStop(os.WTERMSIG(value))
             return SignalStop(signal.SIGKILL)
-        return SignalStop(value)
+        try:
+            siginfo = self.diversion.task.siginfo()  # a live stop: the kernel's own
+        except OSError:
+            siginfo = b""
+        return SignalStop(value, siginfo)
 
     def _reason(self, outcome: Outcome) -> StopReason:
         match outcome.kind:

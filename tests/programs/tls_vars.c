@@ -1,6 +1,7 @@
 /* Thread-local variables for gdb: `counter` and `label` (__thread) and libc's errno take
  * different values in the main thread and in a worker. Then SIGUSR1 through raise(), and
- * a SIGSEGV at a fixed address that a handler leaves with siglongjmp. */
+ * a SIGSEGV at a fixed address that a handler leaves with siglongjmp. poke() is for gdb
+ * to call: `print poke(addr)` faults in the called function. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -12,6 +13,12 @@ __thread int counter = 5;
 __thread char label[16] = "initial";
 static sigjmp_buf recover;
 static volatile int usr1_seen;
+
+int poke(long addr)
+{
+    *(volatile int *)addr = 1;
+    return 0;
+}
 
 static void *worker(void *arg)
 {
