@@ -221,6 +221,14 @@ def test_gdb_stepi_over_cpuid_and_back(tmp_path: Path) -> None:
     before = [s("print/x $pc"), s("print/x $rax"), s("print/x $rcx")]
     s("stepi")
     again = [s("print/x $pc"), s("print/x $rbx")]
+    second = s("continue")
+    second_leaf = s("print/x $rax")
+    # back over the first cpuid under its breakpoint: replay steps off the int3 onto the
+    # fault, with the int3 back in place when it checks the instruction
+    earlier = s("reverse-continue")
+    earlier_leaf = s("print/x $rax")
+    s("stepi")
+    earlier_answer = s("print/x $rbx")
     with replay_server(rec, tmp_path) as server:
         t = s.run_remote(server)
     t.expect(stop, "Breakpoint 1")
@@ -231,3 +239,8 @@ def test_gdb_stepi_over_cpuid_and_back(tmp_path: Path) -> None:
     assert "SIGSEGV" not in t[back] and "No more" not in t[back], t.context(back)
     assert [t.value(i) for i in before] == [hex(pc), "0x0", "0x0"], t.context()
     assert [int(t.value(i), 16) for i in again] == [pc + 2, values[1]], t.context()
+    t.expect(second, "Breakpoint 1")
+    assert t.value(second_leaf) == "0x1", t.context(second_leaf)
+    t.expect(earlier, "Breakpoint 1")
+    assert t.value(earlier_leaf) == "0x0", t.context(earlier_leaf)
+    assert int(t.value(earlier_answer), 16) == values[1], t.context(earlier_answer)

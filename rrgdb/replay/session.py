@@ -757,10 +757,10 @@ class ReplaySession:
             self._apply_signal(task, frame)
         elif isinstance(frame, InstructionTrapFrame):
             regs = self._check_regs(task, frame)
-            apply_rdtsc(task, regs, frame.value, frame.aux, task.read(regs.rip, 3) == RDTSCP)
+            apply_rdtsc(task, regs, frame.value, frame.aux, self._code(task, regs.rip, 3) == RDTSCP)
         elif isinstance(frame, CpuidFrame):
             regs = self._check_regs(task, frame)
-            if task.read(regs.rip, len(CPUID)) != CPUID:
+            if self._code(task, regs.rip, len(CPUID)) != CPUID:
                 raise self._diverged(frame, f"no cpuid instruction at {regs.rip:#x}")
             complete_cpuid(task, regs, frame.values)
         elif isinstance(frame, ExitFrame):
@@ -770,6 +770,12 @@ class ReplaySession:
         elif isinstance(frame, FlushFrame):
             syscallbuf.put_records(task, frame.data)
             self._buffered[frame.tid] = len(frame.data) - syscallbuf.PREFIX
+
+    def _code(self, task: Task, addr: int, length: int) -> bytes:
+        """The program's code at addr: the debugger's int3s there are hidden (a step off a
+        breakpoint puts its int3 back before the event is applied)."""
+        code = task.read(addr, length)
+        return self.breakpoints.shadow(addr, code) if self._followed(task) else code
 
     def _apply_syscall(self, task: Task, frame: SyscallFrame) -> None:
         regs = self._check_regs(task, frame)
