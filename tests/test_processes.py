@@ -79,6 +79,37 @@ def test_processes_sharing_memory_replay_their_interleaving(build, tmp_path: Pat
         assert_replay_matches(recorded, replay(trace))
 
 
+def test_a_first_shared_mapping_waits_for_the_shared_turn(build, tmp_path: Path) -> None:
+    """The parent maps memory MAP_SHARED for the first time while its child, which shares
+    memory already, computes: the parent keeps its own process's turn through the mmap and
+    then needs the turn of the processes that share memory too. It must wait for it (the
+    child is preempted for it), not stop forever: the recording hung."""
+    binary = build("shared_mapping_turns", "O2")
+    trace = tmp_path / "trace"
+    recorded = record([str(binary)], trace, timeout=60)
+    assert recorded.returncode == 0 and b"child exited with 0" in recorded.stdout, (
+        describe(recorded))
+    assert_replay_matches(recorded, replay(trace))
+
+
+@pytest.mark.skipif(shutil.which("ninja") is None, reason="ninja is not installed")
+def test_ninja_building_in_parallel(tmp_path: Path) -> None:
+    """ninja compiles (with dependency files) and links two programs, several gcc
+    processes at once: found in the field, where the recording of such a build hung at a
+    gcc driver's mmap (3 of 3 recordings; the test above is the same case, forced)."""
+    (tmp_path / "a.c").write_text("int main(void) { return 0; }\n")
+    (tmp_path / "b.c").write_text('#include <stdio.h>\nint main(void) { puts("b"); }\n')
+    (tmp_path / "build.ninja").write_text(
+        "rule cc\n  command = gcc -MD -MF $out.d -O2 -c $in -o $out\n"
+        "  deps = gcc\n  depfile = $out.d\n"
+        "rule link\n  command = gcc $in -o $out\n"
+        "build a.o: cc a.c\nbuild b.o: cc b.c\nbuild a: link a.o\nbuild b: link b.o\n")
+    trace = tmp_path / "trace"
+    recorded = record(["ninja", "-C", str(tmp_path)], trace, timeout=60)
+    assert recorded.returncode == 0 and (tmp_path / "b").exists(), describe(recorded)
+    assert_replay_matches(recorded, replay(trace))
+
+
 def test_system_v_shared_memory(build, tmp_path: Path) -> None:
     """shmget/shmat/shmdt/shmctl between a parent and its child, with lock-free additions
     across traced syscalls: replay gives the segment one memfd, attached where the

@@ -4,7 +4,9 @@ shares memory interleaves only at points replay can reproduce (replay runs one t
 time, in the trace's order).
 
 A thread gives up its turns when it enters the kernel (a syscall, its exit) and asks for
-them back when it is about to return to user space. Threads that ask while a turn they
+them back when it is about to return to user space; through the syscalls that change its
+address space (mmap, munmap, ...) it keeps its process's turn (session.py,
+ADDRESS_SPACE_SYSCALLS). Threads that ask while a turn they
 need is held wait in order. A thread that keeps a turn too long while others wait is
 preempted by the recorder (which records where, see PreemptFrame).
 
@@ -63,8 +65,10 @@ class Scheduler:
         return False
 
     def queue(self, tgid: int, tid: int) -> None:
-        """tid waits for its turn."""
-        if (tgid, tid) not in self._waiting and self.running(tgid) != tid:
+        """tid waits for the turns it lacks. It may hold one already: its process's turn,
+        kept through an address-space syscall, while the SHARED turn that its process
+        needs from that syscall's MAP_SHARED mapping on is someone else's."""
+        if (tgid, tid) not in self._waiting and not self._holds_all(tgid, tid):
             self._waiting.append((tgid, tid))
 
     def release(self, tgid: int, tid: int) -> None:
@@ -109,6 +113,10 @@ class Scheduler:
 
     def _free_for(self, tgid: int, tid: int) -> bool:
         return all(key not in self._turns or self._turns[key].running == tid
+                   for key in self._keys(tgid))
+
+    def _holds_all(self, tgid: int, tid: int) -> bool:
+        return all(key in self._turns and self._turns[key].running == tid
                    for key in self._keys(tgid))
 
     def _grant(self, tgid: int, tid: int) -> None:
