@@ -140,14 +140,20 @@ TRACED_STUB(rrgdb_traced_cmp4095, -4095);
  * the slot has pushed or skipped so far (0, then the red zone, then the resume address,
  * then 0 again), and the caller resumes at the site's end, which the rule reads from the
  * slot's `lea <end>(%rip),%r11` (rel32 at +8, relative to +12): slot = pc & -128, then
- * slot + 12 + the sign-extended rel32 (DW_CFA_val_expression for rip, register 16). */
+ * slot + 12 + the sign-extended rel32 (DW_CFA_val_expression for rip, register 16), in
+ * operations valgrind's unwinder knows too (no dup, deref_size, xor or shra): under valgrind the
+ * library is loaded into the client, and each unknown one was a warning on stderr. */
+#define TRAMPOLINE_SLOT "0x80,0x00,0x09,0x80,0x1a," /* breg16 0; const1s -128; and */
+#define TRAMPOLINE_REL32                          /* the rel32, zero-extended: */          \
+    TRAMPOLINE_SLOT "0x23,0x08,0x06,"             /* slot; plus_uconst 8; deref; */        \
+    "0x0c,0xff,0xff,0xff,0xff,0x1a,"              /* const4u 2^32-1; and */
 #define TRAMPOLINE_CFI_RIP                                                                 \
-    ".cfi_escape 0x16,0x10,25,"     /* DW_CFA_val_expression rip, 25 bytes: */            \
-    "0x80,0x00,0x09,0x80,0x1a,"     /* breg16 0; const1s -128; and: the slot */           \
-    "0x12,0x23,0x08,0x94,0x04,"     /* dup; plus_uconst 8; deref_size 4: the rel32 */     \
-    "0x0c,0,0,0,0x80,0x27,"         /* const4u 2^31; xor */                               \
-    "0x0c,0,0,0,0x80,0x1c,"         /* const4u 2^31; minus: sign-extended */              \
-    "0x22,0x23,0x0c\n"              /* plus; plus_uconst 12 */
+    ".cfi_escape 0x16,0x10,43,"     /* DW_CFA_val_expression rip, 43 bytes: */            \
+    TRAMPOLINE_SLOT "0x23,0x0c,"    /* slot; plus_uconst 12 */                            \
+    TRAMPOLINE_REL32 "0x22,"        /* rel32; plus */                                     \
+    TRAMPOLINE_REL32                /* rel32 again (no dup in valgrind), then minus */    \
+    "0x08,0x1f,0x25,0x08,0x20,0x24,0x1c\n" /* 2^32 if negative: const1u 31; shr; const1u \
+                                              32; shl; minus */
 __asm__(".pushsection .text.rrgdb_trampolines,\"ax\",@progbits\n"
         ".balign 4096\n"
         ".globl rrgdb_trampolines\n"

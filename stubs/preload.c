@@ -725,9 +725,27 @@ __attribute__((visibility("hidden"))) struct outcome rrgdb_buffered(long nr, lon
 
 #include "patch.c"
 
+/* Whether the program runs under valgrind, which loads this library (LD_PRELOAD) into the
+ * program it runs on its synthetic CPU: rrgdb's scratch page, set up in the real process,
+ * does not exist there, and valgrind makes the program's syscalls itself anyway. Its
+ * RUNNING_ON_VALGRIND request: a no-op sequence (the rotations add up to 128) that valgrind
+ * recognises, answering in rdx. */
+static int under_valgrind(void)
+{
+    volatile unsigned long request[6] = {0x1001, 0, 0, 0, 0, 0};
+    unsigned long answer = 0;
+    __asm__ volatile("rolq $3,%%rdi; rolq $13,%%rdi\n\t"
+                     "rolq $61,%%rdi; rolq $51,%%rdi\n\t"
+                     "xchgq %%rbx,%%rbx"
+                     : "=d"(answer)
+                     : "a"(&request[0]), "0"(answer)
+                     : "cc", "memory");
+    return answer != 0;
+}
+
 __attribute__((constructor)) static void rrgdb_syscallbuf_init(void)
 {
-    if (!getenv("RRGDB_SYSCALLBUF"))
+    if (!getenv("RRGDB_SYSCALLBUF") || under_valgrind())
         return;
     void *at = mmap((void *)RRGDB_SYSCALLBUF_ADDR, RRGDB_SYSCALLBUF_SIZE,
                     PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,

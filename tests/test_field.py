@@ -3,6 +3,7 @@ case is the smallest program that failed, recorded and replayed exactly."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -78,5 +79,25 @@ def test_execve_from_a_thread_while_the_leader(build, tmp_path: Path, leader: st
     recorded = record([str(build("exec_from_thread", "O2")), leader], trace)
     assert recorded.returncode == 0, describe(recorded)
     assert b"after execve: pid kept" in recorded.stdout, describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace))
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_valgrind(build, tmp_path: Path) -> None:
+    """valgrind loads the preload library into the program it runs on its synthetic CPU,
+    where rrgdb's scratch page does not exist: the first buffered call jumped there and
+    the program died of SIGSEGV (and valgrind warned about each trampoline's unwind rule,
+    written with DWARF operations its unwinder lacks). The library now stays idle under
+    valgrind, which reports the program's two errors as it does natively."""
+    trace = tmp_path / "trace"
+    program = build("memory_errors", "O0")
+    recorded = record(["valgrind", "-q", "--error-exitcode=9", str(program)], trace)
+    assert recorded.returncode == 9, describe(recorded)
+    assert recorded.stderr.count(b"Conditional jump or move depends on uninitialised") == 1, (
+        describe(recorded))
+    assert b"Invalid read of size 4" in recorded.stderr, describe(recorded)
+    assert b"SIGSEGV" not in recorded.stderr, describe(recorded)
+    assert b"Warning" not in recorded.stderr, describe(recorded)
 
     assert_replay_matches(recorded, replay(trace))
