@@ -210,6 +210,9 @@ _TABLE.update(
             # programs (libuv, liburing users) use plain syscalls, as on kernels without it
             SyscallSpec("io_uring_setup", refused=38),  # ENOSYS
             SyscallSpec("pkey_alloc", refused=28),  # ENOSPC: no key left
+            # the program is traced (by the recorder), as under gdb: a tracer it starts
+            # cannot attach (strace, gdb, LeakSanitizer's thread suspension say so)
+            SyscallSpec("ptrace", refused=1),  # EPERM
             SyscallSpec("execve", special="execve"),
             SyscallSpec("execveat", special="execve"),
             SyscallSpec("exit", special="exit"),

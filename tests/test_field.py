@@ -101,3 +101,45 @@ def test_valgrind(build, tmp_path: Path) -> None:
     assert b"Warning" not in recorded.stderr, describe(recorded)
 
     assert_replay_matches(recorded, replay(trace))
+
+
+@pytest.fixture
+def address_errors(build) -> Path:
+    try:
+        return build("address_errors", "O0", "-fsanitize=address")
+    except RuntimeError as e:
+        if "asan" not in str(e):
+            raise
+        pytest.skip("no AddressSanitizer runtime for gcc here")
+
+
+def test_address_sanitizer_reports_an_overflow(address_errors: Path, tmp_path: Path) -> None:
+    """AddressSanitizer's runtime refused to start ('ASan runtime does not come first in
+    initial library list': the preload library comes first); its report of a heap
+    overflow is recorded and replayed."""
+    trace = tmp_path / "trace"
+    recorded = record([str(address_errors), "overflow"], trace)
+    assert recorded.returncode == 1, describe(recorded)
+    assert b"ERROR: AddressSanitizer: heap-buffer-overflow" in recorded.stderr, (
+        describe(recorded))
+    assert_replay_matches(recorded, replay(trace))
+
+
+def test_leak_sanitizer_and_strace_cannot_trace_as_under_gdb(
+        address_errors: Path, tmp_path: Path) -> None:
+    """LeakSanitizer's helper, cloned with CLONE_UNTRACED, ran untraced (under the buffer's
+    seccomp filter every syscall of it failed, and it spun forever); it is traced now, and
+    its ptrace fails with EPERM, as under gdb, which LeakSanitizer reports. strace's
+    ptrace fails the same way; recording the call used to end the recording."""
+    trace = tmp_path / "trace"
+    recorded = record([str(address_errors)], trace, timeout=60)
+    assert recorded.returncode == 1, describe(recorded)
+    assert b"LeakSanitizer does not work under ptrace" in recorded.stderr, describe(recorded)
+    assert_replay_matches(recorded, replay(trace))
+
+    if shutil.which("strace"):
+        trace = tmp_path / "strace"
+        recorded = record(["strace", "-o", "/dev/null", "/bin/true"], trace)
+        assert recorded.returncode == 1 and b"Operation not permitted" in recorded.stderr, (
+            describe(recorded))
+        assert_replay_matches(recorded, replay(trace))

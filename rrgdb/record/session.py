@@ -108,6 +108,9 @@ class _RecordTask:
     # kernel restarts it (no handler ran): then the program never saw that result
     interrupted: tuple[_PendingSyscall, SyscallFrame] | None = None
     exit_written: bool = False  # its ExitFrame is in the trace
+    # a clone child made traced although its parent asked for CLONE_UNTRACED: the
+    # flags register it must show at its first stop, as in replay (the parent's)
+    clone_flags_register: int | None = None
 
 
 def _prints(fd: int) -> bool:
@@ -306,6 +309,11 @@ class RecordSession:
             preload = str(syscallbuf.preload_library())
             env["LD_PRELOAD"] = ":".join(p for p in (preload, env.get("LD_PRELOAD")) if p)
             env["RRGDB_SYSCALLBUF"] = "1"
+            # AddressSanitizer's runtime refuses to start unless it comes first after the
+            # program, where the preload library is: that check alone is turned off (of
+            # ASAN_OPTIONS' colon-separated options, the last one wins)
+            env["ASAN_OPTIONS"] = ":".join(
+                p for p in (env.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if p)
         return [f"{k}={v}".encode() for k, v in env.items()]
 
     def kill_all(self) -> None:
@@ -518,6 +526,7 @@ class RecordSession:
         """Handles one stop and decides when the task runs again."""
         if rt.fresh:
             rt.fresh = False
+            self._first_stop(rt)
             if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP:
                 self._to_user(rt)  # the automatic stop of a new child
                 return
@@ -664,11 +673,24 @@ class RecordSession:
                 self.scheduler.share(child_tid)
         if flags & CLONE_VFORK:
             child.vfork_parent = parent.task.tid
+        if flags & CLONE_UNTRACED:
+            child.clone_flags_register = pending.regs.rdi
         self.tasks[child_tid] = child
         early = self._early.pop(child_tid, None)
         if early is not None:
             child.fresh = False
+            self._first_stop(child)
             self._to_user(child)
+
+    @staticmethod
+    def _first_stop(child: _RecordTask) -> None:
+        """A new child at its first stop: its flags register gets back what its parent
+        passed (_trace_the_clone)."""
+        if child.clone_flags_register is not None:
+            regs = child.task.regs()
+            regs.rdi = child.clone_flags_register
+            child.task.set_regs(regs)
+            child.clone_flags_register = None
 
     # -- exec -------------------------------------------------------------------------
     def _on_exec(self, rt: _RecordTask) -> None:
@@ -771,6 +793,8 @@ class RecordSession:
             skipped.orig_rax = 2**64 - 1
             task.set_regs(skipped)
         rt.pending = _PendingSyscall(regs, spec, entry_state(task, spec, regs))
+        if spec.special == "clone" and clone_flags(task, regs) & CLONE_UNTRACED:
+            self._trace_the_clone(task, regs)
         if spec.special in ("execve", "clone") and self.syscallbuf:
             # the buffer goes with the old program; a new process must start with an empty
             # copy, as it does in replay, where the fork follows the parent's flush
@@ -784,6 +808,20 @@ class RecordSession:
             # deliver a parked signal now: it interrupts this syscall if it blocks
             signo, _info = rt.parked[0]
             native.tgkill(task.tgid, task.tid, signo)
+
+    @staticmethod
+    def _trace_the_clone(task: Task, regs: Registers) -> None:
+        """A clone asking for CLONE_UNTRACED (LeakSanitizer's thread-suspending helper
+        does) is made without it, as rr does: an untraced child would run unrecorded in
+        memory it may share, and under the buffer's seccomp filter, without a tracer,
+        every syscall it makes would fail. The flags register gets its value back after
+        the call, in the parent and in the child."""
+        if syscall_name(regs.syscallno) == "clone3":
+            raise RecordError(f"clone3 with CLONE_UNTRACED in task {task.tid} is not "
+                              f"supported")
+        call = regs.copy()
+        call.set_arg(0, regs.arg(0) & ~CLONE_UNTRACED)
+        task.set_regs(call)
 
     def _restarted(self, rt: _RecordTask, regs: Registers) -> bool:
         """At a syscall entry: True if it is the kernel restarting the task's interrupted
@@ -812,6 +850,9 @@ class RecordSession:
         if spec.refused:
             result = -spec.refused
             after.rax = result
+            task.set_regs(after)
+        if spec.special == "clone" and after.rdi != regs.rdi:
+            after.rdi = regs.rdi  # CLONE_UNTRACED, cleared for the call (_trace_the_clone)
             task.set_regs(after)
         rt.boundary = after.to_bytes()
         fds = self._fds_changed(task, regs, result)
@@ -1064,7 +1105,7 @@ def signal_disposition(tid: int, signo: int) -> str:
     return "default"
 
 
-CLONE_VM, CLONE_VFORK, CLONE_THREAD = 0x100, 0x4000, 0x10000
+CLONE_VM, CLONE_VFORK, CLONE_THREAD, CLONE_UNTRACED = 0x100, 0x4000, 0x10000, 0x800000
 CLONE_PARENT_SETTID, CLONE_CHILD_SETTID = 0x100000, 0x1000000
 
 

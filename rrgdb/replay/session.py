@@ -58,6 +58,7 @@ from rrgdb.record.session import (
     CLONE_CHILD_SETTID,
     CLONE_PARENT_SETTID,
     CLONE_THREAD,
+    CLONE_UNTRACED,
     CLONE_VFORK,
     RDTSCP,
     apply_rdtsc,
@@ -861,7 +862,7 @@ class ReplaySession:
                           int.from_bytes(args[16:24], "little"))
         else:
             call.rax = NUMBERS["clone"]
-            call.set_arg(0, flags & ~CLONE_VFORK)
+            call.set_arg(0, flags & ~(CLONE_VFORK | CLONE_UNTRACED))  # as recorded
             if nr != NUMBERS["clone"]:
                 call.set_arg(1, 0)
             ptid, ctid = call.arg(2), call.arg(3)
