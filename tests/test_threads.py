@@ -361,9 +361,11 @@ def test_a_loop_counted_far_up_the_stack_is_told_apart_by_the_stub(
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_replay_runs_on_the_recordings_cpu(build, tmp_path: Path) -> None:
     """threads_cpuid keeps cpuid's answer, which holds the CPU's APIC id, in memory
-    before its threads are preempted. Replay runs on the CPU the recording ran on, even
-    when started on another one; on another CPU the memory at the preemption points
-    differed and replay never found them (HotSpot: one Java recording in two)."""
+    before its threads are preempted. Replay started on another CPU still finds every
+    preemption point: the answer comes from the trace (CPUID faulting; tests/test_cpuid.py)
+    and replay binds itself to the recording's CPU (what rdpid or the vDSO's getcpu say
+    still depends on it). With neither, the memory at the preemption points differed and
+    replay never found them (HotSpot: one Java recording in two)."""
     binary = build("threads_cpuid", "O2", "-pthread")
     trace = tmp_path / "trace"
     recorded = record([str(binary)], trace)

@@ -1,7 +1,7 @@
 /* Keeps what cpuid says about the CPU it runs on in memory, as HotSpot does at start
  * (leaf 1's EBX holds the CPU's APIC id), then has two threads compute without syscalls
- * so that they are preempted: preemption points hash the memory, so replay must run on
- * the CPU the recording ran on. */
+ * so that they are preempted: preemption points hash the memory, so replay must give the
+ * program the recording's answer (the trace's, or the same CPU's). */
 #include <cpuid.h>
 #include <pthread.h>
 #include <stdint.h>
