@@ -282,6 +282,8 @@ class ReplayTarget:
         if direction is Direction.FORWARD:
             outcome = timeline.forward(step=action is ResumeAction.STEP)
         elif action is ResumeAction.STEP:
+            if tid in self.threads():
+                timeline.current_tid = tid  # gdb steps this thread (Hc), maybe not the last
             outcome = timeline.reverse_stepi()
         else:
             outcome = timeline.reverse_continue()
