@@ -13,6 +13,13 @@ pytestmark = requires_gdb
 
 
 @pytest.fixture(scope="module")
+def debuggee(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    rec = record_program("gdb_debuggee", "O0", tmp_path_factory.mktemp("gdb-field-debuggee"))
+    assert rec.status == 42, rec
+    return rec
+
+
+@pytest.fixture(scope="module")
 def watch_threads(tmp_path_factory: pytest.TempPathFactory) -> Recording:
     return record_program("threads_watch", "O0", tmp_path_factory.mktemp("gdb-field-threads"))
 
@@ -39,3 +46,48 @@ def test_reverse_stepi_in_a_thread_that_is_not_the_last_stopped(
     t.expect_re(current, r"Current thread is 1 ")
     assert re.search(r"0x[0-9a-f]+", t[after]), t.context(after)
     assert t.value(after) != t.value(before), t.context(after)
+
+
+def test_info_auxv_is_the_recorded_one(watch_threads: Recording, tmp_path: Path) -> None:
+    """`info auxv` shows the auxv the program was given (its strings read from the
+    replayed stack); it was the replaying exec's, whose AT_EXECFN and AT_PLATFORM pointed
+    into other strings of the recorded stack (the middle of LD_PRELOAD's value)."""
+    s = GdbScript()
+    at_start = s("info auxv")
+    s("break main")
+    s("continue")
+    in_main = s("info auxv")
+    with replay_server(watch_threads, tmp_path) as server:
+        t = s.run_remote(server)
+    for index in (at_start, in_main):
+        t.expect_re(index, rf'AT_EXECFN .* 0x[0-9a-f]+ "{re.escape(str(watch_threads.binary))}"$')
+        t.expect_re(index, r'AT_PLATFORM .* 0x[0-9a-f]+ "x86_64"$')
+        t.expect_re(index, r"AT_SYSINFO_EHDR .* 0x[0-9a-f]+$")
+
+
+def test_rwatch_stops_at_reads_only(debuggee: Recording, tmp_path: Path) -> None:
+    """`rwatch counter` stops where counter is read, both ways, as gdb does natively on
+    x86: the server says read watchpoints are unsupported and gdb falls back to an access
+    watchpoint, skipping hits that changed the value. The server used to accept Z3 and
+    set an access watchpoint, so gdb reported the store `counter += delta` as a read."""
+    L = debuggee.line
+    s = GdbScript()
+    s("rwatch counter")
+    first = s("continue")
+    second = s("continue")
+    third = s("continue")
+    back = s("reverse-continue")  # the same read, seen from before it (record full's way)
+    back2 = s("reverse-continue")
+    with replay_server(debuggee, tmp_path) as server:
+        t = s.run_remote(server)
+    t.expect(first, "Hardware read watchpoint 1: counter", "Value = 0", "add_to_counter (delta=1)")
+    t.expect_line(first, L("counter-store"))
+    # `return counter`: the trap comes after the load, on the next line's first instruction
+    t.expect(second, "Hardware read watchpoint 1: counter", "Value = 1", "(delta=1)")
+    t.expect_line(second, L("counter-store") + 2)
+    t.expect(third, "Value = 1", "add_to_counter (delta=2)")
+    t.expect_line(third, L("counter-store"))
+    t.expect(back, "Value = 1", "add_to_counter (delta=2)")
+    t.expect_line(back, L("counter-store"))
+    t.expect(back2, "Value = 1", "add_to_counter (delta=1)")
+    t.expect_line(back2, L("counter-store") + 1)

@@ -123,9 +123,7 @@ class Dispatcher:
             rq.SearchMemory: lambda r: rp.SearchResult(
                 self.target.search_memory(r.addr, r.length, r.pattern)
             ),
-            rq.InsertBreakpoint: lambda r: (
-                rp.OK if self.target.set_breakpoint(r.kind, r.addr, r.size) else rp.Error()
-            ),
+            rq.InsertBreakpoint: self._insert_breakpoint,
             rq.RemoveBreakpoint: self._remove_breakpoint,
             rq.VContQuery: lambda _: rp.Raw(_VCONT_ACTIONS),
             rq.Continue: lambda r: self._resume(Direction.FORWARD, ResumeAction.CONTINUE),
@@ -237,6 +235,14 @@ class Dispatcher:
         # Front ends rewrite bytes that are already there (CLion and .interp); let them.
         unchanged = self.target.read_memory(request.addr, len(request.data)) == request.data
         return rp.OK if unchanged else rp.Error()
+
+    def _insert_breakpoint(self, request: rq.InsertBreakpoint) -> rp.Reply:
+        if request.kind is rq.BreakpointKind.READ_WATCH:
+            # x86 cannot watch reads alone. As from gdbserver: unsupported, so gdb inserts
+            # an access watchpoint and tells a read (same value) from a write itself.
+            return rp.EMPTY
+        ok = self.target.set_breakpoint(request.kind, request.addr, request.size)
+        return rp.OK if ok else rp.Error()
 
     def _remove_breakpoint(self, request: rq.RemoveBreakpoint) -> rp.Reply:
         self.target.clear_breakpoint(request.kind, request.addr, request.size)

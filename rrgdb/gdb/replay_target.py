@@ -52,6 +52,7 @@ _WATCH_KINDS = {
     BreakpointKind.ACCESS_WATCH: WatchKind.ACCESS,
 }
 _BREAKPOINT_KINDS = {v: k for k, v in _WATCH_KINDS.items()}
+_AT_IGNORE, _AT_PHDR = 1, 3  # auxv keys (the recorder hides AT_SYSINFO_EHDR as AT_IGNORE)
 _SEARCH_CHUNK = 1 << 20
 _PROC_MAPS = re.compile(r"/proc/(\d+)(?:/task/(\d+))?/maps")
 
@@ -104,8 +105,36 @@ class ReplayTarget:
         return session.program
 
     def _read_auxv(self) -> bytes:
-        with open(f"/proc/{self.timeline.task.tid}/auxv", "rb") as f:
-            return f.read()
+        """The auxv the program was given, as recorded: its copy on the stack. The kernel's
+        (/proc) is the replaying exec's, whose strings (AT_EXECFN, AT_PLATFORM, AT_RANDOM)
+        lay elsewhere on a stack the recorded one then replaced; it tells what to look for."""
+        task = self.timeline.task
+        with open(f"/proc/{task.tid}/auxv", "rb") as f:
+            kernel = f.read()
+        keys = [int.from_bytes(kernel[i:i + 8], "little") for i in range(0, len(kernel), 16)]
+        if _AT_PHDR not in keys:
+            return kernel
+        # AT_PHDR and AT_PHENT have the same values in both (the same program, no ASLR)
+        at = keys.index(_AT_PHDR) * 16
+        for entry in read_maps(task.tid):
+            if entry.path != "[stack]":
+                continue
+            stack = task.read(entry.start, entry.end - entry.start)
+            found = stack.find(kernel[at:at + 32])
+            if found < at:
+                return kernel
+            recorded = stack[found - at:found - at + len(kernel)]
+            merged = b""
+            for i, key in enumerate(keys):
+                entry_bytes = recorded[i * 16:i * 16 + 16]
+                if int.from_bytes(entry_bytes[:8], "little") == key:
+                    merged += entry_bytes
+                elif int.from_bytes(entry_bytes[:8], "little") == _AT_IGNORE:
+                    merged += kernel[i * 16:i * 16 + 16]  # the vDSO, hidden from the program
+                else:
+                    return kernel  # not the auxv after all
+            return merged
+        return kernel
 
     # -- identity ---------------------------------------------------------------------
     @property
