@@ -31,6 +31,7 @@ from rrgdb.gdb.target import (
     StepDone,
     StopEvent,
     StopReason,
+    SyscallStop,
     WatchpointStop,
 )
 from rrgdb.gdb.target_description import USER_REGS_FIELDS, RegisterLayout
@@ -66,6 +67,7 @@ class FakeTarget:
         self.restarts: list[str] = []
         self.closed = False
         self.tls_blocks = {(TID, TLS_MODULE): 0x7000, (TID2, TLS_MODULE): 0x9000}
+        self.caught: list[frozenset[int] | None] = []
 
     def threads(self) -> list[int]:
         return list(self.live_threads)
@@ -114,6 +116,9 @@ class FakeTarget:
 
     def interrupt(self) -> None:
         self.stops.insert(0, Interrupted())
+
+    def catch_syscalls(self, syscalls: frozenset[int] | None) -> None:
+        self.caught.append(syscalls)
 
     def restart(self, argument: str) -> StopEvent:
         self.restarts.append(argument)
@@ -288,6 +293,7 @@ def _siginfo(dispatcher: Dispatcher) -> tuple[int, int, int, int]:
         (BreakpointStop(hardware=True), (5, 0, 4, TID)),  # TRAP_HWBKPT at the pc
         (WatchpointStop(BreakpointKind.WRITE_WATCH, 0x10020), (5, 0, 4, TID)),
         (StepDone(), (5, 0, 2, TID)),  # TRAP_TRACE at the pc
+        (SyscallStop(1, returning=True), (5, 0, 0x85, 0)),  # SIGTRAP | 0x80 (TRACESYSGOOD)
         (SignalStop(10), (10, 0, 0x80, 0)),  # no siginfo known
         (SignalStop(11, SEGV_INFO), (11, 0, 1, 0x1234)),  # the recorded one
     ],
@@ -431,6 +437,17 @@ def test_breakpoints(target: FakeTarget, dispatcher: Dispatcher) -> None:
 # -- execution ------------------------------------------------------------------------------
 
 
+def test_catch_syscalls_is_advertised_and_passed_to_the_target(
+    target: FakeTarget, dispatcher: Dispatcher
+) -> None:
+    assert "QCatchSyscalls+" in supported_features(reverse=True)
+    assert ask(dispatcher, b"QCatchSyscalls:1;1;3f") == b"OK"
+    assert ask(dispatcher, b"QCatchSyscalls:1") == b"OK"
+    assert ask(dispatcher, b"QCatchSyscalls:0") == b"OK"
+    assert ask(dispatcher, b"QCatchSyscalls:1;zz") == b"E01"
+    assert target.caught == [frozenset({1, 0x3F}), frozenset(), None]
+
+
 @pytest.mark.parametrize(
     ("reason", "reply"),
     [
@@ -444,6 +461,8 @@ def test_breakpoints(target: FakeTarget, dispatcher: Dispatcher) -> None:
         (EndOfHistory(at_beginning=True), b"T00thread:p4d2.4d2;replaylog:begin;"),
         (EndOfHistory(at_beginning=False), b"T09thread:p4d2.4d2;"),
         (Interrupted(), b"T00thread:p4d2.4d2;"),
+        (SyscallStop(1, returning=False), b"T05thread:p4d2.4d2;syscall_entry:1;"),
+        (SyscallStop(0x3F, returning=True), b"T05thread:p4d2.4d2;syscall_return:3f;"),
         (ProcessExited(3), b"W03;process:4d2"),
         (ProcessKilled(11), b"X0b;process:4d2"),
     ],

@@ -90,6 +90,16 @@ def _signal_set(text: bytes) -> frozenset[int]:
     return frozenset(parse_hex_int(s) for s in _after(b":", text).split(b";") if s)
 
 
+def _read_catch_syscalls(rest: bytes) -> rq.Request:
+    """`:0`, or `:1` then `;sysno` (hex) for each syscall to catch."""
+    flag, *numbers = _after(b":", rest).split(b";")
+    if flag == b"0" and not numbers:
+        return rq.CatchSyscalls(False)
+    if flag != b"1":
+        raise MalformedPacket("QCatchSyscalls takes 0, or 1 and syscall numbers")
+    return rq.CatchSyscalls(True, frozenset(parse_hex_int(n) for n in numbers))
+
+
 def _no_arguments(request: rq.Request) -> Reader:
     def read(rest: bytes) -> rq.Request:
         if rest:
@@ -309,6 +319,7 @@ READERS: dict[bytes, Reader] = {
     b"QNonStop": _read_non_stop,
     b"QPassSignals": lambda rest: rq.PassSignals(_signal_set(rest)),
     b"QProgramSignals": lambda rest: rq.ProgramSignals(_signal_set(rest)),
+    b"QCatchSyscalls": _read_catch_syscalls,
     b"vMustReplyEmpty": _no_arguments(rq.MustReplyEmpty()),
     b"vCont?": _no_arguments(rq.VContQuery()),
     b"vCont": _read_vcont,

@@ -33,6 +33,7 @@ from rrgdb.gdb.target import (
     SignalStop,
     StepDone,
     StopEvent,
+    SyscallStop,
     WatchpointStop,
 )
 from rrgdb.gdb.target_description import USER_REGS_FIELDS, RegisterLayout
@@ -70,7 +71,7 @@ def supported_features(reverse: bool) -> tuple[str, ...]:
         "qXfer:auxv:read+", "qXfer:exec-file:read+", "qXfer:threads:read+",
         "qXfer:siginfo:read+",
         "multiprocess+", "swbreak+", "hwbreak+", "vContSupported+", "QPassSignals+",
-        "exec-events+",
+        "exec-events+", "QCatchSyscalls+",
     )  # fmt: skip
     return features + (("ReverseContinue+", "ReverseStep+") if reverse else ())
 
@@ -101,6 +102,7 @@ class Dispatcher:
             # Replay follows the recording: signals are never injected, so these are moot.
             rq.PassSignals: lambda _: rp.OK,
             rq.ProgramSignals: lambda _: rp.OK,
+            rq.CatchSyscalls: self._catch_syscalls,
             rq.StopReason: lambda _: self._last_stop,
             rq.SetThread: self._set_thread,
             rq.ThreadAlive: lambda r: rp.OK if self._resolve(r.thread) else rp.Error(),
@@ -305,6 +307,8 @@ class Dispatcher:
                 return rp.StopReply(to_gdb_signal(signo), thread)
             case ExecStop(path=path):
                 return rp.StopReply(SIGTRAP, thread, rp.ExecHit(path))
+            case SyscallStop(number=number, returning=returning):
+                return rp.StopReply(SIGTRAP, thread, rp.SyscallHit(number, returning))
             case EndOfHistory(at_beginning=True):
                 return rp.StopReply(0, thread, rp.HistoryBoundary(at_beginning=True))
             case EndOfHistory(at_beginning=False):
@@ -318,6 +322,10 @@ class Dispatcher:
             case ProcessKilled(signo=signo):
                 return rp.Terminated(to_gdb_signal(signo), self.target.pid)
         raise AssertionError(f"unknown stop reason {stop.reason!r}")
+
+    def _catch_syscalls(self, request: rq.CatchSyscalls) -> rp.Reply:
+        self.target.catch_syscalls(request.syscalls if request.enabled else None)
+        return rp.OK
 
     def _kill(self, _: rq.Kill) -> None:
         self.closing = True

@@ -32,6 +32,7 @@ from rrgdb.gdb.target import (
     StepDone,
     StopEvent,
     StopReason,
+    SyscallStop,
     WatchpointStop,
 )
 from rrgdb.gdb.target_description import host_has_avx
@@ -301,6 +302,14 @@ class ReplayTarget:
         else:
             self.timeline.remove_watchpoint(Watchpoint(_WATCH_KINDS[kind], addr, length))
 
+    def catch_syscalls(self, syscalls: frozenset[int] | None) -> None:
+        if syscalls is None:
+            self.timeline.catch_syscalls = None
+        elif not syscalls:
+            self.timeline.catch_syscalls = _every_syscall
+        else:
+            self.timeline.catch_syscalls = syscalls.__contains__
+
     # -- execution --------------------------------------------------------------------
     def resume(self, direction: Direction, action: ResumeAction, tid: int) -> StopEvent:
         timeline = self.timeline
@@ -359,6 +368,9 @@ class ReplayTarget:
                 assert isinstance(exec_frame, ExecFrame)
                 self._exe, self._auxv = exec_frame.exe_path, self._read_auxv()
                 return ExecStop(self._exe)
+            case "syscall-entry" | "syscall-return":
+                regs = Registers.from_bytes(self.read_registers(self.current_thread()).user_regs)
+                return SyscallStop(regs.syscallno, outcome.kind == "syscall-return")
             case "exited":
                 status = outcome.status
                 if os.WIFSIGNALED(status):
@@ -508,3 +520,8 @@ class ReplayTarget:
     def close(self) -> None:
         self._end_diversion()
         self.timeline.close()
+
+
+def _every_syscall(_: int) -> bool:
+    """`catch syscall` with no argument (QCatchSyscalls:1)."""
+    return True

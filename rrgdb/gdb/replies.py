@@ -150,7 +150,19 @@ class ExecHit:
         return b"exec:%b;" % self.path.encode().hex().encode() if dialect.exec_events else b""
 
 
-StopReasonField = BreakpointHit | WatchpointHit | HistoryBoundary | ExecHit
+@dataclass(frozen=True, slots=True)
+class SyscallHit:
+    """Stop reason: `syscall_entry:<nr>` or `syscall_return:<nr>` (a caught syscall)."""
+
+    number: int
+    returning: bool
+
+    def encode(self, dialect: Dialect) -> bytes:
+        name = b"syscall_return" if self.returning else b"syscall_entry"
+        return b"%b:%x;" % (name, self.number)
+
+
+StopReasonField = BreakpointHit | WatchpointHit | HistoryBoundary | ExecHit | SyscallHit
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,15 @@ class PassSignals(Request):
 
 
 @dataclass(frozen=True, slots=True)
+class CatchSyscalls(Request):
+    """`QCatchSyscalls:1[;sysno]…` / `QCatchSyscalls:0`: report the entry and return of
+    these syscalls (of every syscall when enabled with none listed)."""
+
+    enabled: bool
+    syscalls: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class ProgramSignals(Request):
     """`QProgramSignals:s1;s2…`: signals gdb allows to reach the program."""
 

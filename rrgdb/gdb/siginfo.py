@@ -15,6 +15,7 @@ from rrgdb.gdb.target import (
     SignalStop,
     StepDone,
     StopReason,
+    SyscallStop,
     WatchpointStop,
 )
 
@@ -24,6 +25,7 @@ SI_KERNEL = 0x80
 TRAP_TRACE = 2
 TRAP_HWBKPT = 4
 PTRACE_EVENT_EXEC = 4
+TRACESYSGOOD = 0x80  # a syscall stop's si_code is SIGTRAP | 0x80
 
 # si_signo, si_errno, si_code, padding, then the union (si_addr first for faults)
 _HEAD = struct.Struct("<iii4xQ")
@@ -50,4 +52,6 @@ def stop_siginfo(reason: StopReason, pc: int) -> bytes | None:
             return kernel_siginfo(signo, SI_KERNEL)
         case ExecStop():
             return kernel_siginfo(SIGTRAP, SIGTRAP | PTRACE_EVENT_EXEC << 8)
+        case SyscallStop():
+            return kernel_siginfo(SIGTRAP, SIGTRAP | TRACESYSGOOD)
     return None

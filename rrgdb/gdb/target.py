@@ -77,6 +77,14 @@ class ExecStop:
 
 
 @dataclass(frozen=True, slots=True)
+class SyscallStop:
+    """The thread is at the entry of syscall `number`, or (`returning`) just after it."""
+
+    number: int
+    returning: bool
+
+
+@dataclass(frozen=True, slots=True)
 class EndOfHistory:
     """The replay reached the start (`at_beginning`) or the end of the recording."""
 
@@ -108,6 +116,7 @@ StopReason = (
     | StepDone
     | SignalStop
     | ExecStop
+    | SyscallStop
     | EndOfHistory
     | Interrupted
     | ProcessExited
@@ -177,6 +186,11 @@ class DebugTarget(Protocol):
 
     def clear_breakpoint(self, kind: BreakpointKind, addr: int, length: int) -> None:
         """Remove a breakpoint or watchpoint (removing an absent one is harmless)."""
+        ...
+
+    def catch_syscalls(self, syscalls: frozenset[int] | None) -> None:
+        """Make continues (both ways) stop at the entry and the return of these syscalls
+        (Linux numbers; an empty set: every syscall; None: none)."""
         ...
 
     def resume(self, direction: Direction, action: ResumeAction, tid: int) -> StopEvent:

@@ -131,6 +131,8 @@ class Trap(enum.Enum):
     SIGNAL = "signal"  # a recorded signal is about to be delivered (debugger sees it)
     INTERRUPT = "interrupted"  # the debugger asked to stop (interrupt())
     EXEC = "exec"  # the followed process has just exec'd a new program
+    SYSCALL_ENTRY = "syscall-entry"  # a caught syscall's thread stands at its entry
+    SYSCALL_RETURN = "syscall-return"  # a caught syscall has just been applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,9 @@ class ReplaySession:
         self.stop_at_end = False  # report Trap.END before applying the exit
         self.stop_at_signals = False  # report Trap.SIGNAL before delivering a signal
         self.stop_at_exec = False  # report Trap.EXEC after the followed process's exec
+        # which syscall numbers of the followed process report Trap.SYSCALL_ENTRY at their
+        # entry and Trap.SYSCALL_RETURN once applied (gdb's catch syscall; None: none)
+        self.stop_at_syscalls: Callable[[int], bool] | None = None
         self._signal_reported = -1  # frame index whose signal was reported already
         # the thread whose position is the last stop advance() reported (0: none since it
         # or an event moved on): resuming from there steps over a breakpoint at its pc;
@@ -406,6 +411,7 @@ class ReplaySession:
         followed = self._followed(task)
         step = step and followed
         preempt = isinstance(frame, PreemptFrame)
+        entered = tid in self._arrived  # its syscall entry was a stop or an event already
         while tid not in self._arrived:
             if preempt and self._at_preemption(task, frame):
                 self._arrived.add(tid)
@@ -447,6 +453,8 @@ class ReplaySession:
                 self._buffered.pop(tid)
             else:
                 self._check_buffer_consumed(task, frame)
+        if not entered and followed and self._catches(frame):
+            return Interruption(Trap.SYSCALL_ENTRY, tid=tid)
         if isinstance(frame, SyscallEntryFrame):
             self._check_regs(task, frame)  # it stays arrived: its SyscallFrame comes later
             self.applied += 1
@@ -468,7 +476,15 @@ class ReplaySession:
         watch = self._watch_written_by(frame) if followed else None
         if watch is not None:
             return Interruption(Trap.WATCHPOINT, watch, tid=tid)
+        if followed and isinstance(frame, SyscallFrame) and self._catches(frame):
+            return Interruption(Trap.SYSCALL_RETURN, tid=tid)
         return Interruption(Trap.STEP, tid=tid) if step else None
+
+    def _catches(self, frame: Frame) -> bool:
+        """Whether frame is a syscall (or its entry) that stop_at_syscalls catches."""
+        return (isinstance(frame, SyscallFrame | SyscallEntryFrame)
+                and self.stop_at_syscalls is not None
+                and self.stop_at_syscalls(Registers.from_bytes(frame.regs).syscallno))
 
     def _watch_written_by(self, frame: Frame) -> Watchpoint | None:
         """The first write (or access) watchpoint on memory the syscall just replayed

@@ -52,12 +52,14 @@ COPY_EVERY_HITS = 1024  # of a window's counting replay: where the stepping run 
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """A moment of the replay. `at_end` marks the stop just before the recorded exit."""
+    """A moment of the replay. `at_end` marks the stop just before the recorded exit,
+    `entry` a thread standing at a syscall's entry (a catch syscall stop: mid-event)."""
 
     applied: int
     identity: bytes
     at_end: bool = False
     tid: int = 0  # the thread the moment belongs to (0: the main thread)
+    entry: bool = False
 
     @property
     def pc(self) -> int:
@@ -81,7 +83,7 @@ class Outcome:
     """How a timeline operation ended."""
 
     kind: str  # breakpoint | watchpoint | step | end | exited | begin | interrupted | signal
-    # | exec
+    # | exec | syscall-entry | syscall-return
     watch: Watchpoint | None = None
     status: int = 0  # raw wait status for "exited"; the signal number for "signal"
     tid: int = 0  # the recorded tid of the thread that stopped (0: the main thread)
@@ -122,6 +124,8 @@ class ReplayTimeline:
         self.progress: Callable[[str], None] | None = None  # e.g. gdb's console
         self._progress_at = 0.0
         self._op_started = 0.0  # when the running reverse operation began
+        # syscall numbers that stop continues both ways (gdb's catch syscall; None: none)
+        self.catch_syscalls: Callable[[int], bool] | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self, follow: int = 0, at_fork: bool = False) -> None:
@@ -180,7 +184,18 @@ class ReplayTimeline:
         reported in place, where it stood, does not tell it: it did not get there in this
         stretch of events)."""
         return Mark(self.session.applied, self._identity(self._moment_tid), self._at_end,
-                    self._moment_tid)
+                    self._moment_tid, self._at_syscall_entry(self._moment_tid))
+
+    def _at_syscall_entry(self, tid: int) -> bool:
+        """Whether thread tid stands at the entry of a syscall (its next event)."""
+        session = self.session
+        tid = tid or session.main_tid
+        if not session.is_arrived(tid):
+            return False
+        frames = session.frames
+        own = next((f for f in itertools.islice(frames, session.applied, None)
+                    if f.tid == tid), None)
+        return isinstance(own, SyscallFrame | SyscallEntryFrame)
 
     def _thread(self, tid: int) -> Task:
         return dict(self.session.followed_tasks()).get(tid, self.task)
@@ -198,7 +213,8 @@ class ReplayTimeline:
         return regs.to_bytes() + digest
 
     def _at(self, mark: Mark) -> bool:
-        return (self.session.applied == mark.applied and not self.session.is_arrived(mark.tid)
+        return (self.session.applied == mark.applied
+                and self.session.is_arrived(mark.tid) == mark.entry
                 and self._identity(mark.tid) == mark.identity)
 
     # -- breakpoints ------------------------------------------------------------------
@@ -367,7 +383,19 @@ class ReplayTimeline:
     # -- forward ----------------------------------------------------------------------
     def forward(self, step: bool = False) -> Outcome:
         """Continue (or step one instruction) forwards."""
-        return self._note_thread(self._forward(step))
+        with self._catching(None if step else self.catch_syscalls):
+            return self._note_thread(self._forward(step))
+
+    @contextlib.contextmanager
+    def _catching(self, catch: Callable[[int], bool] | None) -> Iterator[None]:
+        """Makes the syscalls `catch` accepts stops (entry and return) for a while: only
+        continues stop there, so the searches of steps and seeks never see them."""
+        saved = self.session.stop_at_syscalls
+        self.session.stop_at_syscalls = catch
+        try:
+            yield
+        finally:
+            self.session.stop_at_syscalls = saved
 
     def _note_thread(self, outcome: Outcome) -> Outcome:
         if outcome.tid:
@@ -449,6 +477,14 @@ class ReplayTimeline:
                 pass
             self._at_end = True
             return 0
+        if mark.entry:  # its thread's next event is the syscall: arrive there only
+            if not self._at(mark):
+                with self._catching(lambda _: True):
+                    session.advance()
+            if not self._at(mark):
+                raise RuntimeError(f"lost position at event {mark.applied}: not at the "
+                                   f"syscall entry at pc {mark.pc:#x}")
+            return 0
         self._set_internal(set(anchors or {mark.pc}), user=False)
         hits = 0
         at = self._at(mark)
@@ -510,13 +546,15 @@ class ReplayTimeline:
             if cp is None:
                 self._resume_from(self.checkpoints[0])
                 return Outcome("begin")
-            found = self._scan(cp, end)
+            with self._catching(self.catch_syscalls):
+                found = self._scan(cp, end)
             if found == "interrupted":
                 self.seek(origin)
                 return Outcome("interrupted")
             if found is not None:
                 hits, result = found
-                self._replay_scan_to(cp, end, hits)
+                with self._catching(self.catch_syscalls):
+                    self._replay_scan_to(cp, end, hits)
                 if result.trap is Trap.WATCHPOINT:
                     self._note_thread(_outcome(result))  # step back in the writing thread
                     self._reverse_stepi(keep_window=False)
@@ -586,7 +624,7 @@ class ReplayTimeline:
                 if result.trap is Trap.WATCHPOINT:
                     last = (stops, result)
                 break
-            if result.trap is Trap.WATCHPOINT or (
+            if result.trap in _CATCHES or (
                     result.trap is Trap.BREAKPOINT
                     and self._thread(result.tid).regs().rip in self.user_breakpoints):
                 last = (stops, result)
@@ -664,11 +702,12 @@ class ReplayTimeline:
         boundary_is_end = False
         while session.applied < target_event:
             session.advance()
-        if not own or self._at(end):
+        if not own or self._at(end) or end.entry:
             boundary_is_end = True
-            # the instruction before is the one that made the thread's previous event:
-            # step through that interval
-            previous = self._previous_event(tid or session.main_tid, target_event)
+            # the instruction before is the one that made the thread's previous event (at
+            # a syscall's entry: that syscall): step through that interval
+            previous = (end.applied if own and end.entry
+                        else self._previous_event(tid or session.main_tid, target_event))
             if previous is None:
                 return None
             prev = self._checkpoint_before(Mark(previous, b"", False))
@@ -854,6 +893,9 @@ class ReplayTimeline:
             probe.task.kill()
         self._restore_user_breakpoints()
         return watch
+
+
+_CATCHES = (Trap.WATCHPOINT, Trap.SYSCALL_ENTRY, Trap.SYSCALL_RETURN)  # user stops
 
 
 def _outcome(result: Interruption) -> Outcome:
