@@ -143,3 +143,20 @@ def test_catch_any_syscall_and_delete(writes: Recording, tmp_path: Path) -> None
     # deleted (QCatchSyscalls:0): the next continue runs to the end of the recording
     out = t.expect(rest, "SIGKILL")
     assert "Catchpoint" not in out, t.context(rest)
+
+
+def test_reverse_continue_from_a_syscall_entry_to_a_breakpoint(writes: Recording,
+                                                               tmp_path: Path) -> None:
+    s = GdbScript()
+    s("continue")
+    s("catch syscall write")
+    entry = [s("reverse-continue"), s("reverse-continue")]
+    s("delete")
+    s("break third_line")
+    s(f"break {NAME}.c:{writes.line('return')}")  # hit after the present: not a stop back
+    hit = s("reverse-continue")
+    where = s("where-line")
+    t = _remote(s, writes, tmp_path)
+    t.expect(entry[1], "Catchpoint 1 (call to syscall write)")
+    t.expect(hit, "Breakpoint 2, third_line")
+    assert t.where(where).startswith("third_line ")

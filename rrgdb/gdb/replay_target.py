@@ -43,7 +43,7 @@ from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
 from rrgdb.replay.session import Echo, write_to_fd
 from rrgdb.timeline.diversion import Diversion
-from rrgdb.timeline.timeline import Outcome, ReplayTimeline
+from rrgdb.timeline.timeline import Outcome, ReplayTimeline, every_syscall
 from rrgdb.trace import ExecFrame, SignalFrame, TraceError
 
 log = logging.getLogger(__name__)
@@ -306,7 +306,7 @@ class ReplayTarget:
         if syscalls is None:
             self.timeline.catch_syscalls = None
         elif not syscalls:
-            self.timeline.catch_syscalls = _every_syscall
+            self.timeline.catch_syscalls = every_syscall
         else:
             self.timeline.catch_syscalls = syscalls.__contains__
 
@@ -520,8 +520,3 @@ class ReplayTarget:
     def close(self) -> None:
         self._end_diversion()
         self.timeline.close()
-
-
-def _every_syscall(_: int) -> bool:
-    """`catch syscall` with no argument (QCatchSyscalls:1)."""
-    return True

@@ -479,7 +479,7 @@ class ReplayTimeline:
             return 0
         if mark.entry:  # its thread's next event is the syscall: arrive there only
             if not self._at(mark):
-                with self._catching(lambda _: True):
+                with self._catching(every_syscall):
                     session.advance()
             if not self._at(mark):
                 raise RuntimeError(f"lost position at event {mark.applied}: not at the "
@@ -546,14 +546,16 @@ class ReplayTimeline:
             if cp is None:
                 self._resume_from(self.checkpoints[0])
                 return Outcome("begin")
-            with self._catching(self.catch_syscalls):
+            # a syscall entry is reached as a stop there: then every syscall stops the scan
+            catch = every_syscall if end.entry else self.catch_syscalls
+            with self._catching(catch):
                 found = self._scan(cp, end)
             if found == "interrupted":
                 self.seek(origin)
                 return Outcome("interrupted")
             if found is not None:
                 hits, result = found
-                with self._catching(self.catch_syscalls):
+                with self._catching(catch):
                     self._replay_scan_to(cp, end, hits)
                 if result.trap is Trap.WATCHPOINT:
                     self._note_thread(_outcome(result))  # step back in the writing thread
@@ -624,12 +626,18 @@ class ReplayTimeline:
                 if result.trap is Trap.WATCHPOINT:
                     last = (stops, result)
                 break
-            if result.trap in _CATCHES or (
+            if result.trap is Trap.WATCHPOINT or self._caught(result) or (
                     result.trap is Trap.BREAKPOINT
                     and self._thread(result.tid).regs().rip in self.user_breakpoints):
                 last = (stops, result)
         self._at_end = False
         return last
+
+    def _caught(self, result: Interruption) -> bool:
+        """Whether result is a stop at a syscall the user catches."""
+        catch = self.catch_syscalls
+        return (result.trap in (Trap.SYSCALL_ENTRY, Trap.SYSCALL_RETURN) and catch is not None
+                and catch(self._thread(result.tid).regs().syscallno))
 
     def _replay_scan_to(self, cp: Checkpoint, end: Mark, stops: int) -> None:
         """Goes back to the stops-th stop of a _scan(cp, end)."""
@@ -895,7 +903,9 @@ class ReplayTimeline:
         return watch
 
 
-_CATCHES = (Trap.WATCHPOINT, Trap.SYSCALL_ENTRY, Trap.SYSCALL_RETURN)  # user stops
+def every_syscall(_: int) -> bool:
+    """A catch of every syscall (gdb's `catch syscall` with no argument)."""
+    return True
 
 
 def _outcome(result: Interruption) -> Outcome:

@@ -27,5 +27,5 @@ int main(void) {
     getppid();
     uname(&names);
     third_line();
-    return 0;
+    return 0; /* L:return */
 }
