@@ -101,6 +101,7 @@ PACKET_NAMES = [
     b"vFile:open:", b"vFile:pread:", b"vFile:fstat:", b"vFile:close:", b"vFile:setfs:",
     b"vFile:readlink:", b"vRun;", b"vKill;", b"QStartNoAckMode", b"QPassSignals:",
     b"qThreadExtraInfo,", b"vMustReplyEmpty", b"!", b"A", b"R", b"i", b"t", b"",
+    b"qXfer:siginfo:read::", b"qGetTLSAddr:", b"QCatchSyscalls:1;", b"QCatchSyscalls:0",
 ]
 # Long operations that cannot be interrupted are not the fuzzer's business (a search of
 # the whole address space has its own test below).
@@ -154,6 +155,8 @@ def test_malformed_packets_get_error_replies_and_the_connection_survives(
         b"vCont;s:zz", b"Hgzz", b"Tzz", b"p-1", b"Pzz=00", b"Z0,zz,1", b"Z2,10", b"z0",
         b"qXfer:features:read:target.xml:zz", b"vFile:pread:zz", b"vFile:open:zz,0,0",
         b"qRcmd,zz", b"qSearch:memory:zz",
+        b"qXfer:siginfo:read::zz", b"qGetTLSAddr:zz,0,0", b"qGetTLSAddr:p1.1,zz,0",
+        b"qGetTLSAddr:p1.1,0,ffffffffffffffff", b"QCatchSyscalls:1;zz", b"QCatchSyscalls:2",
         b"m" + b"f" * 40 + b",4",  # an address far beyond 64 bits
         b"vFile:pread:0,10," + b"f" * 40,
     ]
