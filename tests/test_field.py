@@ -143,3 +143,18 @@ def test_leak_sanitizer_and_strace_cannot_trace_as_under_gdb(
         assert recorded.returncode == 1 and b"Operation not permitted" in recorded.stderr, (
             describe(recorded))
         assert_replay_matches(recorded, replay(trace))
+
+
+def test_timer_signal_into_its_own_handler(build, tmp_path: Path) -> None:
+    """An interval timer fires into a loop without syscalls and into its own handler,
+    where SIGALRM is blocked. The recorder forced a parked SIGALRM at a preemption point
+    inside the handler, where the kernel only queues it (replay diverged: expected signal
+    14, got a syscall stop; Python with signal.setitimer died of SIGSEGV when recorded),
+    and it parked one SIGALRM per firing where the kernel keeps one pending. A blocked
+    parked signal goes back to the kernel, its siginfo kept for the delivery."""
+    trace = tmp_path / "trace"
+    recorded = record([str(build("timer_in_handler", "O2"))], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    assert b"12 ticks, si_code 128, spun yes\n" == recorded.stdout, describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace))

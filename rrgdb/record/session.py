@@ -50,6 +50,7 @@ TRACE_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
 SYNCHRONOUS_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
                        signal.SIGTRAP}
 PARK_TIMEOUT = 0.5  # seconds a parked signal waits for a syscall before it is forced
+KERNEL_SIGRTMIN = 32  # signals from here on queue; a standard one is pending at most once
 RDTSC = b"\x0f\x31"
 RDTSCP = b"\x0f\x01\xf9"
 WRITE_SYSCALLS = {NUMBERS["write"], NUMBERS["writev"], NUMBERS["pwrite64"], NUMBERS["pwritev"]}
@@ -95,6 +96,9 @@ class _RecordTask:
     # state in memory comes back to the same registers)
     boundary: bytes = b""
     parked: list[tuple[int, bytes]] = field(default_factory=list)  # signals to re-raise
+    # parked signals given back to the kernel while blocked; their siginfo is restored at
+    # the delivery
+    requeued: list[tuple[int, bytes]] = field(default_factory=list)
     fresh: bool = True  # its automatic first SIGSTOP is still to come
     seccomp: bool = False  # under the syscall buffer's seccomp filter
     trap_requested: bool = False  # rrgdb set the buffer's trap_at since the last flush
@@ -969,18 +973,23 @@ class RecordSession:
             # until the task's next syscall, where it is raised again (DESIGN.md §6).
             if not rt.parked:
                 rt.parked_at = time.monotonic()
-            rt.parked.append((signo, info))
+            if signo >= KERNEL_SIGRTMIN or all(p[0] != signo for p in rt.parked):
+                # a standard signal already pending is not pending twice (the kernel
+                # drops the second: an interval timer firing during a long loop)
+                rt.parked.append((signo, info))
             # buffered calls must not hide the next syscall, nor block until it comes
             rt.trap_requested |= syscallbuf.trap_soon(task)
             if syscallbuf.in_call(task):
                 syscallbuf.abandon_if_blocked(task, regs)
                 syscallbuf.undo_mask_change(task, regs)
             return 0
-        parked = next((p for p in rt.parked if p[0] == signo), None)
-        if parked is not None:
-            rt.parked.remove(parked)
-            info = parked[1]
-            task.set_siginfo(info)
+        for held in (rt.parked, rt.requeued):
+            parked = next((p for p in held if p[0] == signo), None)
+            if parked is not None:
+                held.remove(parked)
+                info = parked[1]
+                task.set_siginfo(info)
+                break
         self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
         return self._deliver_async(rt, signo, disposition == "caught")
 
@@ -1037,6 +1046,11 @@ class RecordSession:
             self._write(PreemptFrame(task.tid, regs.to_bytes(), memory_hash(task),
                                      patch_length, read_stack(task, regs)))
         rt.stopping = False
+        if rt.parked and blocked_signals(task.tid) & 1 << (rt.parked[0][0] - 1):
+            # blocked here (the thread is in that signal's handler, say): the kernel holds
+            # it until a syscall unblocks it, and it is recorded at that boundary
+            rt.requeued.append(rt.parked.pop(0))
+            native.tgkill(task.tgid, task.tid, rt.requeued[-1][0])
         if rt.parked:
             signo, info = rt.parked.pop(0)
             task.set_siginfo(info)
