@@ -210,6 +210,13 @@ _TABLE.update(
             # programs (libuv, liburing users) use plain syscalls, as on kernels without it
             SyscallSpec("io_uring_setup", refused=38),  # ENOSYS
             SyscallSpec("pkey_alloc", refused=28),  # ENOSPC: no key left
+            # As on kernels built without them, which programs handle: performance
+            # counters and their ring buffers change while the program runs; secret
+            # memory is out of the recorder's reach (process_vm_readv cannot read it);
+            # a page fault handled through userfaultfd blocks a thread outside any syscall
+            SyscallSpec("perf_event_open", refused=38),  # ENOSYS
+            SyscallSpec("memfd_secret", refused=38),  # ENOSYS
+            SyscallSpec("userfaultfd", refused=38),  # ENOSYS
             # the program is traced (by the recorder), as under gdb: a tracer it starts
             # cannot attach (strace, gdb, LeakSanitizer's thread suspension say so)
             SyscallSpec("ptrace", refused=1),  # EPERM

@@ -158,3 +158,15 @@ def test_timer_signal_into_its_own_handler(build, tmp_path: Path) -> None:
     assert b"12 ticks, si_code 128, spun yes\n" == recorded.stdout, describe(recorded)
 
     assert_replay_matches(recorded, replay(trace))
+
+
+def test_absent_kernel_features(build, tmp_path: Path) -> None:
+    """perf_event_open (which benchmark libraries probe), memfd_secret and userfaultfd
+    stopped the recording as unsupported syscalls; they fail with ENOSYS, as on a kernel
+    built without them, and the program goes on."""
+    trace = tmp_path / "trace"
+    recorded = record([str(build("absent_features", "O2"))], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    assert recorded.stdout.count(b": Function not implemented\n") == 3, describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace))
