@@ -170,3 +170,29 @@ def test_absent_kernel_features(build, tmp_path: Path) -> None:
     assert recorded.stdout.count(b": Function not implemented\n") == 3, describe(recorded)
 
     assert_replay_matches(recorded, replay(trace))
+
+
+def test_job_control_stops(build, tmp_path: Path) -> None:
+    """SIGSTOP and SIGTSTP were taken for ignored signals and dropped: a parent waiting
+    with WUNTRACED for the child it stopped waited forever (the recording hung). The stop
+    is delivered and the child left stopped until a SIGCONT is pending for it; replay
+    delivers neither (the stop changes nothing in the process)."""
+    trace = tmp_path / "trace"
+    recorded = record([str(build("job_control_stops", "O2"))], trace, timeout=60)
+    assert recorded.returncode == 0, describe(recorded)
+    assert recorded.stdout == (b"stopped by 19\ncontinued 1\nkilled while stopped by 9\n"
+                               b"stopped itself by 20\nthen exited 4\n"), describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace))
+
+
+def test_a_stopped_process_gives_up_its_turn(tmp_path: Path) -> None:
+    """bash stops a background job it forked (its processes share memory, so they take
+    one turn between them): the stopped child kept that turn, and the shell waited for
+    it forever."""
+    trace = tmp_path / "trace"
+    script = "sleep 0.3 & p=$!; kill -STOP $p; sleep 0.1; kill -CONT $p; wait $p; echo rc=$?"
+    recorded = record(["bash", "-c", script], trace, timeout=60)
+    assert recorded.returncode == 0 and recorded.stdout == b"rc=0\n", describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace))

@@ -4,6 +4,7 @@ to a trace."""
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import signal
@@ -112,6 +113,7 @@ class _RecordTask:
     # kernel restarts it (no handler ran): then the program never saw that result
     interrupted: tuple[_PendingSyscall, SyscallFrame] | None = None
     exit_written: bool = False  # its ExitFrame is in the trace
+    group_stopped: bool = False  # in a job-control stop, left there until a SIGCONT
     # a clone child made traced although its parent asked for CLONE_UNTRACED: the
     # flags register it must show at its first stop, as in replay (the parent's)
     clone_flags_register: int | None = None
@@ -504,9 +506,14 @@ class RecordSession:
         pause = 0.00005  # doubling up to 1 ms: a turn holder that blocks is seen soon
         while True:
             parked = [rt for rt in self.tasks.values() if rt.parked]
-            if not parked and not self.scheduler.contended() and not any(
+            stopped = [rt for rt in self.tasks.values() if rt.group_stopped]
+            if not parked and not stopped and not self.scheduler.contended() and not any(
                     self._deferred.values()):
                 return native.waitpid(-1)
+            for rt in stopped:
+                if _pending_signals(rt.task.tid) & 1 << (signal.SIGCONT - 1):
+                    rt.group_stopped = False  # it takes the SIGCONT at its next resume
+                    self._to_user(rt)
             pid, status = native.waitpid(-1, native.WALL | native.WNOHANG)
             if pid:
                 return pid, status
@@ -528,6 +535,7 @@ class RecordSession:
 
     def _on_stop(self, rt: _RecordTask, stop: Stop) -> None:
         """Handles one stop and decides when the task runs again."""
+        rt.group_stopped = False  # (a SIGKILL ends a job-control stop too)
         if rt.fresh:
             rt.fresh = False
             self._first_stop(rt)
@@ -960,6 +968,10 @@ class RecordSession:
                 return 0
         if signo == signal.SIGSTOP and rt.stopping:
             return self._on_preempt(rt, regs, stop)
+        if signo in STOP_SIGNALS and _in_group_stop(task):
+            rt.group_stopped = True  # as natively: stopped until a SIGCONT comes
+            self._release_turn(rt)  # (the processes sharing memory with it run meanwhile)
+            return None
         info = task.siginfo()
         si_code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
         if signo in SYNCHRONOUS_SIGNALS and si_code > 0:
@@ -1087,19 +1099,37 @@ class RecordSession:
         complete_cpuid(task, regs, values)
 
 
-DEFAULT_IGNORED = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT,
-                   signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+DEFAULT_IGNORED = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT}
+STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+
+
+def _in_group_stop(task: Task) -> bool:
+    """Whether a stop with a stopping signal is the job-control stop that follows its
+    delivery (a group-stop, which has no siginfo), not the delivery itself."""
+    try:
+        task.siginfo()
+    except OSError as e:
+        if e.errno == errno.EINVAL:
+            return True
+        raise
+    return False
 
 
 def _signal_masks(tid: int) -> dict[str, int]:
-    """The SigBlk/SigIgn/SigCgt masks of /proc/TID/status."""
+    """The SigPnd/ShdPnd/SigBlk/SigIgn/SigCgt masks of /proc/TID/status."""
     masks = {}
     with open(f"/proc/{tid}/status") as f:
         for line in f:
-            if line.startswith(("SigBlk:", "SigIgn:", "SigCgt:")):
+            if line.startswith(("SigPnd:", "ShdPnd:", "SigBlk:", "SigIgn:", "SigCgt:")):
                 key, value = line.split(":")
                 masks[key] = int(value, 16)
     return masks
+
+
+def _pending_signals(tid: int) -> int:
+    """The signals pending for the thread or its process."""
+    masks = _signal_masks(tid)
+    return masks.get("SigPnd", 0) | masks.get("ShdPnd", 0)
 
 
 def blocked_signals(tid: int) -> int:

@@ -61,6 +61,7 @@ from rrgdb.record.session import (
     CLONE_UNTRACED,
     CLONE_VFORK,
     RDTSCP,
+    STOP_SIGNALS,
     apply_rdtsc,
     blocked_signals,
     clone_disables_buffer,
@@ -1048,6 +1049,10 @@ class ReplaySession:
                                          f"{_describe(other)}")
                 if original_mask is not None:
                     set_frame_sigmask(task, original_mask)
+                return
+            if frame.signo in STOP_SIGNALS:
+                # a job-control stop changes nothing in the process; the recording
+                # resumed it when its SIGCONT came, before its next event
                 return
         self._check_regs(task, frame)
         self._signals[frame.tid] = frame.signo
