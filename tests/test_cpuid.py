@@ -188,6 +188,18 @@ def test_recording_without_cpuid_faulting(build, tmp_path: Path) -> None:
     assert_replay_matches(recorded, replay(trace))
 
 
+def test_recording_with_cpuid_faulting_turned_off(build, tmp_path: Path) -> None:
+    """`record --no-cpuid-faulting` (rr's --disable-cpuid-faulting): cpuid runs untrapped,
+    the header says so, and the trace replays on the same CPU."""
+    binary = build("cpuid", "O2")
+    trace = tmp_path / "trace"
+    recorded = run_rrgdb(["record", "--no-cpuid-faulting", "-o", trace, "--", binary])
+    assert recorded.returncode == 0, describe(recorded)
+    assert not recorded_cpuid_faulting(TraceReader(trace).header)
+    assert not _cpuid_frames(trace)
+    assert_replay_matches(recorded, replay(trace))
+
+
 def test_dump_shows_cpuid_frames(build, tmp_path: Path) -> None:
     binary = build("cpuid", "static")
     trace = tmp_path / "trace"

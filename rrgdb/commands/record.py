@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="TRACE_DIR", help="where to write the trace")
     parser.add_argument("--no-syscallbuf", action="store_true",
                         help="trap every syscall (no in-process syscall buffering)")
+    parser.add_argument("--no-cpuid-faulting", action="store_true",
+                        help="let cpuid run untrapped (saves ~70 traps per process "
+                             "start; replay then needs a CPU that answers the same)")
     parser.add_argument("program", help="the program to record")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
 
@@ -43,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         say(f"{trace_dir} exists and is not empty; choose another -o directory")
         return 2
     session = RecordSession([args.program, *args.args], trace_dir,
-                            syscallbuf=not args.no_syscallbuf)
+                            syscallbuf=not args.no_syscallbuf,
+                            cpuid_faulting=not args.no_cpuid_faulting)
     if sys.stderr.isatty():  # on a terminal, say how time is kept (also in the trace header)
         say(f"recording with {session.mode}")
     # ^C goes to the whole foreground group: the program decides what it means.

@@ -254,7 +254,8 @@ class RecordSession:
     the order the recorder sees them, which replay follows.
     """
 
-    def __init__(self, argv: list[str], trace_dir: Path, syscallbuf: bool = True) -> None:
+    def __init__(self, argv: list[str], trace_dir: Path, syscallbuf: bool = True,
+                 cpuid_faulting: bool = True) -> None:
         self.syscallbuf = syscallbuf
         self._ignored_signals = inherited_ignored_signals()  # before rrgdb sets its own
         self.program = resolve_program(argv[0])
@@ -268,7 +269,8 @@ class RecordSession:
         self._main = 0
         self.scheduler = Scheduler()
         self.pmu = pmu_available()
-        self.cpuid_faulting = native.cpuid_faulting_available()  # else cpuid runs natively
+        # else cpuid runs natively (asked off, or the CPU cannot)
+        self.cpuid_faulting = cpuid_faulting and native.cpuid_faulting_available()
         self.mode = scheduling_mode(self.pmu)  # how thread switches and signals are placed
         self._deferred: dict[int, list[tuple[int, int]]] = {}  # tgid -> held-back stops
         self._draining: set[int] = set()  # tgids whose held-back stops are being handled
