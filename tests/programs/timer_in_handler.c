@@ -26,10 +26,10 @@ int main(void) {
     struct itimerval it = {{0, 2000}, {0, 2000}};
     setitimer(ITIMER_REAL, &it, NULL);
     unsigned long spins = 0;
-    while (ticks < 12)
+    while (ticks < 6)
         spins++;
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
-    printf("12 ticks, si_code %d, spun %s\n", code, spins ? "yes" : "no");
+    printf("6 ticks, si_code %d, spun %s\n", code, spins ? "yes" : "no");
     return 0;
 }
