@@ -507,8 +507,11 @@ class RecordSession:
             return self._pending_stops.pop(0)
         pause = 0.00005  # doubling up to 1 ms: a turn holder that blocks is seen soon
         while True:
-            parked = [rt for rt in self.tasks.values() if rt.parked]
-            stopped = [rt for rt in self.tasks.values() if rt.group_stopped]
+            # one pass over the tasks at every stop: those that hold a parked signal or
+            # wait in a job-control stop (rarely any)
+            held = [rt for rt in self.tasks.values() if rt.parked or rt.group_stopped]
+            parked = [rt for rt in held if rt.parked]
+            stopped = [rt for rt in held if rt.group_stopped]
             if not parked and not stopped and not self.scheduler.contended() and not any(
                     self._deferred.values()):
                 return native.waitpid(-1)

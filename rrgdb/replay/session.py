@@ -483,8 +483,8 @@ class ReplaySession:
 
     def _catches(self, frame: Frame) -> bool:
         """Whether frame is a syscall (or its entry) that stop_at_syscalls catches."""
-        return (isinstance(frame, SyscallFrame | SyscallEntryFrame)
-                and self.stop_at_syscalls is not None
+        return (self.stop_at_syscalls is not None
+                and isinstance(frame, SyscallFrame | SyscallEntryFrame)
                 and self.stop_at_syscalls(Registers.from_bytes(frame.regs).syscallno))
 
     def _watch_written_by(self, frame: Frame) -> Watchpoint | None:
