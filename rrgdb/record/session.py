@@ -516,8 +516,8 @@ class RecordSession:
                     self._deferred.values()):
                 return native.waitpid(-1)
             for rt in stopped:
-                if _pending_signals(rt.task.tid) & 1 << (signal.SIGCONT - 1):
-                    rt.group_stopped = False  # it takes the SIGCONT at its next resume
+                if _pending_signals(rt.task.tid) & ENDS_GROUP_STOP:
+                    rt.group_stopped = False  # it takes the signal at its next resume
                     self._to_user(rt)
             pid, status = native.waitpid(-1, native.WALL | native.WNOHANG)
             if pid:
@@ -1106,6 +1106,12 @@ class RecordSession:
 
 DEFAULT_IGNORED = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT}
 STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+# Pending signals that take a task out of its job-control stop (it is resumed to receive
+# them): a SIGCONT, or a stop signal, which the kernel leaves pending only when it came
+# after a SIGCONT that continued the group (and flushed that SIGCONT: a parent's quick
+# SIGCONT then SIGSTOP left the child waiting for a SIGCONT no longer there, and the
+# parent for a stop that never came)
+ENDS_GROUP_STOP = sum(1 << (s - 1) for s in (signal.SIGCONT, *STOP_SIGNALS))
 
 
 def _in_group_stop(task: Task) -> bool:
