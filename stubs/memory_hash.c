@@ -15,6 +15,9 @@
  * through /proc/PID/mem (a PROT_WRITE-only page, say); a page neither can read (past
  * the end of a mapped file) adds its address and a fixed marker.
  *
+ * rrgdb_page_hashes lists the same pages' hashes (their first word), for the recorder to
+ * see which pages a loop's turn writes (record/preemption.py).
+ *
  * Not cryptographic: a collision needs two different memory states at the same
  * registers, which nothing here chooses adversarially. A change confined to one 8-byte
  * word always changes its page's hash (each step below is a bijection of its lane).
@@ -80,7 +83,13 @@ static void page_hash(const unsigned char *page, uint64_t out[4])
     finish((uint64_t[4]){v0, v1, v2, v3}, PAGE, out);
 }
 
+/* Where the pages' hashes go: the digest, or a list of (address, hash) pairs. */
+struct sink {
+    void (*page)(struct sink *, uint64_t addr, const uint64_t h[4]);
+};
+
 struct digest {
+    struct sink sink;
     uint64_t v[4];
     uint64_t records;
 };
@@ -90,6 +99,27 @@ static void add(struct digest *d, uint64_t addr, const uint64_t h[4])
     for (int k = 0; k < 4; k++)
         d->v[k] = round64(round64(d->v[k], addr), h[k]);
     d->records++;
+}
+
+static void add_to_digest(struct sink *s, uint64_t addr, const uint64_t h[4])
+{
+    add((struct digest *)s, addr, h);
+}
+
+struct page_list {
+    struct sink sink;
+    uint64_t *out;
+    size_t count, capacity;
+};
+
+static void add_to_list(struct sink *s, uint64_t addr, const uint64_t h[4])
+{
+    struct page_list *l = (struct page_list *)s;
+    if (l->count < l->capacity) {
+        l->out[2 * l->count] = addr;
+        l->out[2 * l->count + 1] = h[0];
+    }
+    l->count++;
 }
 
 /* The page at addr through /proc/PID/mem (opened at the first need); 0 if unreadable. */
@@ -103,8 +133,8 @@ static int read_through_mem(int pid, int *mem_fd, uint64_t addr, unsigned char *
     return *mem_fd >= 0 && pread(*mem_fd, page, PAGE, (off_t)addr) == (ssize_t)PAGE;
 }
 
-/* Adds the pages [addr, addr + n pages) of one range. */
-static void add_batch(struct digest *d, int pid, int pagemap_fd, int *mem_fd, uint64_t addr,
+/* Hands the pages [addr, addr + n pages) of one range to the sink. */
+static void add_batch(struct sink *s, int pid, int pagemap_fd, int *mem_fd, uint64_t addr,
                       size_t n, int zero_fill, unsigned char *buf, const uint64_t zero[4])
 {
     static const uint64_t unreadable[4] = {UNREADABLE_TAG, UNREADABLE_TAG, UNREADABLE_TAG,
@@ -139,16 +169,18 @@ static void add_batch(struct digest *d, int pid, int pagemap_fd, int *mem_fd, ui
         unsigned char *data = buf + offset;
         offset += PAGE;
         if (offset > read_ok && !read_through_mem(pid, mem_fd, page, data)) {
-            add(d, page, unreadable);
+            s->page(s, page, unreadable);
             continue;
         }
         page_hash(data, h);
         if (memcmp(h, zero, sizeof h))
-            add(d, page, h);
+            s->page(s, page, h);
     }
 }
 
-int rrgdb_memory_hash(int pid, const uint64_t *ranges, size_t count, uint8_t out[32])
+/* Hashes the ranges' pages into the sink; range_tags: the digest's range bounds too. */
+static int walk(int pid, const uint64_t *ranges, size_t count, struct sink *s,
+                struct digest *range_tags)
 {
     static __thread unsigned char *buf;
     if (!buf && !(buf = aligned_alloc(PAGE, BATCH_PAGES * PAGE))) {
@@ -162,22 +194,39 @@ int rrgdb_memory_hash(int pid, const uint64_t *ranges, size_t count, uint8_t out
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/pagemap", pid);
     int pagemap_fd = open(path, O_RDONLY | O_CLOEXEC), mem_fd = -2;
-    struct digest d = {{P1 + P2, P2, 0, -P1}, 0};
     for (size_t r = 0; r < count; r++) {
         uint64_t start = ranges[3 * r], end = ranges[3 * r + 1];
         int zero_fill = ranges[3 * r + 2] != 0;
-        add(&d, start, (const uint64_t[4]){end, RANGE_TAG, RANGE_TAG, RANGE_TAG});
+        if (range_tags)
+            add(range_tags, start, (const uint64_t[4]){end, RANGE_TAG, RANGE_TAG, RANGE_TAG});
         for (uint64_t addr = start; addr + PAGE <= end; addr += BATCH_PAGES * PAGE) {
             size_t n = (end - addr) / PAGE < BATCH_PAGES ? (end - addr) / PAGE : BATCH_PAGES;
-            add_batch(&d, pid, pagemap_fd, &mem_fd, addr, n, zero_fill, buf, zero);
+            add_batch(s, pid, pagemap_fd, &mem_fd, addr, n, zero_fill, buf, zero);
         }
     }
     if (pagemap_fd >= 0)
         close(pagemap_fd);
     if (mem_fd >= 0)
         close(mem_fd);
+    return 0;
+}
+
+int rrgdb_memory_hash(int pid, const uint64_t *ranges, size_t count, uint8_t out[32])
+{
+    struct digest d = {{add_to_digest}, {P1 + P2, P2, 0, -P1}, 0};
+    if (walk(pid, ranges, count, &d.sink, &d) < 0)
+        return -1;
     uint64_t h[4];
     finish(d.v, d.records, h);
     memcpy(out, h, sizeof h); /* little-endian words */
     return 0;
+}
+
+long rrgdb_page_hashes(int pid, const uint64_t *ranges, size_t count, uint64_t *out,
+                       size_t capacity)
+{
+    struct page_list l = {{add_to_list}, out, 0, capacity};
+    if (walk(pid, ranges, count, &l.sink, NULL) < 0)
+        return -1;
+    return (long)l.count;
 }

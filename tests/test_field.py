@@ -4,6 +4,7 @@ case is the smallest program that failed, recorded and replayed exactly."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,27 @@ def test_a_stopped_process_gives_up_its_turn(tmp_path: Path) -> None:
     assert recorded.returncode == 0 and recorded.stdout == b"rc=0\n", describe(recorded)
 
     assert_replay_matches(recorded, replay(trace))
+
+
+def test_a_python_loop_ended_by_a_timer(tmp_path: Path) -> None:
+    """Python's `while True: n += 1` ended by an exception raised from a SIGALRM handler
+    (as a timeout decorator does): at the turn the signal was delivered, the
+    interpreter's registers and stack were those of many other turns; only the heap
+    (the int object n) told them apart, and replay, which stopped at each such turn to
+    hash the memory, did not finish in 5 minutes. It takes about a second now."""
+    script = ("import signal\n"
+              "class Timeout(Exception): pass\n"
+              "def expire(signo, frame): raise Timeout()\n"
+              "signal.signal(signal.SIGALRM, expire)\n"
+              "signal.setitimer(signal.ITIMER_REAL, 0.2)\n"
+              "n = 0\n"
+              "try:\n"
+              "    while True:\n"
+              "        n += 1\n"
+              "except Timeout:\n"
+              "    print('timed out after', 'many' if n > 1000 else 'few', 'turns')\n")
+    trace = tmp_path / "trace"
+    recorded = record([sys.executable, "-c", script], trace, timeout=60)
+    assert recorded.stdout == b"timed out after many turns\n", describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace, timeout=60))

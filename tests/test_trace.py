@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -85,7 +86,8 @@ def every_kind() -> list[Frame]:
         InstructionTrapFrame(101, REGS, U64_MAX, 2**32 - 1),
         CpuidFrame(101, REGS, 0, 2**32 - 1, 0x756E6547, 1),
         ExitFrame(101, 0x0B00),
-        PreemptFrame(102, REGS, bytes(range(32)), 7, bytes(range(48))),
+        PreemptFrame(102, REGS, bytes(range(32)), 7, bytes(range(48)),
+                     struct.pack("<4Q", 0x7FFF7008, 1, 0x601000, U64_MAX)),
         SyscallEntryFrame(103, REGS),
         FlushFrame(104, bytes(range(40))),
         ExitFrame(100, -1),
@@ -192,6 +194,7 @@ def test_struct_codecs_match_the_construct_layouts(
     tid: int, i32: int, u32: int, u64: int, data: bytes, flag: bool
 ) -> None:
     siginfo, memory_hash = bytes(range(128)), bytes(range(32))
+    watched = data[:len(data) // 16 * 16]
     cases: list[tuple[Frame, int, object, dict[str, object]]] = [
         (SignalFrame(tid, REGS, i32, siginfo, flag), L.KIND_SIGNAL, L.SIGNAL,
          {"tid": tid, "regs": REGS, "signo": i32, "siginfo": siginfo, "deterministic": flag}),
@@ -200,9 +203,9 @@ def test_struct_codecs_match_the_construct_layouts(
         (CpuidFrame(tid, REGS, u32, 0, u32, 2**32 - 1), L.KIND_CPUID, L.CPUID,
          {"tid": tid, "regs": REGS, "eax": u32, "ebx": 0, "ecx": u32, "edx": 2**32 - 1}),
         (ExitFrame(tid, i32), L.KIND_EXIT, L.EXIT, {"tid": tid, "status": i32}),
-        (PreemptFrame(tid, REGS, memory_hash, u32 & 0xFF, data), L.KIND_PREEMPT, L.PREEMPT,
-         {"tid": tid, "regs": REGS, "memory_hash": memory_hash, "patch_length": u32 & 0xFF,
-          "stack": data}),
+        (PreemptFrame(tid, REGS, memory_hash, u32 & 0xFF, data, watched), L.KIND_PREEMPT,
+         L.PREEMPT, {"tid": tid, "regs": REGS, "memory_hash": memory_hash,
+                     "patch_length": u32 & 0xFF, "stack": data, "watched": watched}),
         (SyscallEntryFrame(tid, REGS), L.KIND_SYSCALL_ENTRY, L.SYSCALL_ENTRY,
          {"tid": tid, "regs": REGS}),
         (FlushFrame(tid, data), L.KIND_FLUSH, L.FLUSH, {"tid": tid, "data": data}),
@@ -417,16 +420,37 @@ def test_other_version(tmp_path: Path) -> None:
     write_trace(tmp_path / "t", [])
     _set_version(tmp_path / "t", FORMAT_VERSION + 1)
     message = one_line_error(tmp_path / "t")
-    expected = f"version {FORMAT_VERSION + 1} is not supported (this rrgdb reads 4 and 5)"
+    expected = f"version {FORMAT_VERSION + 1} is not supported (this rrgdb reads 4, 5 and 6)"
     assert expected in message
 
 
-def test_version_4_traces_are_read(tmp_path: Path) -> None:
-    """Version 4 differs from 5 only by the CpuidFrame it cannot hold."""
-    frames = [f for f in every_kind() if not isinstance(f, CpuidFrame)]
+@pytest.mark.parametrize("version", [4, 5])
+def test_older_versions_are_read(tmp_path: Path, version: int) -> None:
+    """Version 5 differs from 6 only by the PreemptFrame's watched words, version 4 also
+    by the CpuidFrame it cannot hold."""
+    frames = [f for f in every_kind() if not isinstance(f, PreemptFrame)
+              and (version > 4 or not isinstance(f, CpuidFrame))]
     write_trace(tmp_path / "t", frames)
-    _set_version(tmp_path / "t", 4)
+    _set_version(tmp_path / "t", version)
     assert list(TraceReader(tmp_path / "t").frames()) == frames
+
+
+def test_a_version_5_preempt_frame_has_no_watched_words() -> None:
+    frame = PreemptFrame(7, REGS, bytes(range(32)), 5, bytes(range(24)))
+    old = (bytes([L.KIND_PREEMPT]) + L.PREEMPT_HEAD.pack(7, REGS, bytes(range(32)), 5, 24)
+           + bytes(range(24)))
+    assert decode_frames(old, 0, 1, "t", version=5) == [frame]
+    with pytest.raises(TraceError, match="frame 0 .PreemptFrame. is malformed"):
+        decode_frames(old, 0, 1, "t")  # read as version 6: the watched words' size is missing
+
+
+def test_watched_words_must_be_pairs() -> None:
+    with pytest.raises(ValueError, match="pairs"):
+        encode_frame(PreemptFrame(7, REGS, bytes(range(32)), 5, b"", bytes(8)))
+    encoded = encode_frame(PreemptFrame(7, REGS, bytes(range(32)), 5, b"", bytes(16)))
+    damaged = encoded[:-20] + struct.pack("<I", 8) + bytes(8)
+    with pytest.raises(TraceError, match="not .address, value. pairs"):
+        decode_frames(damaged, 0, 1, "t")
 
 
 def test_missing_events_file(tmp_path: Path) -> None:

@@ -76,6 +76,25 @@ def test_the_stub_compares_the_changing_registers_first_and_traps_on_a_match() -
     assert compared[15:] == ["rax"]
     assert ("lea", "rsi, [rsp - 0x80]") in [(m, ops) for _, m, ops in listing]
     assert ("mov", "ecx, 2") in [(m, ops) for _, m, ops in listing]
-    assert stub.stack == bytes(range(16))
+    assert stub.data == bytes(range(16))
     assert listing[-1][1] == "jmp"
     assert any(a + 1 == stub.trap and m == "int3" for a, m, _ in listing)
+
+
+def test_the_stub_compares_the_watched_words_first() -> None:
+    watched = struct.pack("<4Q", 0x601000, 7, 0x601008, 9)
+    stub = build_stub(STUB, window_at(bytes.fromhex("48c745f000000000") + PAD, SITE),
+                      wanted(), ["rdx"], bytes(range(16)), watched)
+    listing = disassemble(stub.code, STUB)
+    assert stub.data == bytes(range(16)) + struct.pack("<2Q", 7, 9)  # after the stack words
+    first = next(i for i, (_, m, _) in enumerate(listing) if m == "cmp")
+    for pair, (address, value_slot) in enumerate([(0x601000, STUB + 0x1000 + 64 + 16),
+                                                  (0x601008, STUB + 0x1000 + 64 + 24)]):
+        load, deref, (at, mnemonic, operands), jump = listing[first - 2 + 4 * pair:][:4]
+        assert (load[1], load[2]) == ("movabs", f"rax, {address:#x}")
+        assert (deref[1], deref[2]) == ("mov", "rax, qword ptr [rax]")
+        assert mnemonic == "cmp" and operands.startswith("rax, qword ptr [rip + ")
+        assert at + 7 + int(operands.split("+ ")[1].rstrip("]"), 16) == value_slot
+        assert jump[1] == "jne"
+    # then the registers, the changing one first, then the stack words
+    assert listing[first + 7][2] == "rdx, rax"

@@ -82,8 +82,18 @@ def memory_hash(task: Task) -> bytes:
     """A 32-byte digest of the contents and addresses of every private writable mapping
     of the task's process: with the registers, it identifies a moment between syscalls.
     Never-touched anonymous pages count as the zeros they read as, unread."""
-    ranges = [(entry.start, entry.end, entry.inode == 0) for entry in read_maps(task.tid)
-              if entry.prot & PROT_WRITE and not entry.shared
-              # its records are in the trace; its in_replay byte differs by design
-              and entry.start != SYSCALL_BUFFER_ADDR]
-    return native.memory_hash(task.tid, ranges)
+    return native.memory_hash(task.tid, _hashed_ranges(task))
+
+
+def page_hashes(task: Task) -> dict[int, int]:
+    """The hash of each page memory_hash() counts, by address: which pages changed
+    between two moments."""
+    return native.page_hashes(task.tid, _hashed_ranges(task))
+
+
+def _hashed_ranges(task: Task) -> list[tuple[int, int, bool]]:
+    """(start, end, zero_fill) of the mappings memory_hash() covers."""
+    return [(entry.start, entry.end, entry.inode == 0) for entry in read_maps(task.tid)
+            if entry.prot & PROT_WRITE and not entry.shared
+            # its records are in the trace; its in_replay byte differs by design
+            and entry.start != SYSCALL_BUFFER_ADDR]

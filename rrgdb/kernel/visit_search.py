@@ -63,6 +63,7 @@ _ENCODING = {"rax": 0, "rcx": 1, "rdx": 2, "rbx": 3, "rsp": 4, "rbp": 5, "rsi": 
              "r8": 8, "r9": 9, "r10": 10, "r12": 12, "r13": 13, "r14": 14, "r15": 15}
 REGISTER_NAMES = tuple(_ENCODING)  # the registers a stub compares
 STACK_BELOW, STACK_ABOVE = 128, 2048  # the stack bytes around rsp it compares then
+MAX_WATCHED = 32  # the memory words (PreemptFrame.watched) it compares first, at most
 
 # Instructions the recorder must not single-step: they enter the kernel, trap on purpose,
 # read the time or the CPU's identity (which fault under PR_TSC_SIGSEGV and CPUID
@@ -258,18 +259,18 @@ class _Assembler:
 class _Stub:
     page: int
     code: bytes  # its first page
-    stack: bytes  # the recorded stack words, at _STACK_COPY on its second page
+    data: bytes  # the recorded stack words, then the watched values, at _STACK_COPY
     trap: int  # the address just after its int3
     resume: int  # where the displaced instructions start
 
 
-# The stub's code starts its first page; what it saves, and the recorded stack words it
-# compares, are on the second: a store near code being run is taken for self-modifying
-# code and costs the CPU a pipeline flush.
+# The stub's code starts its first page; what it saves, the recorded stack words and the
+# watched words it compares are on the second: a store near code being run is taken for
+# self-modifying code and costs the CPU a pipeline flush.
 _SAVED_RAX, _SAVED_FLAGS = PAGE, PAGE + 8
 _SAVED_RSI, _SAVED_RDI, _SAVED_RCX = PAGE + 16, PAGE + 24, PAGE + 32
 _STACK_COPY = PAGE + 64
-assert STACK_BELOW + STACK_ABOVE <= STUB_BYTES - _STACK_COPY
+assert STACK_BELOW + STACK_ABOVE + 8 * MAX_WATCHED <= STUB_BYTES - _STACK_COPY
 
 
 def read_stack(task: Task, regs: Registers) -> bytes:
@@ -282,15 +283,23 @@ def read_stack(task: Task, regs: Registers) -> bytes:
 
 
 def build_stub(page: int, window: Window, wanted: Registers, order: list[str],
-               stack: bytes) -> _Stub:
-    """The stub at page for window: traps when the registers in order (then the others)
-    are as wanted and so are the stack words (read_stack, kept on the second page), else
-    runs the window's instructions and jumps back after them."""
+               stack: bytes, watched: bytes = b"") -> _Stub:
+    """The stub at page for window: traps when the watched words ((address, value) u64
+    pairs, which tell apart the visits whose registers are the same: compared first),
+    the registers in order (then the others) and the stack words (read_stack) are all as
+    wanted; else runs the window's instructions and jumps back after them. The stack
+    words and the watched values are kept on the second page."""
     a = _Assembler(page)
     saved_rax, saved_flags = page + _SAVED_RAX, page + _SAVED_FLAGS
     a.rip_relative(b"\x48\x89\x05", saved_rax)  # mov [saved_rax], rax
     a.emit(b"\x9f\x0f\x90\xc0")  # lahf; seto al
     a.rip_relative(b"\x66\x89\x05", saved_flags)  # mov [saved_flags], ax
+    value_slot = page + _STACK_COPY + len(stack)  # the values follow the stack words
+    for index, (address, _) in enumerate(struct.iter_unpack("<QQ", watched)):
+        a.emit(b"\x48\xb8" + struct.pack("<Q", address))  # mov rax, imm64
+        a.emit(b"\x48\x8b\x00")  # mov rax, [rax]
+        a.rip_relative(b"\x48\x3b\x05", value_slot + 8 * index)  # cmp rax, [value]
+        a.jump(b"\x0f\x85", "differs")  # jne
     names = [n for n in order if n in _ENCODING] + [n for n in _ENCODING if n not in order]
     for name in names:
         a.emit(b"\x48\xb8" + struct.pack("<Q", getattr(wanted, name)))  # mov rax, imm64
@@ -320,7 +329,8 @@ def build_stub(page: int, window: Window, wanted: Registers, order: list[str],
     a.emit(b"\xe9" + _rel32(a.here + 5, window.address + window.length))  # jmp back
     code = a.finish()
     assert len(code) <= _SAVED_RAX, "the stub's code must stay on its first page"
-    return _Stub(page, code, stack, trap, resume)
+    values = b"".join(value for _, value in struct.iter_unpack("<Q8s", watched))
+    return _Stub(page, code, stack + values, trap, resume)
 
 
 def _compare_stack(a: _Assembler, page: int, words: int) -> None:
@@ -413,7 +423,7 @@ class VisitSearch:
         if window is not None and window.length == self.length:
             self.stub = self._build(window)
             self.task.write(self.page, self.stub.code)
-            self.task.write(self.page + _STACK_COPY, self.stub.stack)
+            self.task.write(self.page + _STACK_COPY, self.stub.data)
 
     def occupied(self, pc: int) -> bool:
         """Whether a thread at pc runs code that refresh() may rewrite: the window's
@@ -439,9 +449,10 @@ def writable_code(task: Task, address: int, length: int) -> list[MapsEntry]:
 
 
 def open_search(task: Task, address: int, length: int, wanted: Registers, order: list[str],
-                stack: bytes) -> VisitSearch | None:
+                stack: bytes, watched: bytes) -> VisitSearch | None:
     """A search for the visit of address with the wanted registers (compared in this
-    order first) and stack words, behind a window of the recorded length there; its stub
+    order first), stack words and watched words, behind a window of the recorded length
+    there; its stub
     mapped and written (in writable code, once the code there has that length); None if
     no free address is within a jump's reach of the window."""
     page = _map_near(task, address)
@@ -449,7 +460,7 @@ def open_search(task: Task, address: int, length: int, wanted: Registers, order:
         return None
 
     def build(window: Window) -> _Stub:
-        return build_stub(page, window, wanted, order, stack)
+        return build_stub(page, window, wanted, order, stack, watched)
 
     return VisitSearch(task, address, length, page, build,
                        writable_code(task, address, length))

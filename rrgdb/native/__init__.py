@@ -187,6 +187,19 @@ def memory_hash(pid: int, ranges: Sequence[tuple[int, int, bool]]) -> bytes:
     return ffi.buffer(out)[:]
 
 
+def page_hashes(pid: int, ranges: Sequence[tuple[int, int, bool]]) -> dict[int, int]:
+    """The address → 64-bit hash of every page memory_hash() would count (those that
+    are not all zeros) in the same ranges."""
+    flat = ffi.new("uint64_t[]", [value for start, end, zero_fill in ranges
+                                  for value in (start, end, int(zero_fill))])
+    capacity = sum(end - start for start, end, _ in ranges) // 4096  # every page
+    out = _new_uncleared("uint64_t[]", 2 * capacity + 2)  # (untouched: never paged in)
+    count = _check(lib.rrgdb_page_hashes(pid, flat, len(ranges), out, capacity),
+                   "page_hashes", pid)
+    pairs = ffi.unpack(out, 2 * count)
+    return dict(zip(pairs[::2], pairs[1::2], strict=True))
+
+
 def write_memory_vm(pid: int, addr: int, data: bytes) -> int:
     """process_vm_writev (writable pages only); returns the byte count written."""
     return _check(lib.rr_write_mem(pid, addr, data, len(data)), "process_vm_writev", pid)

@@ -36,6 +36,8 @@ ffibuilder.cdef(
     long rr_arch_prctl(int code, unsigned long arg);
     size_t rr_user_regs_size(void);
     int rrgdb_memory_hash(int pid, const uint64_t *ranges, size_t count, uint8_t out[32]);
+    long rrgdb_page_hashes(int pid, const uint64_t *ranges, size_t count, uint64_t *out,
+                           size_t capacity);
     int mallopt(int param, int value);
     #define M_TRIM_THRESHOLD ...
     #define M_MMAP_THRESHOLD ...

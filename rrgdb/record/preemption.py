@@ -13,24 +13,50 @@ single-stepped, and runs a rep string instruction to its end at once (a single s
 one iteration, and a moment part-way through one is never visited in replay); if no
 window comes within SETTLE_STEPS, the moment is recorded where the thread stands and
 replay stops at every visit instead (slow, exact, and enough where the thread is not in
-a long loop)."""
+a long loop).
+
+A loop that keeps its state in memory comes back to its window with the same registers
+at every turn or every few (a Python loop: its counter is an int object on the heap),
+and the stack words tell only some turns apart, so replay's stub would trap at many
+turns, where only the memory hash tells the moment from the others (one Python loop
+with a timer signal did not replay in 5 minutes). So the recorder watches the thread
+make more turns (probe): it runs it on to the next visits of the window (a hardware
+breakpoint, for this thread only), up to PROBE_VISITS of them; if the registers come
+back, it hashes the memory's pages at that visit and the next, reads the pages that
+changed, and at a third visit records the words of those pages that changed again, with
+their values there (the loop's counter): the stub compares them too
+(PreemptFrame.watched). A thread that does not come back to its window soon
+(PROBE_TIMEOUT) is stopped where it is (SIGSTOP) and settled again without a probe."""
 
 from __future__ import annotations
 
 import os
 import signal
+import struct
+import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass, replace
 
 from rrgdb import native, syscallbuf
-from rrgdb.kernel.address_space import PROT_EXEC, read_maps
-from rrgdb.kernel.breakpoints import INT3
+from rrgdb.kernel.address_space import PROT_EXEC, page_hashes, read_maps
+from rrgdb.kernel.breakpoints import DR6, DR7, INT3
 from rrgdb.kernel.registers import Registers
-from rrgdb.kernel.remote_syscalls import SCRATCH_ADDR, resume_keeping_sigtrap
+from rrgdb.kernel.remote_syscalls import (
+    SCRATCH_ADDR,
+    SIGTRAP_BIT,
+    reblock_sigtrap,
+    resume_keeping_sigtrap,
+)
 from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.kernel.visit_search import (
     JUMP_BYTES,
     MAX_INSTRUCTION,
+    MAX_WATCHED,
+    PAGE,
+    REGISTER_NAMES,
+    STACK_ABOVE,
+    STACK_BELOW,
     Instruction,
     Window,
     decode,
@@ -39,12 +65,47 @@ from rrgdb.kernel.visit_search import (
 )
 
 SETTLE_STEPS = 400
+PROBE_TIMEOUT = 0.02  # seconds the thread may take to come back to its window
+PROBE_VISITS = 8  # the visits after the first in which its registers may come back
+PROBE_PAGES = 64  # the changed pages whose words are compared, at most
+_DR7_EXECUTE_DR0 = 1  # DR0 enabled for this thread, as an instruction breakpoint
+EFLAGS_RF = 0x10000  # the resume flag
 
 
-def settle(task: Task, regs: Registers) -> tuple[Registers, int] | Stop:
-    """Steps the stopped task to where its moment is best recorded: returns its registers
-    there and the length of the window replay may patch (0: none), or the stop that came
-    instead of a single step's (a fault, a signal), which the caller handles as usual."""
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Where settle() left the thread: its registers, the length of the window replay
+    may patch there (0: none), and the memory words that tell this visit of it from the
+    others ((address, value) u64 pairs; PreemptFrame.watched)."""
+
+    regs: Registers
+    patch_length: int
+    watched: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The stop that came instead of the ones settle() waited for, which the caller
+    handles as usual; ours: it is rrgdb's SIGSTOP, or that SIGSTOP is still to come."""
+
+    stop: Stop
+    ours: bool = False
+
+
+def settle(task: Task, regs: Registers, probe: bool = True) -> Settled | Interrupted:
+    """Steps the stopped task to where its moment is best recorded and, when it stands in
+    a loop whose registers come back, watches its next turns for the words that change
+    (probe)."""
+    stepped = _step_to_window(task, regs)
+    if isinstance(stepped, Interrupted) or not (probe and stepped.patch_length):
+        return stepped
+    return _probe(task, stepped)
+
+
+def _step_to_window(task: Task, regs: Registers) -> Settled | Interrupted:
+    """Steps the stopped task to a window: its registers there and the window's length
+    (0: none found), or the stop that came instead of a single step's (a fault, a
+    signal)."""
     code_at = _program_code(task)
     decoded: dict[int, tuple[Window | None, Instruction | None]] = {}  # a loop comes back
     landed: set[int] = set()  # reached other than by falling through, or a seen jump's target
@@ -61,12 +122,12 @@ def settle(task: Task, regs: Registers) -> tuple[Registers, int] | Stop:
             # visit is the start of an instruction. It is run to its end first.
             ran = _run_to(task, insn.end)
             if isinstance(ran, Stop):
-                return ran
+                return Interrupted(ran)
             regs = ran
             continue
         if window is not None and (len(window.instructions) == 1
                                    or (looped and not landed & window.interior)):
-            return regs, window.length
+            return Settled(regs, window.length)
         if insn is None or not steppable(insn) or not code_at(pc):
             break
         if insn.target is not None:
@@ -74,11 +135,167 @@ def settle(task: Task, regs: Registers) -> tuple[Registers, int] | Stop:
         looped |= revisit
         stop = resume_keeping_sigtrap(task, native.PTRACE_SINGLESTEP)
         if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP):
-            return stop
+            return Interrupted(stop)
         regs = task.regs()
         if regs.rip != insn.end:
             landed.add(regs.rip)
-    return regs, 0
+    return Settled(regs, 0)
+
+
+def _probe(task: Task, settled: Settled) -> Settled | Interrupted:
+    """Runs the task over its next visits of the window it settled at, up to
+    PROBE_VISITS of them until its registers come back: the visit it stops at, and when
+    they came back (every `period` visits: replay's stub needs more than them to tell
+    those visits apart), two periods later, with the memory words that changed during
+    the last period. The resume flag the visits leave set is cleared: it is not the
+    program's (a signal frame would keep it in its saved flags, and replay, where no
+    breakpoint set it, would not have it)."""
+    probed = _watch_turns(task, settled)
+    if task.alive:
+        regs = task.regs()
+        if regs.eflags & EFLAGS_RF:
+            regs.eflags &= ~EFLAGS_RF
+            task.set_regs(regs)
+            if isinstance(probed, Settled):
+                probed = replace(probed, regs=regs)
+    return probed
+
+
+def _watch_turns(task: Task, settled: Settled) -> Settled | Interrupted:
+    regs = settled.regs
+    seen = [_stub_registers(regs)]
+    for _ in range(PROBE_VISITS):
+        visit = _next_visit(task, regs)
+        if not isinstance(visit, Registers):
+            return visit
+        regs = visit
+        if _stub_registers(regs) in seen:
+            period = len(seen) - seen.index(_stub_registers(regs))
+            break
+        seen.append(_stub_registers(regs))
+    else:
+        return Settled(regs, settled.patch_length)  # its registers tell its turns apart
+    before = page_hashes(task)
+    visit = _next_visit(task, regs, period)
+    if not isinstance(visit, Registers):  # settled elsewhere, or interrupted
+        return visit
+    after = page_hashes(task)
+    changed = sorted(a for a, h in after.items() if before.get(a) != h)[:PROBE_PAGES]
+    pages = {a: task.read(a, PAGE) for a in changed}
+    visit = _next_visit(task, visit, period)
+    if not isinstance(visit, Registers):  # settled elsewhere, or interrupted
+        return visit
+    return Settled(visit, settled.patch_length, _changed_words(task, visit, pages))
+
+
+def _stub_registers(regs: Registers) -> tuple[int, ...]:
+    """The registers replay's stub compares first."""
+    return tuple(getattr(regs, name) for name in REGISTER_NAMES)
+
+
+def _changed_words(task: Task, regs: Registers, pages: dict[int, bytes]) -> bytes:
+    """(address, value now) of the words of pages that differ from their contents
+    there, outside the stack words the stub compares anyway; at most MAX_WATCHED."""
+    stack = range(regs.rsp - STACK_BELOW, regs.rsp + STACK_ABOVE)
+    watched = bytearray()
+    for address, then in pages.items():
+        now = task.read(address, PAGE)
+        if len(now) != PAGE or len(then) != PAGE:
+            continue
+        for offset in range(0, PAGE, 64):  # 64-byte pieces first: most are equal
+            if now[offset:offset + 64] == then[offset:offset + 64]:
+                continue
+            for word in range(offset, offset + 64, 8):
+                value = now[word:word + 8]
+                if value != then[word:word + 8] and address + word not in stack:
+                    watched += struct.pack("<Q", address + word) + value
+                    if len(watched) == 16 * MAX_WATCHED:
+                        return bytes(watched)
+    return bytes(watched)
+
+
+def _next_visit(task: Task, regs: Registers,
+                count: int = 1) -> Registers | Settled | Interrupted:
+    """Runs the task, which stands at a visit of pc with regs, to its count-th visit of
+    pc from here; its registers there (or what _run_to_visit gave instead)."""
+    for _ in range(count):
+        visit = _run_to_visit(task, regs)
+        if not isinstance(visit, Registers):
+            return visit
+        regs = visit
+    return regs
+
+
+def _run_to_visit(task: Task, regs: Registers) -> Registers | Settled | Interrupted:
+    """Runs the task, which stands at regs.rip, to its next visit of it (a hardware
+    instruction breakpoint, which the resume flag makes the first instruction pass);
+    its registers there. If it takes more than PROBE_TIMEOUT it is stopped (SIGSTOP) and
+    settled again, without a probe, from where it is; another stop that comes first is
+    returned."""
+    if not regs.eflags & EFLAGS_RF:  # (after a breakpoint's trap the kernel set it)
+        regs.eflags |= EFLAGS_RF
+        task.set_regs(regs)
+    task.set_debugreg(DR6, 0)
+    task.set_debugreg(0, regs.rip)
+    task.set_debugreg(DR7, _DR7_EXECUTE_DR0)
+    blocked = native.get_sigmask(task.tid) & SIGTRAP_BIT
+    try:
+        task.resume(native.PTRACE_CONT)
+        stopped = _wait_for(task, PROBE_TIMEOUT)
+        stop = stopped if stopped is not None else _stop_now(task)
+    finally:
+        if task.alive:
+            task.set_debugreg(DR7, 0)
+    hit = (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP
+           and task.get_debugreg(DR6) & 1)
+    if hit:
+        task.set_debugreg(DR6, 0)
+        if blocked:
+            reblock_sigtrap(task)
+    if stopped is None:  # rrgdb's SIGSTOP is on its way, or was the stop
+        return _after_sigstop(task, stop, hit)
+    if not hit:
+        return Interrupted(stop)
+    return task.regs()
+
+
+def _wait_for(task: Task, timeout: float) -> Stop | None:
+    """The task's next stop, None if it does not come within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    pause = 0.00002
+    while True:
+        pid, status = native.waitpid(task.tid, native.WALL | native.WNOHANG)
+        if pid:
+            stop = Stop.decode(status)
+            if stop.finished:
+                task.alive = False
+            return stop
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(pause)
+        pause = min(2 * pause, 0.001)
+
+
+def _stop_now(task: Task) -> Stop:
+    """Sends the running task rrgdb's SIGSTOP; its next stop (that one, or another that
+    came first)."""
+    native.tgkill(task.tgid, task.tid, signal.SIGSTOP)
+    return task.wait()
+
+
+def _after_sigstop(task: Task, stop: Stop, hit: bool) -> Settled | Interrupted:
+    """The task was sent rrgdb's SIGSTOP (the probe took too long) and stopped: for that
+    SIGSTOP, it is settled again from where it stands, without a probe; at the window
+    (the SIGSTOP is still pending), it is let take the SIGSTOP first; any other stop goes
+    to the caller, the SIGSTOP to come being rrgdb's."""
+    if hit:
+        task.resume(native.PTRACE_CONT)  # the pending SIGSTOP stops it before it runs
+        stop = task.wait()
+    if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP):
+        return Interrupted(stop, ours=True)
+    if syscallbuf.in_call(task):
+        return Interrupted(stop, ours=True)  # the caller's case for a stop in a call
+    return _step_to_window(task, task.regs())
 
 
 def _program_code(task: Task) -> Callable[[int], bool]:

@@ -22,7 +22,7 @@ from rrgdb.kernel.signal_frames import enter_handler
 from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.kernel.visit_search import read_stack
 from rrgdb.record.outputs import UnsupportedSyscall, check_supported, entry_state, memory_writes
-from rrgdb.record.preemption import settle
+from rrgdb.record.preemption import Interrupted, Settled, settle
 from rrgdb.record.scheduler import Scheduler
 from rrgdb.syscall_numbers import NUMBERS
 from rrgdb.syscalls import SPECS, Replay, SyscallSpec, syscall_name
@@ -107,7 +107,8 @@ class _RecordTask:
     held: bool = False  # a vfork parent kept stopped until its child's exec is recorded
     parked_at: float = 0.0  # when its oldest parked signal arrived
     stopping: bool = False  # rrgdb sent it SIGSTOP (preemption or a parked signal)
-    settled: tuple[Registers, int] | None = None  # where preemption.settle() left it
+    settled: Settled | None = None  # where preemption.settle() left it
+    probe_interrupted: bool = False  # since its last PreemptFrame (settle() probes no more)
     held_signal: int = 0  # the signal to resume it with when its turn comes
     # a syscall that returned a restart code, written at the task's next event unless the
     # kernel restarts it (no handler ran): then the program never saw that result
@@ -1047,21 +1048,26 @@ class RecordSession:
         # same registers, and taking it for a thread that had not moved left its turns
         # unrecorded (replay diverged: one -O0 recording of threads_compute in three).
         if regs.to_bytes() != rt.boundary:
-            if rt.settled is None or rt.settled[0].to_bytes() != regs.to_bytes():
-                settled = settle(task, regs)
-                if isinstance(settled, Stop):  # not stopped after all: that stop first
-                    rt.stopping = False
-                    self._pending_stops.append((task.tid, settled.status))
+            if rt.settled is None or rt.settled.regs.to_bytes() != regs.to_bytes():
+                settled = settle(task, regs, probe=not rt.probe_interrupted)
+                if isinstance(settled, Interrupted):  # not stopped after all: that stop first
+                    rt.stopping = settled.ours
+                    # (a timer signal every 2 ms would interrupt every probe: not again)
+                    rt.probe_interrupted = True
+                    self._pending_stops.append((task.tid, settled.stop.status))
                     return None
                 rt.settled = settled
-            regs, patch_length = rt.settled
+            settled = rt.settled
+            regs = settled.regs
             self._drain()
             if self._pending_stops:  # handle those first, then come back to this stop
                 self._pending_stops.append((task.tid, stop.status))
                 return None
             rt.settled = None
+            rt.probe_interrupted = False
             self._write(PreemptFrame(task.tid, regs.to_bytes(), memory_hash(task),
-                                     patch_length, read_stack(task, regs)))
+                                     settled.patch_length, read_stack(task, regs),
+                                     settled.watched))
         rt.stopping = False
         if rt.parked and blocked_signals(task.tid) & 1 << (rt.parked[0][0] - 1):
             # blocked here (the thread is in that signal's handler, say): the kernel holds

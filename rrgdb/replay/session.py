@@ -545,7 +545,8 @@ class ReplaySession:
                 now = task.regs()
             changing = [name for name in REGISTER_NAMES
                         if getattr(now, name) != getattr(target, name)]
-            search = open_search(task, target.rip, length, target, changing, frame.stack)
+            search = open_search(task, target.rip, length, target, changing, frame.stack,
+                                 frame.watched)
             if search is not None:
                 return self._search_with_stub(task, frame, target, search)
         return self._search_with_int3(task, frame, target, target.rip in debugger_int3s)
@@ -1168,8 +1169,12 @@ def _patching_windows(frames: list[Frame]) -> dict[int, list[range]]:
 
 
 def _matches(task: Task, regs: Registers, target: Registers, frame: PreemptFrame) -> bool:
-    """Whether a task with regs is at the moment frame recorded (target: its registers)."""
-    return not regs.differences(target) and memory_hash(task) == frame.memory_hash
+    """Whether a task with regs is at the moment frame recorded (target: its registers);
+    its watched words are compared before the whole memory is hashed."""
+    return (not regs.differences(target)
+            and all(task.read(address, 8) == value
+                    for address, value in struct.iter_unpack("<Q8s", frame.watched))
+            and memory_hash(task) == frame.memory_hash)
 
 
 def _runs_for_real(regs: Registers) -> bool:

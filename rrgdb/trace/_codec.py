@@ -100,13 +100,15 @@ def encode_header(header: TraceHeader) -> bytes:
     return L.PREAMBLE.build(preamble) + body
 
 
-def decode_header(data: bytes, where: str) -> TraceHeader:
-    """The header from the header file's bytes; checks magic, version and crc in that order."""
+def decode_header(data: bytes, where: str) -> tuple[TraceHeader, int]:
+    """The header from the header file's bytes, and the trace's format version; checks
+    magic, version and crc in that order."""
     if len(data) < L.PREAMBLE_SIZE or not data.startswith(L.HEADER_MAGIC):
         raise TraceError(f"{where}: not an rrgdb trace (bad magic)")
     preamble = L.PREAMBLE.parse(data)
     if preamble.version not in L.READABLE_VERSIONS:
-        readable = " and ".join(map(str, L.READABLE_VERSIONS))
+        *earlier, last = map(str, L.READABLE_VERSIONS)
+        readable = f"{', '.join(earlier)} and {last}" if earlier else last
         raise TraceError(
             f"{where}: trace format version {preamble.version} is not supported "
             f"(this rrgdb reads {readable})"
@@ -126,7 +128,7 @@ def decode_header(data: bytes, where: str) -> TraceHeader:
             cpu=decode_text(c.cpu),
             syscallbuf=c.syscallbuf,
             extra={decode_text(e.key): decode_text(e.value) for e in c.extra},
-        )
+        ), preamble.version
     except LAYOUT_ERRORS as e:
         raise TraceError(f"{where}: header is malformed: {layout_error_text(e)}") from e
 

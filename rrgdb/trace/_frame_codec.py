@@ -6,7 +6,9 @@ raise ValueError/TypeError (a bug in the caller); decode_frames raises only Trac
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
+from dataclasses import replace
 from io import BytesIO
 from typing import Any
 
@@ -167,12 +169,26 @@ def _decode_exit(stream: BytesIO) -> ExitFrame:
 def _encode_preempt(f: PreemptFrame) -> bytes:
     regs = _fixed(f.regs, L.REGS_SIZE, "regs")
     memory_hash = _fixed(f.memory_hash, L.MEMORY_HASH_SIZE, "memory_hash")
-    if type(f.stack) is not bytes:
-        raise TypeError("PreemptFrame.stack must be bytes")
-    return L.PREEMPT_HEAD.pack(f.tid, regs, memory_hash, f.patch_length, len(f.stack)) + f.stack
+    if type(f.stack) is not bytes or type(f.watched) is not bytes:
+        raise TypeError("PreemptFrame.stack and .watched must be bytes")
+    if len(f.watched) % 16:
+        raise ValueError("PreemptFrame.watched must be (address, value) u64 pairs")
+    head = L.PREEMPT_HEAD.pack(f.tid, regs, memory_hash, f.patch_length, len(f.stack))
+    return head + f.stack + L.BLOB_SIZE.pack(len(f.watched)) + f.watched
 
 
 def _decode_preempt(stream: BytesIO) -> PreemptFrame:
+    frame = _decode_preempt_unwatched(stream)
+    size, = L.BLOB_SIZE.unpack(stream.read(L.BLOB_SIZE.size))
+    watched = stream.read(size)
+    if len(watched) % 16:
+        raise struct.error(f"{len(watched)} bytes of watched words are not (address, "
+                           "value) pairs")
+    return replace(frame, watched=watched)
+
+
+def _decode_preempt_unwatched(stream: BytesIO) -> PreemptFrame:
+    """A PreemptFrame of a trace older than L.WATCHED_SINCE."""
     tid, regs, memory_hash, patch_length, size = L.PREEMPT_HEAD.unpack(
         stream.read(L.PREEMPT_HEAD.size))
     return PreemptFrame(tid, regs, memory_hash, patch_length, stream.read(size))
@@ -223,6 +239,9 @@ _KINDS: tuple[tuple[type, int, _Encode, _Decode], ...] = (
 )
 _ENCODERS = {t: (bytes([kind]), encode) for t, kind, encode, _ in _KINDS}
 _DECODERS = {bytes([kind]): (t.__name__, decode) for t, kind, _, decode in _KINDS}
+# A trace older than L.WATCHED_SINCE: its PreemptFrames end after the stack.
+_UNWATCHED_DECODERS = {**_DECODERS, bytes([L.KIND_PREEMPT]): (PreemptFrame.__name__,
+                                                             _decode_preempt_unwatched)}
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -237,8 +256,11 @@ def encode_frame(frame: Frame) -> bytes:
         raise ValueError(f"cannot encode {frame!r:.120}: {e}") from e
 
 
-def decode_frames(raw: bytes, first: int, count: int, where: str) -> list[Frame]:
-    """The count frames (numbered from first) that make up raw, exactly."""
+def decode_frames(raw: bytes, first: int, count: int, where: str,
+                  version: int = L.FORMAT_VERSION) -> list[Frame]:
+    """The count frames (numbered from first) that make up raw, exactly, as trace format
+    version writes them."""
+    decoders = _DECODERS if version >= L.WATCHED_SINCE else _UNWATCHED_DECODERS
     # Bytes fields are read with a bare read(), which comes back short at the end of the
     # buffer instead of failing; one byte of padding turns any such overrun into a position
     # past len(raw), which the loop checks after every frame.
@@ -250,7 +272,7 @@ def decode_frames(raw: bytes, first: int, count: int, where: str) -> list[Frame]
     append = frames.append
     for index in range(first, first + count):
         kind = read(1)
-        decoder = _DECODERS.get(kind)
+        decoder = decoders.get(kind)
         if decoder is None:
             raise TraceError(f"{where}: frame {index} has unknown kind {kind.hex() or 'EOF'}")
         name, decode = decoder

@@ -140,13 +140,16 @@ class PreemptFrame:
     registers and a hash of the process's writable memory (DESIGN.md §6). A nonzero
     patch_length says the instructions in that many bytes at regs.rip may be replaced by a
     jump while replay searches for the moment (kernel/visit_search.py); stack holds the
-    memory from rsp - 128 on at the moment, which the search compares too."""
+    memory from rsp - 128 on at the moment, which the search compares too, and watched
+    (address, value) u64 pairs of words the thread's loop changes at every turn
+    (record/preemption.py)."""
 
     tid: int
     regs: bytes
     memory_hash: bytes  # 32 bytes
     patch_length: int
     stack: bytes
+    watched: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,9 +37,11 @@ from construct import (
     this,
 )
 
-FORMAT_VERSION = 5
-# The versions this rrgdb reads: a version-4 trace has no CpuidFrame (cpuid was not trapped).
-READABLE_VERSIONS = (4, 5)
+FORMAT_VERSION = 6
+# The versions this rrgdb reads: a version-4 trace has no CpuidFrame (cpuid was not
+# trapped); before version 6 a PreemptFrame has no watched words.
+READABLE_VERSIONS = (4, 5, 6)
+WATCHED_SINCE = 6
 
 HEADER_FILE = "header"
 EVENTS_FILE = "events"
@@ -229,9 +231,10 @@ SYSCALL_ENTRY_STRUCT = struct.Struct(f"<i{REGS_SIZE}s")
 
 PREEMPT = Struct(
     "tid" / Int32sl, "regs" / Bytes(REGS_SIZE), "memory_hash" / Bytes(MEMORY_HASH_SIZE),
-    "patch_length" / Int8ul, *_blob("stack"),
+    "patch_length" / Int8ul, *_blob("stack"), *_blob("watched"),
 )
 PREEMPT_HEAD = struct.Struct(f"<i{REGS_SIZE}s{MEMORY_HASH_SIZE}sBI")  # then the stack bytes
+BLOB_SIZE = struct.Struct("<I")  # (the watched words' byte count, then them)
 
 # -- complete file: written atomically by TraceWriter.close() -------------------------------
 

@@ -45,7 +45,8 @@ class TraceReader:
         if not self.directory.is_dir():
             raise TraceError(f"{self.directory}: no such trace directory")
         header_path = self.directory / L.HEADER_FILE
-        self.header: TraceHeader = decode_header(
+        self.header: TraceHeader
+        self.header, self.version = decode_header(
             _read(header_path, "not an rrgdb trace (no header file)"), str(header_path)
         )
         self._events = self.directory / L.EVENTS_FILE
@@ -93,7 +94,7 @@ class TraceReader:
                     self._torn(where)
                     return
                 raw = unpack_block_data(head, stored, self._decompressor, where)
-                yield from decode_frames(raw, number, head.frames, where)
+                yield from decode_frames(raw, number, head.frames, where, self.version)
                 number += head.frames
         if self._expected_frames is not None and number != self._expected_frames:
             raise TraceError(
