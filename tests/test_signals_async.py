@@ -145,15 +145,18 @@ def test_buffering_resumes_after_a_held_back_signal(build, tmp_path: Path) -> No
 def test_loops_whose_registers_repeat_are_found_by_their_memory(
         build: Callable[..., Path], tmp_path: Path, options: list[str]) -> None:
     """A timer signal ends a loop that keeps its count in the heap, with the same
-    registers and stack at every turn; then two threads run such loops and are preempted
-    mid-loop. Replay stopped at every turn of the loop to hash the memory (a Python loop
-    ended by setitimer did not replay in 5 minutes, nor this one in 100 s); now the
-    recorder finds the words that change from turn to turn and the stub compares them."""
+    registers and stack at every turn, then a loop whose registers come back only every
+    100 visits (an inner loop's count in rcx, the outer one's in the heap); then two
+    threads run loops like the first and are preempted mid-loop. Replay stopped at every
+    turn of the loop to hash the memory (a Python loop ended by setitimer did not replay
+    in 5 minutes, nor these in 100 s); now the recorder finds the words that change from
+    turn to turn and the stub compares them."""
     trace = tmp_path / "trace"
     recorded = record_with(build("timer_memory_loop", "O2", "-pthread"), trace, options)
     lines = recorded.stdout.decode().splitlines()
     assert lines[0] == "alarm after many turns", describe(recorded)
-    assert lines[2].startswith("thread counted 2000000, main waited"), describe(recorded)
+    assert lines[2].startswith("outer turns "), describe(recorded)
+    assert lines[3].startswith("thread counted 2000000, main waited"), describe(recorded)
     frames = run_rrgdb(["dump", trace]).stdout.decode()
     assert "preempted at" in frames, frames
     assert_replay_matches(recorded, replay(trace, timeout=60))

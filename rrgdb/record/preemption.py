@@ -21,12 +21,15 @@ and the stack words tell only some turns apart, so replay's stub would trap at m
 turns, where only the memory hash tells the moment from the others (one Python loop
 with a timer signal did not replay in 5 minutes). So the recorder watches the thread
 make more turns (probe): it runs it on to the next visits of the window (a hardware
-breakpoint, for this thread only), up to PROBE_VISITS of them; if the registers come
-back, it hashes the memory's pages at that visit and the next, reads the pages that
-changed, and at a third visit records the words of those pages that changed again, with
-their values there (the loop's counter): the stub compares them too
-(PreemptFrame.watched). A thread that does not come back to its window soon
-(PROBE_TIMEOUT) is stopped where it is (SIGSTOP) and settled again without a probe."""
+breakpoint, for this thread only), up to PROBE_VISITS of them, until the registers come
+back. Then it hashes the memory's pages at that visit and one period of visits later,
+reads the pages that changed, and one more period later records the words of those
+pages that changed again, with their values there (the loop's counter): the stub
+compares them too (PreemptFrame.watched). Registers that do not come back so soon may
+still come back later (an inner loop's count in a register, an outer one's in memory),
+so the periods are then PROBE_RUN of running, each ended at the window's next visit. A
+thread that does not come back to its window soon (PROBE_TIMEOUT) is stopped where it is
+(SIGSTOP) and settled again without a probe."""
 
 from __future__ import annotations
 
@@ -67,6 +70,7 @@ from rrgdb.kernel.visit_search import (
 SETTLE_STEPS = 400
 PROBE_TIMEOUT = 0.02  # seconds the thread may take to come back to its window
 PROBE_VISITS = 8  # the visits after the first in which its registers may come back
+PROBE_RUN = 0.001  # else: seconds it runs between the visits whose memory is compared
 PROBE_PAGES = 64  # the changed pages whose words are compared, at most
 _DR7_EXECUTE_DR0 = 1  # DR0 enabled for this thread, as an instruction breakpoint
 EFLAGS_RF = 0x10000  # the resume flag
@@ -143,12 +147,10 @@ def _step_to_window(task: Task, regs: Registers) -> Settled | Interrupted:
 
 
 def _probe(task: Task, settled: Settled) -> Settled | Interrupted:
-    """Runs the task over its next visits of the window it settled at, up to
-    PROBE_VISITS of them until its registers come back: the visit it stops at, and when
-    they came back (every `period` visits: replay's stub needs more than them to tell
-    those visits apart), two periods later, with the memory words that changed during
-    the last period. The resume flag the visits leave set is cleared: it is not the
-    program's (a signal frame would keep it in its saved flags, and replay, where no
+    """Runs the task over its next visits of the window it settled at: the visit it
+    stops at two periods on, with the memory words that changed during the last period
+    (the module's docstring). The resume flag the visits leave set is cleared: it is not
+    the program's (a signal frame would keep it in its saved flags, and replay, where no
     breakpoint set it, would not have it)."""
     probed = _watch_turns(task, settled)
     if task.alive:
@@ -164,6 +166,7 @@ def _probe(task: Task, settled: Settled) -> Settled | Interrupted:
 def _watch_turns(task: Task, settled: Settled) -> Settled | Interrupted:
     regs = settled.regs
     seen = [_stub_registers(regs)]
+    period = 0  # visits after which the registers came back; 0: not within PROBE_VISITS
     for _ in range(PROBE_VISITS):
         visit = _next_visit(task, regs)
         if not isinstance(visit, Registers):
@@ -173,19 +176,27 @@ def _watch_turns(task: Task, settled: Settled) -> Settled | Interrupted:
             period = len(seen) - seen.index(_stub_registers(regs))
             break
         seen.append(_stub_registers(regs))
-    else:
-        return Settled(regs, settled.patch_length)  # its registers tell its turns apart
+
+    def later(regs: Registers) -> Registers | Settled | Interrupted:
+        """A visit at which the loop is a period on (a turn of an outer loop, whose
+        count may be in memory while an inner one's is in the registers, is taken to
+        last less than PROBE_RUN)."""
+        if period:
+            return _next_visit(task, regs, period)
+        return _visit_after_a_while(task, regs)
+
     before = page_hashes(task)
-    visit = _next_visit(task, regs, period)
+    visit = later(regs)
     if not isinstance(visit, Registers):  # settled elsewhere, or interrupted
         return visit
     after = page_hashes(task)
     changed = sorted(a for a, h in after.items() if before.get(a) != h)[:PROBE_PAGES]
     pages = {a: task.read(a, PAGE) for a in changed}
-    visit = _next_visit(task, visit, period)
+    visit = later(visit)
     if not isinstance(visit, Registers):  # settled elsewhere, or interrupted
         return visit
-    return Settled(visit, settled.patch_length, _changed_words(task, visit, pages))
+    return Settled(visit, settled.patch_length,
+                   _changed_words(task, visit, settled.patch_length, pages))
 
 
 def _stub_registers(regs: Registers) -> tuple[int, ...]:
@@ -193,10 +204,14 @@ def _stub_registers(regs: Registers) -> tuple[int, ...]:
     return tuple(getattr(regs, name) for name in REGISTER_NAMES)
 
 
-def _changed_words(task: Task, regs: Registers, pages: dict[int, bytes]) -> bytes:
+def _changed_words(task: Task, regs: Registers, patch_length: int,
+                   pages: dict[int, bytes]) -> bytes:
     """(address, value now) of the words of pages that differ from their contents
-    there, outside the stack words the stub compares anyway; at most MAX_WATCHED."""
-    stack = range(regs.rsp - STACK_BELOW, regs.rsp + STACK_ABOVE)
+    there, but those of the stack words the stub compares anyway and those of the
+    window at regs.rip (code that rewrites itself: replay's jump is there meanwhile); at
+    most MAX_WATCHED."""
+    skipped = [range(regs.rsp - STACK_BELOW, regs.rsp + STACK_ABOVE),
+               range(regs.rip - 7, regs.rip + patch_length)]
     watched = bytearray()
     for address, then in pages.items():
         now = task.read(address, PAGE)
@@ -207,7 +222,8 @@ def _changed_words(task: Task, regs: Registers, pages: dict[int, bytes]) -> byte
                 continue
             for word in range(offset, offset + 64, 8):
                 value = now[word:word + 8]
-                if value != then[word:word + 8] and address + word not in stack:
+                if value != then[word:word + 8] and not any(
+                        address + word in r for r in skipped):
                     watched += struct.pack("<Q", address + word) + value
                     if len(watched) == 16 * MAX_WATCHED:
                         return bytes(watched)
@@ -219,15 +235,29 @@ def _next_visit(task: Task, regs: Registers,
     """Runs the task, which stands at a visit of pc with regs, to its count-th visit of
     pc from here; its registers there (or what _run_to_visit gave instead)."""
     for _ in range(count):
-        visit = _run_to_visit(task, regs)
+        visit = _run_to_visit(task, regs.rip, regs)
         if not isinstance(visit, Registers):
             return visit
         regs = visit
     return regs
 
 
-def _run_to_visit(task: Task, regs: Registers) -> Registers | Settled | Interrupted:
-    """Runs the task, which stands at regs.rip, to its next visit of it (a hardware
+def _visit_after_a_while(task: Task, regs: Registers) -> Registers | Settled | Interrupted:
+    """Lets the task, which stands at a visit of pc (regs.rip), run for PROBE_RUN, stops
+    it (SIGSTOP) and runs it to its next visit of pc; its registers there."""
+    task.resume(native.PTRACE_CONT)
+    stop = _wait_for(task, PROBE_RUN)
+    if stop is not None:
+        return Interrupted(stop)
+    stop = _stop_now(task)
+    if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP) or (
+            syscallbuf.in_call(task)):
+        return Interrupted(stop, ours=True)  # (in a call: the caller's case for it)
+    return _run_to_visit(task, regs.rip, task.regs())
+
+
+def _run_to_visit(task: Task, pc: int, regs: Registers) -> Registers | Settled | Interrupted:
+    """Runs the task, which stands at regs.rip, to its next visit of pc (a hardware
     instruction breakpoint, which the resume flag makes the first instruction pass);
     its registers there. If it takes more than PROBE_TIMEOUT it is stopped (SIGSTOP) and
     settled again, without a probe, from where it is; another stop that comes first is
@@ -236,7 +266,7 @@ def _run_to_visit(task: Task, regs: Registers) -> Registers | Settled | Interrup
         regs.eflags |= EFLAGS_RF
         task.set_regs(regs)
     task.set_debugreg(DR6, 0)
-    task.set_debugreg(0, regs.rip)
+    task.set_debugreg(0, pc)
     task.set_debugreg(DR7, _DR7_EXECUTE_DR0)
     blocked = native.get_sigmask(task.tid) & SIGTRAP_BIT
     try:

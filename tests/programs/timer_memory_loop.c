@@ -4,7 +4,8 @@
  * parks the signal, stops the loop after 0.5 s and delivers the signal there; replay
  * must find that turn among the ~10^7 before it with the same registers and stack, which
  * only the count in memory tells apart (record/preemption.py's probe finds the count,
- * and PreemptFrame.watched holds it). Then a thread counts to a limit while the main
+ * and PreemptFrame.watched holds it). The same with an inner loop whose registers come
+ * back only every 100 visits, inside an outer one that counts in memory. Then a thread counts to a limit while the main
  * thread counts how long it waits: the scheduler preempts each of them mid-loop, and
  * replay must find those turns the same way. Prints the counts; replay must print them
  * too. */
@@ -37,6 +38,23 @@ static void count_until_done(unsigned long *count)
                      : "cc");
 }
 
+/* Adds 1 to *count, then runs an inner loop of 100 turns, until done is set: at the
+ * inner loop's movabs the registers come back only every 100 visits (its count is in
+ * rcx), and the outer count tells the turns of the outer loop apart. */
+static void count_outer_turns_until_done(unsigned long *count)
+{
+    __asm__ volatile("1: addq $1, (%1)\n\t"
+                     "mov $100, %%ecx\n\t"
+                     "2: movabs $0x1122334455667788, %%rdx\n\t"
+                     "dec %%ecx\n\t"
+                     "jnz 2b\n\t"
+                     "cmpl $0, %2\n\t"
+                     "je 1b"
+                     : "+m"(*count)
+                     : "r"(count), "m"(done)
+                     : "cc", "rcx", "rdx");
+}
+
 /* Adds 1 to *count until *watched reaches LIMIT. */
 static void count_until(unsigned long *count, volatile unsigned long *watched)
 {
@@ -64,6 +82,10 @@ int main(void)
     count_until_done(&counts[0]);
     printf("alarm after %s turns\n", counts[0] > 1000 ? "many" : "few");
     printf("count %lu\n", counts[0]);
+    done = 0;
+    setitimer(ITIMER_REAL, &timer, NULL);
+    count_outer_turns_until_done(&counts[0]);
+    printf("outer turns %lu\n", counts[0]);
 
     pthread_t thread;
     pthread_create(&thread, NULL, count_to_limit, &counts[1]);
