@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_replay_matches, describe, record, replay
+from conftest import assert_replay_matches, describe, record, replay, run_native
 
 
 def test_pseudo_terminal_session(build, tmp_path: Path) -> None:
@@ -180,12 +180,33 @@ def test_job_control_stops(build, tmp_path: Path) -> None:
     """SIGSTOP and SIGTSTP were taken for ignored signals and dropped: a parent waiting
     with WUNTRACED for the child it stopped waited forever (the recording hung). The stop
     is delivered and the child left stopped until a SIGCONT is pending for it; replay
-    delivers neither (the stop changes nothing in the process)."""
+    delivers neither (the stop changes nothing in the process).
+
+    Recorded in a session of its own, where rrgdb's process group is orphaned (as when
+    the suite runs on after the shell that started it is gone, where this test once
+    failed): the child that stops itself does so from a group of its own, which is not."""
     trace = tmp_path / "trace"
-    recorded = record([str(build("job_control_stops", "O2"))], trace, timeout=60)
+    recorded = record([str(build("job_control_stops", "O2"))], trace, timeout=60,
+                      start_new_session=True)
     assert recorded.returncode == 0, describe(recorded)
     assert recorded.stdout == (b"stopped by 19\ncontinued 1\nkilled while stopped by 9\n"
                                b"stopped itself by 20\nthen exited 4\n"), describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace))
+
+
+def test_job_control_stop_in_an_orphaned_process_group(build, tmp_path: Path) -> None:
+    """In an orphaned process group the kernel discards SIGTSTP: the child runs on to
+    _exit(4) and its parent's waitpid(WUNTRACED) sees the exit, not a stop. rrgdb records
+    what happens natively, and the recording replays."""
+    program = [str(build("job_control_stops", "O2")), "same-group"]
+    native = run_native(program, start_new_session=True)
+    expected = (b"stopped by 19\ncontinued 1\nkilled while stopped by 9\n"
+                b"stopped itself by -1\nthen exited 4\n")
+    assert native.returncode == 0 and native.stdout == expected, describe(native)
+    trace = tmp_path / "trace"
+    recorded = record(program, trace, timeout=60, start_new_session=True)
+    assert recorded.returncode == 0 and recorded.stdout == expected, describe(recorded)
 
     assert_replay_matches(recorded, replay(trace))
 

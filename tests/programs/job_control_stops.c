@@ -1,13 +1,22 @@
 /* Job-control stops: a parent stops its child with SIGSTOP and sees it stopped
  * (waitpid WUNTRACED), continues it with SIGCONT and sees that (WCONTINUED), stops it
  * again and kills it while stopped; a second child stops itself with SIGTSTP until its
- * parent continues it. */
+ * parent continues it.
+ *
+ * The kernel discards SIGTSTP (SIGTTIN, SIGTTOU) in an orphaned process group, one where
+ * no member has a parent in another group of the same session, as when the test suite
+ * runs on after the shell that started it is gone: the second child would run on to
+ * _exit and its parent see no stop. So the second child first moves to a group of its
+ * own, whose parent (this process) is in another group of the session. With an argument
+ * ("same-group") it stays in its parent's group: in an orphaned group it is not stopped,
+ * with or without rrgdb. */
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argv;
     int status;
     pid_t child = fork();
     if (child == 0) {
@@ -28,6 +37,8 @@ int main(void) {
 
     child = fork();
     if (child == 0) {
+        if (argc < 2)
+            setpgid(0, 0);
         raise(SIGTSTP);
         _exit(4);
     }
