@@ -223,6 +223,20 @@ def test_a_stopped_process_gives_up_its_turn(tmp_path: Path) -> None:
     assert_replay_matches(recorded, replay(trace))
 
 
+def test_a_computing_child_stopped_and_continued(build, tmp_path: Path) -> None:
+    """A parent stops and continues a child 100 times while it computes. Its SIGSTOP,
+    arriving in user code, waited 0.5 s each time for a preemption point (50 s to
+    record, 45-75 s to replay); a job-control stop is now delivered at once, at a
+    preemption point made for it, and the recording's own SIGSTOPs are told from the
+    parent's by their sender (1.7 s to record, 1.5 s to replay)."""
+    trace = tmp_path / "trace"
+    recorded = record([str(build("stop_computing_child", "O2"))], trace, timeout=30)
+    assert recorded.returncode == 0, describe(recorded)
+    assert recorded.stdout == b"stopped 100 times, then killed by 9\n", describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace, timeout=30))
+
+
 def test_a_python_loop_ended_by_a_timer(tmp_path: Path) -> None:
     """Python's `while True: n += 1` ended by an exception raised from a SIGALRM handler
     (as a timeout decorator does): at the turn the signal was delivered, the

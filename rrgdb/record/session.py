@@ -9,6 +9,7 @@ import os
 import resource
 import signal
 import stat
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ CLOSE, CLOSE_RANGE, CLOSE_RANGE_CLOEXEC = NUMBERS["close"], NUMBERS["close_range
 MAP_ANONYMOUS = 0x20
 MAP_SHARED = 0x01  # also set in MAP_SHARED_VALIDATE
 SIGINFO_CODE = slice(8, 12)
+SI_TKILL = -6  # si_code of a signal sent with tgkill
 # ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND: a syscall interrupted by a signal, which the
 # kernel restarts with the same number unless a handler runs; ERESTART_RESTARTBLOCK: the
 # same, continued by restart_syscall
@@ -517,14 +519,17 @@ class RecordSession:
                     self._deferred.values()):
                 return native.waitpid(-1)
             for rt in stopped:
-                if _pending_signals(rt.task.tid) & ENDS_GROUP_STOP:
+                if _group_stop_ends(rt):
                     rt.group_stopped = False  # it takes the signal at its next resume
                     self._to_user(rt)
             pid, status = native.waitpid(-1, native.WALL | native.WNOHANG)
             if pid:
                 return pid, status
             now = time.monotonic()
-            overdue = [rt for rt in parked if now - rt.parked_at > PARK_TIMEOUT]
+            # (a job-control stop is delivered at once: natively the process would stop
+            # now, and its parent's waitpid(WUNTRACED) return)
+            overdue = [rt for rt in parked if now - rt.parked_at > PARK_TIMEOUT
+                       or any(signo in STOP_SIGNALS for signo, _ in rt.parked)]
             busy = {tgid for tgid, stops in self._deferred.items() if stops}
             overdue += [self.tasks[tid] for tid in self.scheduler.overdue(busy)
                         if tid in self.tasks]
@@ -533,7 +538,7 @@ class RecordSession:
             overdue += [self.tasks[tid] for tid in self.scheduler.holding_up(busy)
                         if tid in self.tasks and syscallbuf.blocked_in_call(tid)]
             for rt in overdue:
-                if not rt.stopping:
+                if not rt.stopping and not rt.group_stopped:  # (a SIGCONT would flush it)
                     rt.stopping = True
                     native.tgkill(rt.task.tgid, rt.task.tid, signal.SIGSTOP)
             time.sleep(pause)
@@ -972,13 +977,13 @@ class RecordSession:
             if self.cpuid_faulting and code.startswith(CPUID):
                 self._emulate_cpuid(task, regs)
                 return 0
-        if signo == signal.SIGSTOP and rt.stopping:
-            return self._on_preempt(rt, regs, stop)
         if signo in STOP_SIGNALS and _in_group_stop(task):
             rt.group_stopped = True  # as natively: stopped until a SIGCONT comes
             self._release_turn(rt)  # (the processes sharing memory with it run meanwhile)
             return None
         info = task.siginfo()
+        if signo == signal.SIGSTOP and _sent_by_rrgdb(info):
+            return self._on_preempt(rt, regs, stop)
         si_code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
         if signo in SYNCHRONOUS_SIGNALS and si_code > 0:
             self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, True))
@@ -1143,10 +1148,25 @@ def _signal_masks(tid: int) -> dict[str, int]:
     return masks
 
 
-def _pending_signals(tid: int) -> int:
-    """The signals pending for the thread or its process."""
-    masks = _signal_masks(tid)
-    return masks.get("SigPnd", 0) | masks.get("ShdPnd", 0)
+def _group_stop_ends(rt: _RecordTask) -> bool:
+    """Whether a signal that ends the job-control stop rt waits in is pending for it (a
+    SIGCONT, or a stop signal that a SIGCONT before it let through); rrgdb's own SIGSTOP
+    is none. A SIGCONT flushes the stop signals pending when it is sent, rrgdb's own
+    too: rt.stopping then says whether it is still on its way."""
+    masks = _signal_masks(rt.task.tid)
+    ours = 1 << (signal.SIGSTOP - 1) if rt.stopping else 0  # (sent to the thread)
+    pending = masks.get("SigPnd", 0) & ~ours | masks.get("ShdPnd", 0)
+    if not pending & ENDS_GROUP_STOP:
+        return False
+    rt.stopping = bool(masks.get("SigPnd", 0) & ours)
+    return True
+
+
+def _sent_by_rrgdb(siginfo: bytes) -> bool:
+    """Whether a signal with this siginfo is one rrgdb sent (tgkill: SI_TKILL, its pid):
+    a preemption's SIGSTOP, not one of the program's."""
+    code, _, pid = struct.unpack_from("<iii", siginfo, 8)
+    return code == SI_TKILL and pid == os.getpid()
 
 
 def blocked_signals(tid: int) -> int:
