@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_replay_matches, describe, record, replay, run_native
+from conftest import assert_replay_matches, describe, record, replay, run_native, run_rrgdb
 
 
 def test_pseudo_terminal_session(build, tmp_path: Path) -> None:
@@ -257,5 +257,21 @@ def test_a_python_loop_ended_by_a_timer(tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     recorded = record([sys.executable, "-c", script], trace, timeout=60)
     assert recorded.stdout == b"timed out after many turns\n", describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace, timeout=60))
+
+
+@pytest.mark.parametrize("options", [[], ["--no-syscallbuf"]], ids=["syscallbuf", "nobuf"])
+def test_a_profiling_timer_in_computing_threads(options: list[str], build,
+                                                tmp_path: Path) -> None:
+    """ITIMER_PROF every 1 ms into four computing threads. Without the syscall buffer the
+    recorder's probe of a preempted loop ran the thread with PTRACE_CONT, so the syscalls
+    it made meanwhile (rt_sigreturn, the thread's exit) went unrecorded and replay
+    diverged (3 of 3); it runs them under PTRACE_SYSCALL there now."""
+    trace = tmp_path / "trace"
+    program = build("profiler_threads", "O2", "-pthread")
+    recorded = run_rrgdb(["record", *options, "-o", trace, "--", program], timeout=60)
+    assert recorded.returncode == 0, describe(recorded)
+    assert recorded.stdout.endswith(b", sampled: yes\n"), describe(recorded)
 
     assert_replay_matches(recorded, replay(trace, timeout=60))

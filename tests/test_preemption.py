@@ -57,7 +57,7 @@ def _pending(tid: int) -> int:
 def test_a_thread_that_does_not_come_back_is_settled_where_it_stands(at_window: Task) -> None:
     task = at_window
     window = task.regs().rip
-    settled = settle(task, task.regs())
+    settled = settle(task, task.regs(), native.PTRACE_SYSCALL)
     # stopped by rrgdb's SIGSTOP mid-loop (its window was 0.2 s away), and settled there
     assert isinstance(settled, Settled), settled
     assert settled.regs.rip != window and not settled.watched

@@ -58,8 +58,6 @@ from rrgdb.kernel.visit_search import (
     MAX_WATCHED,
     PAGE,
     REGISTER_NAMES,
-    STACK_ABOVE,
-    STACK_BELOW,
     Instruction,
     Window,
     decode,
@@ -96,17 +94,18 @@ class Interrupted:
     ours: bool = False
 
 
-def settle(task: Task, regs: Registers, probe: bool = True) -> Settled | Interrupted:
-    """Steps the stopped task to where its moment is best recorded and, when it stands in
-    a loop whose registers come back, watches its next turns for the words that change
-    (probe)."""
-    stepped = _step_to_window(task, regs)
+def settle(task: Task, regs: Registers, run: int, probe: bool = True) -> Settled | Interrupted:
+    """Steps the stopped task to where its moment is best recorded and watches its next
+    turns for the words that change (probe). run is the ptrace request that lets it run
+    while every syscall still stops it (PTRACE_CONT under the syscall buffer's seccomp
+    filter, else PTRACE_SYSCALL: a syscall run unseen would be missing from the trace)."""
+    stepped = _step_to_window(task, regs, run)
     if isinstance(stepped, Interrupted) or not (probe and stepped.patch_length):
         return stepped
-    return _probe(task, stepped)
+    return _probe(task, stepped, run)
 
 
-def _step_to_window(task: Task, regs: Registers) -> Settled | Interrupted:
+def _step_to_window(task: Task, regs: Registers, run: int) -> Settled | Interrupted:
     """Steps the stopped task to a window: its registers there and the window's length
     (0: none found), or the stop that came instead of a single step's (a fault, a
     signal)."""
@@ -124,7 +123,7 @@ def _step_to_window(task: Task, regs: Registers) -> Settled | Interrupted:
         if insn is not None and insn.repeats:
             # Perhaps stopped part-way through it: a moment replay never sees, since a
             # visit is the start of an instruction. It is run to its end first.
-            ran = _run_to(task, insn.end)
+            ran = _run_to(task, insn.end, run)
             if isinstance(ran, Stop):
                 return Interrupted(ran)
             regs = ran
@@ -146,13 +145,13 @@ def _step_to_window(task: Task, regs: Registers) -> Settled | Interrupted:
     return Settled(regs, 0)
 
 
-def _probe(task: Task, settled: Settled) -> Settled | Interrupted:
+def _probe(task: Task, settled: Settled, run: int) -> Settled | Interrupted:
     """Runs the task over its next visits of the window it settled at: the visit it
     stops at two periods on, with the memory words that changed during the last period
     (the module's docstring). The resume flag the visits leave set is cleared: it is not
     the program's (a signal frame would keep it in its saved flags, and replay, where no
     breakpoint set it, would not have it)."""
-    probed = _watch_turns(task, settled)
+    probed = _watch_turns(task, settled, run)
     if task.alive:
         regs = task.regs()
         if regs.eflags & EFLAGS_RF:
@@ -163,12 +162,12 @@ def _probe(task: Task, settled: Settled) -> Settled | Interrupted:
     return probed
 
 
-def _watch_turns(task: Task, settled: Settled) -> Settled | Interrupted:
+def _watch_turns(task: Task, settled: Settled, run: int) -> Settled | Interrupted:
     regs = settled.regs
     seen = [_stub_registers(regs)]
     period = 0  # visits after which the registers came back; 0: not within PROBE_VISITS
     for _ in range(PROBE_VISITS):
-        visit = _next_visit(task, regs)
+        visit = _next_visit(task, regs, run)
         if not isinstance(visit, Registers):
             return visit
         regs = visit
@@ -182,8 +181,8 @@ def _watch_turns(task: Task, settled: Settled) -> Settled | Interrupted:
         count may be in memory while an inner one's is in the registers, is taken to
         last less than PROBE_RUN)."""
         if period:
-            return _next_visit(task, regs, period)
-        return _visit_after_a_while(task, regs)
+            return _next_visit(task, regs, run, period)
+        return _visit_after_a_while(task, regs, run)
 
     before = page_hashes(task)
     visit = later(regs)
@@ -207,11 +206,11 @@ def _stub_registers(regs: Registers) -> tuple[int, ...]:
 def _changed_words(task: Task, regs: Registers, patch_length: int,
                    pages: dict[int, bytes]) -> bytes:
     """(address, value now) of the words of pages that differ from their contents
-    there, but those of the stack words the stub compares anyway and those of the
-    window at regs.rip (code that rewrites itself: replay's jump is there meanwhile); at
-    most MAX_WATCHED."""
-    skipped = [range(regs.rsp - STACK_BELOW, regs.rsp + STACK_ABOVE),
-               range(regs.rip - 7, regs.rip + patch_length)]
+    there, but those of the window at regs.rip (code that rewrites itself: replay's
+    jump is there meanwhile); at most MAX_WATCHED. Stack words among them are compared
+    again with the others, but first (a counter in a local variable: the stub compared
+    every register and then every stack word below it at each turn, 30x native)."""
+    window = range(regs.rip - 7, regs.rip + patch_length)
     watched = bytearray()
     for address, then in pages.items():
         now = task.read(address, PAGE)
@@ -222,30 +221,30 @@ def _changed_words(task: Task, regs: Registers, patch_length: int,
                 continue
             for word in range(offset, offset + 64, 8):
                 value = now[word:word + 8]
-                if value != then[word:word + 8] and not any(
-                        address + word in r for r in skipped):
+                if value != then[word:word + 8] and address + word not in window:
                     watched += struct.pack("<Q", address + word) + value
                     if len(watched) == 16 * MAX_WATCHED:
                         return bytes(watched)
     return bytes(watched)
 
 
-def _next_visit(task: Task, regs: Registers,
+def _next_visit(task: Task, regs: Registers, run: int,
                 count: int = 1) -> Registers | Settled | Interrupted:
     """Runs the task, which stands at a visit of pc with regs, to its count-th visit of
     pc from here; its registers there (or what _run_to_visit gave instead)."""
     for _ in range(count):
-        visit = _run_to_visit(task, regs.rip, regs)
+        visit = _run_to_visit(task, regs.rip, regs, run)
         if not isinstance(visit, Registers):
             return visit
         regs = visit
     return regs
 
 
-def _visit_after_a_while(task: Task, regs: Registers) -> Registers | Settled | Interrupted:
+def _visit_after_a_while(task: Task, regs: Registers,
+                         run: int) -> Registers | Settled | Interrupted:
     """Lets the task, which stands at a visit of pc (regs.rip), run for PROBE_RUN, stops
     it (SIGSTOP) and runs it to its next visit of pc; its registers there."""
-    task.resume(native.PTRACE_CONT)
+    task.resume(run)
     stop = _wait_for(task, PROBE_RUN)
     if stop is not None:
         return Interrupted(stop)
@@ -253,10 +252,11 @@ def _visit_after_a_while(task: Task, regs: Registers) -> Registers | Settled | I
     if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP) or (
             syscallbuf.in_call(task)):
         return Interrupted(stop, ours=True)  # (in a call: the caller's case for it)
-    return _run_to_visit(task, regs.rip, task.regs())
+    return _run_to_visit(task, regs.rip, task.regs(), run)
 
 
-def _run_to_visit(task: Task, pc: int, regs: Registers) -> Registers | Settled | Interrupted:
+def _run_to_visit(task: Task, pc: int, regs: Registers,
+                  run: int) -> Registers | Settled | Interrupted:
     """Runs the task, which stands at regs.rip, to its next visit of pc (a hardware
     instruction breakpoint, which the resume flag makes the first instruction pass);
     its registers there. If it takes more than PROBE_TIMEOUT it is stopped (SIGSTOP) and
@@ -270,7 +270,7 @@ def _run_to_visit(task: Task, pc: int, regs: Registers) -> Registers | Settled |
     task.set_debugreg(DR7, _DR7_EXECUTE_DR0)
     blocked = native.get_sigmask(task.tid) & SIGTRAP_BIT
     try:
-        task.resume(native.PTRACE_CONT)
+        task.resume(run)
         stopped = _wait_for(task, PROBE_TIMEOUT)
         stop = stopped if stopped is not None else _stop_now(task)
     finally:
@@ -283,7 +283,7 @@ def _run_to_visit(task: Task, pc: int, regs: Registers) -> Registers | Settled |
         if blocked:
             reblock_sigtrap(task)
     if stopped is None:  # rrgdb's SIGSTOP is on its way, or was the stop
-        return _after_sigstop(task, stop, hit)
+        return _after_sigstop(task, stop, hit, run)
     if not hit:
         return Interrupted(stop)
     return task.regs()
@@ -313,19 +313,19 @@ def _stop_now(task: Task) -> Stop:
     return task.wait()
 
 
-def _after_sigstop(task: Task, stop: Stop, hit: bool) -> Settled | Interrupted:
+def _after_sigstop(task: Task, stop: Stop, hit: bool, run: int) -> Settled | Interrupted:
     """The task was sent rrgdb's SIGSTOP (the probe took too long) and stopped: for that
     SIGSTOP, it is settled again from where it stands, without a probe; at the window
     (the SIGSTOP is still pending), it is let take the SIGSTOP first; any other stop goes
     to the caller, the SIGSTOP to come being rrgdb's."""
     if hit:
-        task.resume(native.PTRACE_CONT)  # the pending SIGSTOP stops it before it runs
+        task.resume(run)  # the pending SIGSTOP stops it before it runs
         stop = task.wait()
     if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP):
         return Interrupted(stop, ours=True)
     if syscallbuf.in_call(task):
         return Interrupted(stop, ours=True)  # the caller's case for a stop in a call
-    return _step_to_window(task, task.regs())
+    return _step_to_window(task, task.regs(), run)
 
 
 def _program_code(task: Task) -> Callable[[int], bool]:
@@ -339,7 +339,7 @@ def _program_code(task: Task) -> Callable[[int], bool]:
     return lambda pc: any(start <= pc < end for start, end in ranges)
 
 
-def _run_to(task: Task, address: int) -> Registers | Stop:
+def _run_to(task: Task, address: int, run: int) -> Registers | Stop:
     """Runs the task to address (the end of the instruction it stands on) under a
     temporary int3; its registers there, or the stop that came first."""
     original = task.read(address, 1)
@@ -347,7 +347,7 @@ def _run_to(task: Task, address: int) -> Registers | Stop:
         return task.regs()  # nothing mapped after it: left as it is
     task.write(address, INT3)
     try:
-        stop = resume_keeping_sigtrap(task, native.PTRACE_CONT)
+        stop = resume_keeping_sigtrap(task, run)
     finally:
         with suppress(OSError):  # (gone: killed meanwhile)
             task.write(address, original)

@@ -419,11 +419,16 @@ class RecordSession:
     def _resume(self, rt: _RecordTask, sig: int = 0, to_user: bool = False) -> None:
         """Resumes rt. Into user code, a task under the syscall buffer's seccomp filter runs
         with PTRACE_CONT: only its traced syscalls stop it (PTRACE_EVENT_SECCOMP)."""
-        request = native.PTRACE_CONT if to_user and rt.seccomp else native.PTRACE_SYSCALL
+        request = self._user_request(rt) if to_user else native.PTRACE_SYSCALL
         try:
             rt.task.resume(request, sig)
         except ProcessLookupError:
             pass  # killed meanwhile (SIGKILL from outside); its exit comes next
+
+    @staticmethod
+    def _user_request(rt: _RecordTask) -> int:
+        """The ptrace request that runs rt's user code until its next traced syscall."""
+        return native.PTRACE_CONT if rt.seccomp else native.PTRACE_SYSCALL
 
     def _to_kernel(self, rt: _RecordTask) -> None:
         """rt continues inside the kernel; another thread of its process may run."""
@@ -1054,7 +1059,8 @@ class RecordSession:
         # unrecorded (replay diverged: one -O0 recording of threads_compute in three).
         if regs.to_bytes() != rt.boundary:
             if rt.settled is None or rt.settled.regs.to_bytes() != regs.to_bytes():
-                settled = settle(task, regs, probe=not rt.probe_interrupted)
+                settled = settle(task, regs, self._user_request(rt),
+                                 probe=not rt.probe_interrupted)
                 if isinstance(settled, Interrupted):  # not stopped after all: that stop first
                     rt.stopping = settled.ours
                     # (a timer signal every 2 ms would interrupt every probe: not again)
