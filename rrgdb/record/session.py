@@ -987,7 +987,9 @@ class RecordSession:
             self._release_turn(rt)  # (the processes sharing memory with it run meanwhile)
             return None
         info = task.siginfo()
-        if signo == signal.SIGSTOP and _sent_by_rrgdb(info):
+        # (a preemption stop handled again later: settle() ran the thread on since, so
+        # its siginfo is now that of a single step's or a breakpoint's trap)
+        if signo == signal.SIGSTOP and (rt.settled is not None or _sent_by_rrgdb(info)):
             return self._on_preempt(rt, regs, stop)
         si_code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
         if signo in SYNCHRONOUS_SIGNALS and si_code > 0:
