@@ -15,7 +15,7 @@ from elftools.elf.elffile import ELFFile
 from rrgdb import native
 from rrgdb.kernel.breakpoints import INT3
 from rrgdb.kernel.task import StopKind, Task
-from rrgdb.record.preemption import EFLAGS_RF, Settled, settle
+from rrgdb.record.preemption import EFLAGS_RF, Running, Settled, settle
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def _pending(tid: int) -> int:
 def test_a_thread_that_does_not_come_back_is_settled_where_it_stands(at_window: Task) -> None:
     task = at_window
     window = task.regs().rip
-    settled = settle(task, task.regs(), native.PTRACE_SYSCALL)
+    settled = settle(task, task.regs(), Running(native.PTRACE_SYSCALL, lambda stop: False))
     # stopped by rrgdb's SIGSTOP mid-loop (its window was 0.2 s away), and settled there
     assert isinstance(settled, Settled), settled
     assert settled.regs.rip != window and not settled.watched

@@ -160,3 +160,17 @@ def test_loops_whose_registers_repeat_are_found_by_their_memory(
     frames = run_rrgdb(["dump", trace]).stdout.decode()
     assert "preempted at" in frames, frames
     assert_replay_matches(recorded, replay(trace, timeout=60))
+
+
+@pytest.mark.parametrize("options", BUFFERING)
+def test_a_fast_timer_into_a_computing_loop(
+        build: Callable[..., Path], tmp_path: Path, options: list[str]) -> None:
+    """A 1 kHz timer into a loop without syscalls: every expiry while one was parked
+    interrupted the recorder's steps and probe, and the recording never placed the
+    signal (over 2 minutes for a 0.6 s program; ~1 s now)."""
+    trace = tmp_path / "trace"
+    recorded = run_rrgdb(["record", *options, "-o", trace, "--",
+                          build("fast_timer_loop", "O2")], timeout=60)
+    assert recorded.returncode == 0, describe(recorded)
+    assert recorded.stdout.endswith(b", ticked: yes\n"), describe(recorded)
+    assert_replay_matches(recorded, replay(trace, timeout=60))

@@ -49,7 +49,6 @@ from rrgdb.kernel.remote_syscalls import (
     SCRATCH_ADDR,
     SIGTRAP_BIT,
     reblock_sigtrap,
-    resume_keeping_sigtrap,
 )
 from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.kernel.visit_search import (
@@ -86,6 +85,36 @@ class Settled:
 
 
 @dataclass(frozen=True, slots=True)
+class Running:
+    """How the recorder lets a thread run: the ptrace request that runs its user code
+    while every syscall still stops it (PTRACE_CONT under the syscall buffer's seccomp
+    filter, else PTRACE_SYSCALL: a syscall run unseen would be missing from the trace),
+    and which signal stops it drops (a standard signal that fires again while the
+    recorder holds it parked: the kernel would have kept it pending once)."""
+
+    request: int
+    drops: Callable[[Stop], bool]
+
+    def next_stop(self, task: Task, request: int, timeout: float | None = None) -> Stop | None:
+        """Resumes the task with request: its next stop but the signals dropped (resumed
+        past with request again); None if none comes within timeout seconds. A trap's
+        SIGTRAP, which the kernel unblocks, is blocked again where the program blocked
+        it (remote_syscalls.resume_keeping_sigtrap)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        blocked = native.get_sigmask(task.tid) & SIGTRAP_BIT
+        while True:
+            task.resume(request)
+            stop = (task.wait() if deadline is None
+                    else _wait_for(task, deadline - time.monotonic()))
+            if stop is None or not self.drops(stop):
+                break
+        if blocked and stop is not None and stop.kind is StopKind.SIGNAL and (
+                stop.signo == signal.SIGTRAP):
+            reblock_sigtrap(task)
+        return stop
+
+
+@dataclass(frozen=True, slots=True)
 class Interrupted:
     """The stop that came instead of the ones settle() waited for, which the caller
     handles as usual; ours: it is rrgdb's SIGSTOP, or that SIGSTOP is still to come."""
@@ -94,18 +123,17 @@ class Interrupted:
     ours: bool = False
 
 
-def settle(task: Task, regs: Registers, run: int, probe: bool = True) -> Settled | Interrupted:
+def settle(task: Task, regs: Registers, run: Running,
+           probe: bool = True) -> Settled | Interrupted:
     """Steps the stopped task to where its moment is best recorded and watches its next
-    turns for the words that change (probe). run is the ptrace request that lets it run
-    while every syscall still stops it (PTRACE_CONT under the syscall buffer's seccomp
-    filter, else PTRACE_SYSCALL: a syscall run unseen would be missing from the trace)."""
+    turns for the words that change (probe); it runs as run says."""
     stepped = _step_to_window(task, regs, run)
     if isinstance(stepped, Interrupted) or not (probe and stepped.patch_length):
         return stepped
     return _probe(task, stepped, run)
 
 
-def _step_to_window(task: Task, regs: Registers, run: int) -> Settled | Interrupted:
+def _step_to_window(task: Task, regs: Registers, run: Running) -> Settled | Interrupted:
     """Steps the stopped task to a window: its registers there and the window's length
     (0: none found), or the stop that came instead of a single step's (a fault, a
     signal)."""
@@ -136,7 +164,8 @@ def _step_to_window(task: Task, regs: Registers, run: int) -> Settled | Interrup
         if insn.target is not None:
             landed.add(insn.target)
         looped |= revisit
-        stop = resume_keeping_sigtrap(task, native.PTRACE_SINGLESTEP)
+        stop = run.next_stop(task, native.PTRACE_SINGLESTEP)
+        assert stop is not None
         if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP):
             return Interrupted(stop)
         regs = task.regs()
@@ -145,7 +174,7 @@ def _step_to_window(task: Task, regs: Registers, run: int) -> Settled | Interrup
     return Settled(regs, 0)
 
 
-def _probe(task: Task, settled: Settled, run: int) -> Settled | Interrupted:
+def _probe(task: Task, settled: Settled, run: Running) -> Settled | Interrupted:
     """Runs the task over its next visits of the window it settled at: the visit it
     stops at two periods on, with the memory words that changed during the last period
     (the module's docstring). The resume flag the visits leave set is cleared: it is not
@@ -162,7 +191,7 @@ def _probe(task: Task, settled: Settled, run: int) -> Settled | Interrupted:
     return probed
 
 
-def _watch_turns(task: Task, settled: Settled, run: int) -> Settled | Interrupted:
+def _watch_turns(task: Task, settled: Settled, run: Running) -> Settled | Interrupted:
     regs = settled.regs
     seen = [_stub_registers(regs)]
     period = 0  # visits after which the registers came back; 0: not within PROBE_VISITS
@@ -228,7 +257,7 @@ def _changed_words(task: Task, regs: Registers, patch_length: int,
     return bytes(watched)
 
 
-def _next_visit(task: Task, regs: Registers, run: int,
+def _next_visit(task: Task, regs: Registers, run: Running,
                 count: int = 1) -> Registers | Settled | Interrupted:
     """Runs the task, which stands at a visit of pc with regs, to its count-th visit of
     pc from here; its registers there (or what _run_to_visit gave instead)."""
@@ -241,14 +270,13 @@ def _next_visit(task: Task, regs: Registers, run: int,
 
 
 def _visit_after_a_while(task: Task, regs: Registers,
-                         run: int) -> Registers | Settled | Interrupted:
+                         run: Running) -> Registers | Settled | Interrupted:
     """Lets the task, which stands at a visit of pc (regs.rip), run for PROBE_RUN, stops
     it (SIGSTOP) and runs it to its next visit of pc; its registers there."""
-    task.resume(run)
-    stop = _wait_for(task, PROBE_RUN)
-    if stop is not None:
-        return Interrupted(stop)
-    stop = _stop_now(task)
+    stopped = run.next_stop(task, run.request, PROBE_RUN)
+    if stopped is not None:
+        return Interrupted(stopped)
+    stop = _stop_now(task, run)
     if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP) or (
             syscallbuf.in_call(task)):
         return Interrupted(stop, ours=True)  # (in a call: the caller's case for it)
@@ -256,7 +284,7 @@ def _visit_after_a_while(task: Task, regs: Registers,
 
 
 def _run_to_visit(task: Task, pc: int, regs: Registers,
-                  run: int) -> Registers | Settled | Interrupted:
+                  run: Running) -> Registers | Settled | Interrupted:
     """Runs the task, which stands at regs.rip, to its next visit of pc (a hardware
     instruction breakpoint, which the resume flag makes the first instruction pass);
     its registers there. If it takes more than PROBE_TIMEOUT it is stopped (SIGSTOP) and
@@ -268,11 +296,9 @@ def _run_to_visit(task: Task, pc: int, regs: Registers,
     task.set_debugreg(DR6, 0)
     task.set_debugreg(0, pc)
     task.set_debugreg(DR7, _DR7_EXECUTE_DR0)
-    blocked = native.get_sigmask(task.tid) & SIGTRAP_BIT
     try:
-        task.resume(run)
-        stopped = _wait_for(task, PROBE_TIMEOUT)
-        stop = stopped if stopped is not None else _stop_now(task)
+        stopped = run.next_stop(task, run.request, PROBE_TIMEOUT)
+        stop = stopped if stopped is not None else _stop_now(task, run)
     finally:
         if task.alive:
             task.set_debugreg(DR7, 0)
@@ -280,8 +306,6 @@ def _run_to_visit(task: Task, pc: int, regs: Registers,
            and task.get_debugreg(DR6) & 1)
     if hit:
         task.set_debugreg(DR6, 0)
-        if blocked:
-            reblock_sigtrap(task)
     if stopped is None:  # rrgdb's SIGSTOP is on its way, or was the stop
         return _after_sigstop(task, stop, hit, run)
     if not hit:
@@ -306,21 +330,25 @@ def _wait_for(task: Task, timeout: float) -> Stop | None:
         pause = min(2 * pause, 0.001)
 
 
-def _stop_now(task: Task) -> Stop:
-    """Sends the running task rrgdb's SIGSTOP; its next stop (that one, or another that
-    came first)."""
+def _stop_now(task: Task, run: Running) -> Stop:
+    """Sends the running task rrgdb's SIGSTOP; its next stop but the signals dropped
+    (that one, or another that came first)."""
     native.tgkill(task.tgid, task.tid, signal.SIGSTOP)
-    return task.wait()
+    stop = task.wait()
+    while run.drops(stop):
+        stop = run.next_stop(task, run.request)
+        assert stop is not None
+    return stop
 
 
-def _after_sigstop(task: Task, stop: Stop, hit: bool, run: int) -> Settled | Interrupted:
+def _after_sigstop(task: Task, stop: Stop, hit: bool, run: Running) -> Settled | Interrupted:
     """The task was sent rrgdb's SIGSTOP (the probe took too long) and stopped: for that
     SIGSTOP, it is settled again from where it stands, without a probe; at the window
     (the SIGSTOP is still pending), it is let take the SIGSTOP first; any other stop goes
     to the caller, the SIGSTOP to come being rrgdb's."""
     if hit:
-        task.resume(run)  # the pending SIGSTOP stops it before it runs
-        stop = task.wait()
+        stop = run.next_stop(task, run.request)  # the pending SIGSTOP stops it before it runs
+        assert stop is not None
     if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSTOP):
         return Interrupted(stop, ours=True)
     if syscallbuf.in_call(task):
@@ -339,7 +367,7 @@ def _program_code(task: Task) -> Callable[[int], bool]:
     return lambda pc: any(start <= pc < end for start, end in ranges)
 
 
-def _run_to(task: Task, address: int, run: int) -> Registers | Stop:
+def _run_to(task: Task, address: int, run: Running) -> Registers | Stop:
     """Runs the task to address (the end of the instruction it stands on) under a
     temporary int3; its registers there, or the stop that came first."""
     original = task.read(address, 1)
@@ -347,7 +375,8 @@ def _run_to(task: Task, address: int, run: int) -> Registers | Stop:
         return task.regs()  # nothing mapped after it: left as it is
     task.write(address, INT3)
     try:
-        stop = resume_keeping_sigtrap(task, run)
+        stop = run.next_stop(task, run.request)
+        assert stop is not None
     finally:
         with suppress(OSError):  # (gone: killed meanwhile)
             task.write(address, original)

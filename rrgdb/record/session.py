@@ -23,7 +23,7 @@ from rrgdb.kernel.signal_frames import enter_handler
 from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.kernel.visit_search import read_stack
 from rrgdb.record.outputs import UnsupportedSyscall, check_supported, entry_state, memory_writes
-from rrgdb.record.preemption import Interrupted, Settled, settle
+from rrgdb.record.preemption import Interrupted, Running, Settled, settle
 from rrgdb.record.scheduler import Scheduler
 from rrgdb.syscall_numbers import NUMBERS
 from rrgdb.syscalls import SPECS, Replay, SyscallSpec, syscall_name
@@ -998,7 +998,7 @@ class RecordSession:
         disposition = signal_disposition(task.tid, signo)
         if disposition == "ignored":
             return 0  # delivering it would change nothing; replay need not know
-        if regs.to_bytes() != rt.boundary:
+        if not self._at_boundary(rt, regs):
             # Arrived while user code ran: no deterministic point to replay it at. Park it
             # until the task's next syscall, where it is raised again (DESIGN.md §6).
             if not rt.parked:
@@ -1059,10 +1059,10 @@ class RecordSession:
         # preemption: a loop that keeps its state in memory (gcc -O0) comes back to the
         # same registers, and taking it for a thread that had not moved left its turns
         # unrecorded (replay diverged: one -O0 recording of threads_compute in three).
-        if regs.to_bytes() != rt.boundary:
+        if not self._at_boundary(rt, regs):
             if rt.settled is None or rt.settled.regs.to_bytes() != regs.to_bytes():
-                settled = settle(task, regs, self._user_request(rt),
-                                 probe=not rt.probe_interrupted)
+                run = Running(self._user_request(rt), lambda stop: self._drops(rt, stop))
+                settled = settle(task, regs, run, probe=not rt.probe_interrupted)
                 if isinstance(settled, Interrupted):  # not stopped after all: that stop first
                     rt.stopping = settled.ours
                     # (a timer signal every 2 ms would interrupt every probe: not again)
@@ -1098,6 +1098,32 @@ class RecordSession:
             return 0  # nobody else wanted to run
         rt.held_signal = 0
         return None
+
+    @staticmethod
+    def _drops(rt: _RecordTask, stop: Stop) -> bool:
+        """Whether a signal stop that comes while settle() runs rt is a standard signal
+        that fired again while rt holds it parked: dropped, as _on_signal drops it (a
+        timer every few ms interrupted every probe, and replay of the loop, recorded
+        without one, took hours)."""
+        if (stop.kind is not StopKind.SIGNAL or stop.signo >= KERNEL_SIGRTMIN
+                or stop.signo == signal.SIGSTOP
+                or all(signo != stop.signo for signo, _ in rt.parked)):
+            return False
+        try:
+            info = rt.task.siginfo()
+        except OSError:
+            return False  # a group-stop
+        code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
+        return not (stop.signo in SYNCHRONOUS_SIGNALS and code > 0)
+
+    def _at_boundary(self, rt: _RecordTask, regs: Registers) -> bool:
+        """Whether rt stands where its last syscall (or exec) left it, no instruction run
+        since: its registers are those, and it made no buffered call since either (the
+        library's calls return to the same registers: perl's rt_sigprocmask, traced once
+        and then buffered, and a signal taken for one at the traced call's exit diverged
+        in replay, where the buffered calls come first)."""
+        return regs.to_bytes() == rt.boundary and not (
+            self.syscallbuf and syscallbuf.pending_bytes(rt.task))
 
     def _drain(self) -> None:
         """Collects the stops already reported, to be handled before a memory hash is
