@@ -98,7 +98,6 @@ class _RecordTask:
     # before any instruction ran (a preemption point is not one: a loop that keeps its
     # state in memory comes back to the same registers)
     boundary: bytes = b""
-    boundary_records: int = 0  # bytes in its syscall buffer when it got there
     parked: list[tuple[int, bytes]] = field(default_factory=list)  # signals to re-raise
     # parked signals given back to the kernel while blocked; their siginfo is restored at
     # the delivery
@@ -753,7 +752,7 @@ class RecordSession:
         with open(f"/proc/{task.tid}/environ", "rb") as f:
             envp = f.read().split(b"\0")[:-1]
         regs = task.regs()
-        rt.boundary, rt.boundary_records = regs.to_bytes(), 0  # (no buffer yet)
+        rt.boundary = regs.to_bytes()
         self._write(ExecFrame(task.tid, rt.boundary, exe, exe_id, argv, envp, mappings, memory))
         self._release_vfork_parent(rt)
 
@@ -884,7 +883,6 @@ class RecordSession:
             after.rdi = regs.rdi  # CLONE_UNTRACED, cleared for the call (_trace_the_clone)
             task.set_regs(after)
         rt.boundary = after.to_bytes()
-        rt.boundary_records = syscallbuf.pending_bytes(task) if self.syscallbuf else 0
         fds = self._fds_changed(task, regs, result)
         if (spec.special == "prctl" and regs.arg(0) == syscallbuf.PR_SET_SECCOMP
                 and result == 0 and syscallbuf.pending_bytes(task) == 0
@@ -1000,7 +998,7 @@ class RecordSession:
         disposition = signal_disposition(task.tid, signo)
         if disposition == "ignored":
             return 0  # delivering it would change nothing; replay need not know
-        if not self._at_boundary(rt, regs):
+        if regs.to_bytes() != rt.boundary:
             # Arrived while user code ran: no deterministic point to replay it at. Park it
             # until the task's next syscall, where it is raised again (DESIGN.md §6).
             if not rt.parked:
@@ -1061,7 +1059,7 @@ class RecordSession:
         # preemption: a loop that keeps its state in memory (gcc -O0) comes back to the
         # same registers, and taking it for a thread that had not moved left its turns
         # unrecorded (replay diverged: one -O0 recording of threads_compute in three).
-        if not self._at_boundary(rt, regs):
+        if regs.to_bytes() != rt.boundary:
             if rt.settled is None or rt.settled.regs.to_bytes() != regs.to_bytes():
                 run = Running(self._user_request(rt), lambda stop: self._drops(rt, stop))
                 settled = settle(task, regs, run, probe=not rt.probe_interrupted)
@@ -1117,15 +1115,6 @@ class RecordSession:
             return False  # a group-stop
         code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
         return not (stop.signo in SYNCHRONOUS_SIGNALS and code > 0)
-
-    def _at_boundary(self, rt: _RecordTask, regs: Registers) -> bool:
-        """Whether rt stands where its last syscall (or exec) left it, no instruction run
-        since: its registers are those, and its syscall buffer holds what it held then (the
-        library's calls return to the same registers: perl's rt_sigprocmask, traced once
-        and then buffered, and a signal taken for one at the traced call's exit diverged
-        in replay, where the buffered calls come first)."""
-        return regs.to_bytes() == rt.boundary and (
-            not self.syscallbuf or syscallbuf.pending_bytes(rt.task) == rt.boundary_records)
 
     def _drain(self) -> None:
         """Collects the stops already reported, to be handled before a memory hash is
