@@ -982,11 +982,11 @@ class RecordSession:
             if self.cpuid_faulting and code.startswith(CPUID):
                 self._emulate_cpuid(task, regs)
                 return 0
-        if signo in STOP_SIGNALS and _in_group_stop(task):
+        info = _siginfo(task)
+        if info is None:  # a job-control stop after a stop signal's delivery (group-stop)
             rt.group_stopped = True  # as natively: stopped until a SIGCONT comes
             self._release_turn(rt)  # (the processes sharing memory with it run meanwhile)
             return None
-        info = task.siginfo()
         # (a preemption stop handled again later: settle() ran the thread on since, so
         # its siginfo is now that of a single step's or a breakpoint's trap)
         if signo == signal.SIGSTOP and (rt.settled is not None or _sent_by_rrgdb(info)):
@@ -1003,7 +1003,7 @@ class RecordSession:
             # until the task's next syscall, where it is raised again (DESIGN.md §6).
             if not rt.parked:
                 rt.parked_at = time.monotonic()
-            if signo >= KERNEL_SIGRTMIN or all(p[0] != signo for p in rt.parked):
+            if not _parked_already(rt, signo):
                 # a standard signal already pending is not pending twice (the kernel
                 # drops the second: an interval timer firing during a long loop)
                 rt.parked.append((signo, info))
@@ -1105,13 +1105,11 @@ class RecordSession:
         that fired again while rt holds it parked: dropped, as _on_signal drops it (a
         timer every few ms interrupted every probe, and replay of the loop, recorded
         without one, took hours)."""
-        if (stop.kind is not StopKind.SIGNAL or stop.signo >= KERNEL_SIGRTMIN
-                or stop.signo == signal.SIGSTOP
-                or all(signo != stop.signo for signo, _ in rt.parked)):
+        if (stop.kind is not StopKind.SIGNAL or stop.signo == signal.SIGSTOP
+                or not _parked_already(rt, stop.signo)):
             return False
-        try:
-            info = rt.task.siginfo()
-        except OSError:
+        info = _siginfo(rt.task)
+        if info is None:
             return False  # a group-stop
         code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
         return not (stop.signo in SYNCHRONOUS_SIGNALS and code > 0)
@@ -1150,16 +1148,21 @@ STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 ENDS_GROUP_STOP = sum(1 << (s - 1) for s in (signal.SIGCONT, *STOP_SIGNALS))
 
 
-def _in_group_stop(task: Task) -> bool:
-    """Whether a stop with a stopping signal is the job-control stop that follows its
-    delivery (a group-stop, which has no siginfo), not the delivery itself."""
+def _siginfo(task: Task) -> bytes | None:
+    """The siginfo of the task's signal stop; None for the job-control stop that follows
+    a stop signal's delivery (a group-stop, which has none)."""
     try:
-        task.siginfo()
+        return task.siginfo()
     except OSError as e:
         if e.errno == errno.EINVAL:
-            return True
+            return None
         raise
-    return False
+
+
+def _parked_already(rt: _RecordTask, signo: int) -> bool:
+    """Whether a standard signal is parked for rt already: the kernel keeps one pending,
+    so another of it is dropped (an interval timer firing during a long loop)."""
+    return signo < KERNEL_SIGRTMIN and any(p[0] == signo for p in rt.parked)
 
 
 def _signal_masks(tid: int) -> dict[str, int]:
