@@ -174,3 +174,18 @@ def test_a_fast_timer_into_a_computing_loop(
     assert recorded.returncode == 0, describe(recorded)
     assert recorded.stdout.endswith(b", ticked: yes\n"), describe(recorded)
     assert_replay_matches(recorded, replay(trace, timeout=60))
+
+
+@pytest.mark.parametrize("options", BUFFERING)
+def test_timer_ticks_pace_a_computing_loop(
+        build: Callable[..., Path], tmp_path: Path, options: list[str]) -> None:
+    """A 10 ms timer into a loop without syscalls that ends after 60 ticks: every tick is
+    parked and forced at a preemption point when no syscall comes. A parked signal
+    waited 0.5 s for one, so this 0.6 s program took 30 s to record; it now waits twice
+    what the thread's last preemption cost, 20 ms at least (~3 s here)."""
+    trace = tmp_path / "trace"
+    recorded = run_rrgdb(["record", *options, "-o", trace, "--",
+                          build("timer_ticks_loop", "O2")], timeout=20)
+    assert recorded.returncode == 0, describe(recorded)
+    assert recorded.stdout == b"ticks: 60 or more, state: nonzero\n", describe(recorded)
+    assert_replay_matches(recorded, replay(trace, timeout=60))

@@ -51,7 +51,12 @@ TRACE_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
                  | native.PTRACE_O_TRACESECCOMP)
 SYNCHRONOUS_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
                        signal.SIGTRAP}
-PARK_TIMEOUT = 0.5  # seconds a parked signal waits for a syscall before it is forced
+# seconds a parked signal waits for a syscall before it is forced at a preemption point:
+# PARK_COST_FACTOR times what the thread's last preemption cost (settling, probing and
+# hashing its memory), within these bounds
+PARK_TIMEOUT_MIN = 0.02
+PARK_TIMEOUT_MAX = 0.5
+PARK_COST_FACTOR = 2
 KERNEL_SIGRTMIN = 32  # signals from here on queue; a standard one is pending at most once
 RDTSC = b"\x0f\x31"
 RDTSCP = b"\x0f\x01\xf9"
@@ -108,6 +113,7 @@ class _RecordTask:
     vfork_parent: int = 0  # for a vfork child until it execs or exits: the parent's tid
     held: bool = False  # a vfork parent kept stopped until its child's exec is recorded
     parked_at: float = 0.0  # when its oldest parked signal arrived
+    park_timeout: float = PARK_TIMEOUT_MIN  # how long its parked signals wait for a syscall
     stopping: bool = False  # rrgdb sent it SIGSTOP (preemption or a parked signal)
     settled: Settled | None = None  # where preemption.settle() left it
     probe_interrupted: bool = False  # since its last PreemptFrame (settle() probes no more)
@@ -533,7 +539,7 @@ class RecordSession:
             now = time.monotonic()
             # (a job-control stop is delivered at once: natively the process would stop
             # now, and its parent's waitpid(WUNTRACED) return)
-            overdue = [rt for rt in parked if now - rt.parked_at > PARK_TIMEOUT
+            overdue = [rt for rt in parked if now - rt.parked_at > rt.park_timeout
                        or any(signo in STOP_SIGNALS for signo, _ in rt.parked)]
             busy = {tgid for tgid, stops in self._deferred.items() if stops}
             overdue += [self.tasks[tid] for tid in self.scheduler.overdue(busy)
@@ -1060,6 +1066,7 @@ class RecordSession:
         # same registers, and taking it for a thread that had not moved left its turns
         # unrecorded (replay diverged: one -O0 recording of threads_compute in three).
         if regs.to_bytes() != rt.boundary:
+            started = time.monotonic()
             if rt.settled is None or rt.settled.regs.to_bytes() != regs.to_bytes():
                 run = Running(self._user_request(rt), lambda stop: self._drops(rt, stop))
                 settled = settle(task, regs, run, probe=not rt.probe_interrupted)
@@ -1081,6 +1088,8 @@ class RecordSession:
             self._write(PreemptFrame(task.tid, regs.to_bytes(), memory_hash(task),
                                      settled.patch_length, read_stack(task, regs),
                                      settled.watched))
+            cost = time.monotonic() - started
+            rt.park_timeout = min(PARK_TIMEOUT_MAX, max(PARK_TIMEOUT_MIN, PARK_COST_FACTOR * cost))
         rt.stopping = False
         if rt.parked and blocked_signals(task.tid) & 1 << (rt.parked[0][0] - 1):
             # blocked here (the thread is in that signal's handler, say): the kernel holds
