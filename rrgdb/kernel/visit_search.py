@@ -67,6 +67,7 @@ _ENCODING = {"rax": 0, "rcx": 1, "rdx": 2, "rbx": 3, "rsp": 4, "rbp": 5, "rsi": 
 REGISTER_NAMES = tuple(_ENCODING)  # the registers a stub compares
 STACK_BELOW, STACK_ABOVE = 128, 2048  # the stack bytes around rsp it compares then
 MAX_WATCHED = 32  # the memory words (PreemptFrame.watched) it compares first, at most
+_FROM_RSP = 512  # the stack bytes above rsp where its first compare may read a word
 
 # Instructions the recorder must not single-step: they enter the kernel, trap on purpose,
 # read the time or the CPU's identity (which fault under PR_TSC_SIGSEGV and CPUID
@@ -438,8 +439,9 @@ def _compare_low_half(a: _Assembler, wanted: Registers, order: list[str], stack:
     address without a register, else of the first register in order, with its wanted
     value (the flags say equal: a candidate); False if there is neither. A watched word
     is addressed rip-relative, by its absolute address below 2 GiB, or, in the stack
-    recorded around rsp, from rsp: at a visit with another rsp the registers differ
-    anyway, and the read stays where the program's frames are."""
+    recorded around rsp and less than _FROM_RSP above it, from rsp: at a visit with
+    another rsp the registers differ anyway, and the read stays within the frames above
+    that rsp (a signal handler's on an alternate stack: the kernel's frame, over 1 KiB)."""
     for address, value in struct.iter_unpack("<QQ", watched):
         low = struct.pack("<I", value & 0xFFFFFFFF)
         from_rip = address - (a.here + 10)
@@ -448,7 +450,7 @@ def _compare_low_half(a: _Assembler, wanted: Registers, order: list[str], stack:
             a.emit(b"\x81\x3d" + struct.pack("<i", from_rip) + low)  # cmp [rip + d], imm32
         elif address < 1 << 31:
             a.emit(b"\x81\x3c\x25" + struct.pack("<i", address) + low)  # cmp [d], imm32
-        elif -STACK_BELOW <= from_rsp <= len(stack) - STACK_BELOW - 8:
+        elif -STACK_BELOW <= from_rsp <= min(len(stack) - STACK_BELOW, _FROM_RSP) - 8:
             a.emit(b"\x81\xbc\x24" + struct.pack("<i", from_rsp) + low)  # cmp [rsp + d]
         else:
             continue
