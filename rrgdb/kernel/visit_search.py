@@ -436,12 +436,14 @@ def _move_back(a: _Assembler, window: Window) -> None:
 def _compare_low_half(a: _Assembler, wanted: Registers, order: list[str], stack: bytes,
                       watched: bytes) -> bool:
     """Emits a cmp of the low 32 bits of the first watched word that an instruction can
-    address without a register, else of the first register in order, with its wanted
-    value (the flags say equal: a candidate); False if there is neither. A watched word
-    is addressed rip-relative, by its absolute address below 2 GiB, or, in the stack
-    recorded around rsp and less than _FROM_RSP above it, from rsp: at a visit with
-    another rsp the registers differ anyway, and the read stays within the frames above
-    that rsp (a signal handler's on an alternate stack: the kernel's frame, over 1 KiB)."""
+    address without a register, or, if there are no watched words, of the first register
+    in order, with its wanted value (the flags say equal: a candidate); False if there is
+    neither (where words are watched, the registers come back at many turns: a cmp of one
+    would pass at those and only add to them). A watched word is addressed rip-relative,
+    by its absolute address below 2 GiB, or, in the stack recorded around rsp and less
+    than _FROM_RSP above it, from rsp: at a visit with another rsp the registers differ
+    anyway, and the read stays within the frames above that rsp (a signal handler's on
+    an alternate stack: the kernel's frame, over 1 KiB)."""
     for address, value in struct.iter_unpack("<QQ", watched):
         low = struct.pack("<I", value & 0xFFFFFFFF)
         from_rip = address - (a.here + 10)
@@ -456,7 +458,7 @@ def _compare_low_half(a: _Assembler, wanted: Registers, order: list[str], stack:
             continue
         return True
     name = next((n for n in order if n in _ENCODING), None)
-    if name is None:
+    if name is None or watched:
         return False
     number = _ENCODING[name]
     low = struct.pack("<I", getattr(wanted, name) & 0xFFFFFFFF)
