@@ -26,11 +26,17 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from elftools.elf.elffile import ELFFile
+
+from rrgdb import native
+from rrgdb.kernel.breakpoints import INT3
+from rrgdb.kernel.task import Task
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS_DIR = Path(__file__).resolve().parent / "programs"
@@ -208,6 +214,36 @@ def build(tmp_path: Path) -> Callable[..., Path]:
         return output
 
     return _build
+
+
+@contextmanager
+def traced_at_label(name: str, directory: Path) -> Iterator[Task]:
+    """tests/programs/NAME.c built static (no ld.so, whose rdtsc would fault under the
+    spawn's PR_TSC_SIGSEGV), traced and stopped at its global label `window`; killed at
+    the end."""
+    binary = directory / name
+    compile_program(PROGRAMS_DIR / f"{name}.c", binary, "static", ())
+    with binary.open("rb") as f:
+        symbols = ELFFile(f).get_section_by_name(".symtab")
+        window = symbols.get_symbol_by_name("window")[0].entry.st_value
+    pid = native.spawn(str(binary), [str(binary).encode()], [], None, None, True, 2)
+    task = Task(pid)
+    try:
+        assert task.wait().signo == signal.SIGSTOP
+        native.ptrace(native.PTRACE_SETOPTIONS, pid, 0, native.PTRACE_O_EXITKILL)
+        task.resume(native.PTRACE_CONT)
+        assert task.wait().signo == signal.SIGTRAP  # its execve
+        original = task.read(window, 1)
+        task.write(window, INT3)
+        task.resume(native.PTRACE_CONT)
+        assert task.wait().signo == signal.SIGTRAP
+        task.write(window, original)
+        regs = task.regs()
+        regs.rip = window
+        task.set_regs(regs)
+        yield task
+    finally:
+        task.kill()
 
 
 # --------------------------------------------------------------------------- running rrgdb

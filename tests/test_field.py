@@ -4,11 +4,17 @@ case is the smallest program that failed, recorded and replayed exactly."""
 from __future__ import annotations
 
 import shutil
+import struct
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import assert_replay_matches, describe, record, replay, run_native, run_rrgdb
+from elftools.elf.elffile import ELFFile
+
+from rrgdb.kernel.registers import Registers
+from rrgdb.kernel.visit_search import MAX_INSTRUCTION, STACK_BELOW, flags_dead
+from rrgdb.trace import PreemptFrame, TraceReader
 
 
 def test_pseudo_terminal_session(build, tmp_path: Path) -> None:
@@ -273,5 +279,47 @@ def test_a_profiling_timer_in_computing_threads(options: list[str], build,
     recorded = run_rrgdb(["record", *options, "-o", trace, "--", program], timeout=60)
     assert recorded.returncode == 0, describe(recorded)
     assert recorded.stdout.endswith(b", sampled: yes\n"), describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace, timeout=60))
+
+
+def _code_of(binary: Path) -> dict[int, bytes]:
+    """The loaded segments of a non-PIE executable, by address."""
+    with binary.open("rb") as f:
+        return {segment["p_vaddr"]: segment.data() for segment in ELFFile(f).iter_segments()
+                if segment["p_type"] == "PT_LOAD"}
+
+
+@pytest.mark.parametrize("options", [[], ["--no-syscallbuf"]], ids=["syscallbuf", "nobuf"])
+def test_a_computing_child_interrupted_by_its_parent(options: list[str], build,
+                                                     tmp_path: Path) -> None:
+    """As `timeout -s INT` does: a parent sends SIGINT and SIGCONT to a child counting in a
+    stack word (gcc -O2 of a volatile local's n++) until its handler sets a flag. The
+    child, preempted for the parked SIGINT after ~0.7 s of counting, was found again behind
+    the search's stub at ~10x its native time (8.6 s to replay a 0.95 s recording): the
+    count was watched, but the stub saved and restored rax and the flags at every turn.
+    Where the flags are dead it now compares the count's low half with one cmp first, and
+    the recorder steps on to such a window (~2 s)."""
+    trace = tmp_path / "trace"
+    program = build("signal_computing_child", "O2", "-no-pie")
+    recorded = run_rrgdb(["record", *options, "-o", trace, "--", program], timeout=60)
+    assert recorded.returncode == 0, describe(recorded)
+    assert recorded.stdout == b"interrupted after many turns\nchild status 3\n", (
+        describe(recorded))
+    segments = _code_of(program)
+
+    def code_at(pc: int) -> bytes | None:
+        return next((data[pc - start:pc - start + MAX_INSTRUCTION]
+                     for start, data in segments.items() if start <= pc < start + len(data)),
+                    None)
+
+    preempted = [f for f in TraceReader(trace).frames() if isinstance(f, PreemptFrame)]
+    assert preempted, "the child's SIGINT was delivered at no preemption point"
+    for frame in preempted:
+        regs = Registers.from_bytes(frame.regs)
+        counter = [address for address, _ in struct.iter_unpack("<QQ", frame.watched)
+                   if 0 <= address - (regs.rsp - STACK_BELOW) < len(frame.stack)]
+        assert counter, f"the count is not among the watched words at {regs.rip:#x}"
+        assert frame.patch_length and flags_dead(code_at, regs.rip), f"{regs.rip:#x}"
 
     assert_replay_matches(recorded, replay(trace, timeout=60))

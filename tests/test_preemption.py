@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS_DIR, compile_program
-from elftools.elf.elffile import ELFFile
+from conftest import traced_at_label
 
 from rrgdb import native
 from rrgdb.kernel.breakpoints import INT3
@@ -20,31 +19,9 @@ from rrgdb.record.preemption import EFLAGS_RF, Running, Settled, settle
 
 @pytest.fixture
 def at_window(tmp_path: Path) -> Iterator[Task]:
-    """tests/programs/distant_visits.c (static: no ld.so, whose rdtsc would fault under
-    the spawn's PR_TSC_SIGSEGV), traced and stopped at its label `window`."""
-    binary = tmp_path / "distant_visits"
-    compile_program(PROGRAMS_DIR / "distant_visits.c", binary, "static", ())
-    with binary.open("rb") as f:
-        symbols = ELFFile(f).get_section_by_name(".symtab")
-        window = symbols.get_symbol_by_name("window")[0].entry.st_value
-    pid = native.spawn(str(binary), [str(binary).encode()], [], None, None, True, 2)
-    task = Task(pid)
-    try:
-        assert task.wait().signo == signal.SIGSTOP
-        native.ptrace(native.PTRACE_SETOPTIONS, pid, 0, native.PTRACE_O_EXITKILL)
-        task.resume(native.PTRACE_CONT)
-        assert task.wait().signo == signal.SIGTRAP  # its execve
-        original = task.read(window, 1)
-        task.write(window, INT3)
-        task.resume(native.PTRACE_CONT)
-        assert task.wait().signo == signal.SIGTRAP
-        task.write(window, original)
-        regs = task.regs()
-        regs.rip = window
-        task.set_regs(regs)
+    """tests/programs/distant_visits.c, traced and stopped at its label `window`."""
+    with traced_at_label("distant_visits", tmp_path) as task:
         yield task
-    finally:
-        task.kill()
 
 
 def _pending(tid: int) -> int:
@@ -71,3 +48,17 @@ def test_a_thread_that_does_not_come_back_is_settled_where_it_stands(at_window: 
     stop = task.wait()
     assert (stop.kind, stop.signo, task.regs().rip) == (StopKind.SIGNAL, signal.SIGTRAP,
                                                         window + 1)
+
+
+def test_a_thread_is_stepped_on_to_a_window_where_the_flags_are_dead(tmp_path: Path) -> None:
+    """tests/programs/flags_read_after_window.c, stopped at a window where the status
+    flags are live: there replay's stub must save and restore them at every visit (a
+    tight loop ran 5-10x slower than natively behind it); the thread is stepped on to the
+    loop's other window, where the stub may set them (2x)."""
+    with traced_at_label("flags_read_after_window", tmp_path) as task:
+        window = task.regs().rip
+        settled = settle(task, task.regs(), Running(native.PTRACE_SYSCALL, lambda stop: False),
+                         probe=False)
+        assert isinstance(settled, Settled), settled
+        assert settled.regs.rip == window - 9 and settled.patch_length == 5
+        assert task.read(settled.regs.rip, 5) == bytes.fromhex("488b4c2408")  # the load

@@ -7,7 +7,9 @@ instructions at pc can be replaced by a jump to a register-comparing stub
 instructions only if nothing jumps between them. So before recording the moment, the
 recorder single-steps the thread a little further, to such a window: one long instruction
 at once; several once the steps have gone round a loop (so that its jumps are known) and
-no jump seen lands inside them. It steps through the program's code (calls included, but
+no jump seen lands inside them. A window where the status flags are live (replay's stub
+then saves and restores them at every visit) is passed over while a better one is sure
+to come (_better_window_ahead). It steps through the program's code (calls included, but
 not into the syscall buffer's library), never over an instruction that must not be
 single-stepped, and runs a rep string instruction to its end at once (a single step runs
 one iteration, and a moment part-way through one is never visited in replay); if no
@@ -60,6 +62,8 @@ from rrgdb.kernel.visit_search import (
     Instruction,
     Window,
     decode,
+    fixed_code,
+    flags_dead,
     steppable,
     window_at,
 )
@@ -69,6 +73,7 @@ PROBE_TIMEOUT = 0.02  # seconds the thread may take to come back to its window
 PROBE_VISITS = 8  # the visits after the first in which its registers may come back
 PROBE_RUN = 0.001  # else: seconds it runs between the visits whose memory is compared
 PROBE_PAGES = 64  # the changed pages whose words are compared, at most
+FLAG_FREE_AHEAD = 16  # instructions the steps may go on to a window where flags are dead
 _DR7_EXECUTE_DR0 = 1  # DR0 enabled for this thread, as an instruction breakpoint
 EFLAGS_RF = 0x10000  # the resume flag
 
@@ -138,10 +143,15 @@ def _step_to_window(task: Task, regs: Registers, run: Running) -> Settled | Inte
     (0: none found), or the stop that came instead of a single step's (a fault, a
     signal)."""
     code_at = _program_code(task)
+    fixed = fixed_code(task)
+
+    def program_code(pc: int) -> bytes | None:
+        return fixed(pc) if code_at(pc) else None
+
     decoded: dict[int, tuple[Window | None, Instruction | None]] = {}  # a loop comes back
     landed: set[int] = set()  # reached other than by falling through, or a seen jump's target
     looped = False
-    for _ in range(SETTLE_STEPS):
+    for step in range(SETTLE_STEPS):
         pc = regs.rip
         revisit = pc in decoded
         if not revisit:
@@ -157,7 +167,10 @@ def _step_to_window(task: Task, regs: Registers, run: Running) -> Settled | Inte
             regs = ran
             continue
         if window is not None and (len(window.instructions) == 1
-                                   or (looped and not landed & window.interior)):
+                                   or (looped and not landed & window.interior)) and (
+                looped or revisit or step >= SETTLE_STEPS // 2
+                or flags_dead(program_code, pc)
+                or not _better_window_ahead(program_code, window.instructions[0])):
             return Settled(regs, window.length)
         if insn is None or not steppable(insn) or not code_at(pc):
             break
@@ -172,6 +185,50 @@ def _step_to_window(task: Task, regs: Registers, run: Running) -> Settled | Inte
         if regs.rip != insn.end:
             landed.add(regs.rip)
     return Settled(regs, 0)
+
+
+def _better_window_ahead(code_at: Callable[[int], bytes | None],
+                         first: Instruction) -> bool:
+    """Whether the steps may go on from first (the first instruction of a window where
+    the status flags are live: replay's stub must save and restore them at every visit,
+    2-3x slower in a tight loop) to look for a window where they are dead: some path on
+    from it comes to one within FLAG_FREE_AHEAD instructions, and every path comes to a
+    window (the steps take it, if they find nothing better on from there) before an
+    instruction the steps may not run or the analysis does not follow (a call, a return,
+    an indirect jump)."""
+    paths = [(pc, False) for pc in _successors(first)]  # (pc, a window passed on the way)
+    seen: set[int] = set()
+    dead: set[int] = set()  # the windows found where the flags are dead
+    while paths:
+        pc, passed = paths.pop()
+        if pc in dead:
+            continue  # (two paths join there)
+        code = code_at(pc) if pc not in seen and len(seen) < FLAG_FREE_AHEAD else None
+        insn = decode(code, pc) if code is not None else None
+        if code is not None:
+            seen.add(pc)
+            window = window_at(code, pc)
+            if window is not None and len(window.instructions) == 1:
+                if flags_dead(code_at, pc):
+                    dead.add(pc)
+                    continue
+                passed = True
+        following = _successors(insn) if insn is not None and steppable(insn) and not (
+            insn.repeats or insn.mnemonic == "call") else []
+        if not following and not passed:
+            return False
+        if not passed or not dead:  # (once one is found, passing windows is enough)
+            paths += [(next_pc, passed) for next_pc in following]
+    return bool(dead)
+
+
+def _successors(insn: Instruction) -> list[int]:
+    """Where insn may go on to (none known: a return, an indirect jump)."""
+    if not insn.jumps:
+        return [insn.end]
+    if insn.target is None:
+        return []
+    return [insn.target] if insn.mnemonic == "jmp" else [insn.target, insn.end]
 
 
 def _probe(task: Task, settled: Settled, run: Running) -> Settled | Interrupted:

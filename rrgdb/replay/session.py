@@ -588,7 +588,7 @@ class ReplaySession:
                 regs = task.regs()
                 if not search.trapped(regs):
                     return stop
-                regs.rip = target.rip
+                regs = search.program_registers(regs, target)
                 search.remove()
                 if _matches(task, regs, target, frame):
                     task.set_regs(regs)
