@@ -44,6 +44,13 @@ def pending_bytes(task: Task) -> int:
     return int.from_bytes(raw, "little") if len(raw) == 4 else 0
 
 
+def calls_made(task: Task) -> int | None:
+    """How many buffered calls the task's process has made (the library's count, which
+    flushes leave as it is; None when the process has no buffer)."""
+    raw = task.read(SEQ, 4)
+    return int.from_bytes(raw, "little") if len(raw) == 4 else None
+
+
 def trap_at(task: Task) -> int | None:
     """The ordinal from which buffered calls are traced (None: no buffer)."""
     raw = task.read(TRAP_AT, 4)

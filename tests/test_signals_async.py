@@ -189,3 +189,20 @@ def test_timer_ticks_pace_a_computing_loop(
     assert recorded.returncode == 0, describe(recorded)
     assert recorded.stdout == b"ticks: 60 or more, state: nonzero\n", describe(recorded)
     assert_replay_matches(recorded, replay(trace, timeout=60))
+
+
+@pytest.mark.parametrize("options", BUFFERING)
+def test_a_timer_tick_after_buffered_calls_at_the_same_registers(
+        build: Callable[..., Path], tmp_path: Path, options: list[str]) -> None:
+    """Perl's safe signals under a 10 ms timer (timer_mask_spin.c): a loop whose registers
+    come back at every turn, where rt_sigreturn (traced) returns to a preemption point and
+    the loop then makes buffered sigprocmask calls. A tick that stopped the thread at those
+    registers again was recorded as delivered at rt_sigreturn's exit, before the buffered
+    calls: replay diverged in 6 recordings of 6 (perl: 4 of 4). A stop at a syscall's exit
+    registers is its boundary only if the thread made no buffered call since."""
+    trace = tmp_path / "trace"
+    recorded = record_with(build("timer_mask_spin", "O2"), trace, options)
+    assert recorded.stdout == b"ticks 5\n", describe(recorded)
+    frames = run_rrgdb(["dump", trace]).stdout.decode()
+    assert frames.count("signal SIGALRM") >= 5, frames
+    assert_replay_matches(recorded, replay(trace, timeout=60))

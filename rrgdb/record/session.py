@@ -51,6 +51,7 @@ TRACE_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
                  | native.PTRACE_O_TRACESECCOMP)
 SYNCHRONOUS_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
                        signal.SIGTRAP}
+BOUNDARY_UNRESUMED = -1  # _RecordTask.boundary_calls until the task runs from its boundary
 # seconds a parked signal waits for a syscall before it is forced at a preemption point:
 # PARK_COST_FACTOR times what the thread's last preemption cost (settling, probing and
 # hashing its memory), within these bounds
@@ -103,6 +104,13 @@ class _RecordTask:
     # before any instruction ran (a preemption point is not one: a loop that keeps its
     # state in memory comes back to the same registers)
     boundary: bytes = b""
+    # its process's count of buffered calls (the syscall buffer's seq) when it was resumed
+    # from its boundary (BOUNDARY_UNRESUMED: not yet; None: it had no buffer). Its
+    # registers may come back to the boundary's after buffered calls (a loop keeping its
+    # state in memory, which rt_sigreturn returned into), so a stop there is at the
+    # boundary only if the count has not moved: only the thread holding its process's
+    # turn runs user code, and the count is taken after any wait for the turn
+    boundary_calls: int | None = None
     parked: list[tuple[int, bytes]] = field(default_factory=list)  # signals to re-raise
     # parked signals given back to the kernel while blocked; their siginfo is restored at
     # the delivery
@@ -426,6 +434,9 @@ class RecordSession:
         """Resumes rt. Into user code, a task under the syscall buffer's seccomp filter runs
         with PTRACE_CONT: only its traced syscalls stop it (PTRACE_EVENT_SECCOMP)."""
         request = self._user_request(rt) if to_user else native.PTRACE_SYSCALL
+        if rt.boundary_calls == BOUNDARY_UNRESUMED:
+            rt.boundary_calls = (syscallbuf.calls_made(rt.task)
+                                 if self.syscallbuf and rt.seccomp else None)
         try:
             rt.task.resume(request, sig)
         except ProcessLookupError:
@@ -758,7 +769,7 @@ class RecordSession:
         with open(f"/proc/{task.tid}/environ", "rb") as f:
             envp = f.read().split(b"\0")[:-1]
         regs = task.regs()
-        rt.boundary = regs.to_bytes()
+        rt.boundary, rt.boundary_calls = regs.to_bytes(), BOUNDARY_UNRESUMED
         self._write(ExecFrame(task.tid, rt.boundary, exe, exe_id, argv, envp, mappings, memory))
         self._release_vfork_parent(rt)
 
@@ -888,7 +899,7 @@ class RecordSession:
         if spec.special == "clone" and after.rdi != regs.rdi:
             after.rdi = regs.rdi  # CLONE_UNTRACED, cleared for the call (_trace_the_clone)
             task.set_regs(after)
-        rt.boundary = after.to_bytes()
+        rt.boundary, rt.boundary_calls = after.to_bytes(), BOUNDARY_UNRESUMED
         fds = self._fds_changed(task, regs, result)
         if (spec.special == "prctl" and regs.arg(0) == syscallbuf.PR_SET_SECCOMP
                 and result == 0 and syscallbuf.pending_bytes(task) == 0
@@ -1004,7 +1015,7 @@ class RecordSession:
         disposition = signal_disposition(task.tid, signo)
         if disposition == "ignored":
             return 0  # delivering it would change nothing; replay need not know
-        if regs.to_bytes() != rt.boundary:
+        if not self._at_boundary(rt, regs):
             # Arrived while user code ran: no deterministic point to replay it at. Park it
             # until the task's next syscall, where it is raised again (DESIGN.md §6).
             if not rt.parked:
@@ -1065,7 +1076,7 @@ class RecordSession:
         # preemption: a loop that keeps its state in memory (gcc -O0) comes back to the
         # same registers, and taking it for a thread that had not moved left its turns
         # unrecorded (replay diverged: one -O0 recording of threads_compute in three).
-        if regs.to_bytes() != rt.boundary:
+        if not self._at_boundary(rt, regs):
             started = time.monotonic()
             if rt.settled is None or rt.settled.regs.to_bytes() != regs.to_bytes():
                 run = Running(self._user_request(rt), lambda stop: self._drops(rt, stop))
@@ -1090,6 +1101,8 @@ class RecordSession:
                                      settled.watched))
             cost = time.monotonic() - started
             rt.park_timeout = min(PARK_TIMEOUT_MAX, max(PARK_TIMEOUT_MIN, PARK_COST_FACTOR * cost))
+        else:  # (it may now wait for its turn: the count is taken again when it runs)
+            rt.boundary_calls = BOUNDARY_UNRESUMED
         rt.stopping = False
         if rt.parked and blocked_signals(task.tid) & 1 << (rt.parked[0][0] - 1):
             # blocked here (the thread is in that signal's handler, say): the kernel holds
@@ -1107,6 +1120,20 @@ class RecordSession:
             return 0  # nobody else wanted to run
         rt.held_signal = 0
         return None
+
+    def _at_boundary(self, rt: _RecordTask, regs: Registers) -> bool:
+        """Whether rt stands where its last syscall (or exec) left it, no instruction run
+        since: its registers are those, and it has made no buffered call since (perl's
+        loop under a 10 ms timer came back to the registers rt_sigreturn left after two
+        buffered rt_sigprocmask calls, and a tick recorded "at the boundary" there diverged
+        in replay, where those calls come first)."""
+        if regs.to_bytes() != rt.boundary:
+            return False
+        if rt.boundary_calls == BOUNDARY_UNRESUMED or rt.boundary_calls is None:
+            # not resumed since; or it had no buffer then, and setting one up takes
+            # traced calls, each a new boundary
+            return True
+        return syscallbuf.calls_made(rt.task) == rt.boundary_calls
 
     @staticmethod
     def _drops(rt: _RecordTask, stop: Stop) -> bool:
