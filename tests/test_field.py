@@ -243,6 +243,29 @@ def test_a_computing_child_stopped_and_continued(build, tmp_path: Path) -> None:
     assert_replay_matches(recorded, replay(trace, timeout=30))
 
 
+@pytest.mark.parametrize("ending", ["term", "kill"])
+@pytest.mark.parametrize("options", [[], ["--no-syscallbuf"]], ids=["syscallbuf", "nobuf"])
+def test_a_multithreaded_computing_child_stopped_and_continued(
+        options: list[str], ending: str, build, tmp_path: Path) -> None:
+    """A parent stops and continues, five times, a child whose three threads compute,
+    then ends it (SIGTERM to a handler that ends the threads, or SIGKILL). The recording
+    hung (3 of 3, both modes): the SIGCONT ended the job-control stop of the whole
+    process, but the thread that took it was resumed and the others were left in
+    their group-stop, waiting for a SIGCONT no longer pending; at the next SIGSTOP
+    the kernel waited for them to join the new group stop, so the parent's
+    waitpid(WUNTRACED) never returned. Now all of them are resumed (when their turn
+    comes). Records and replays in under a second."""
+    trace = tmp_path / "trace"
+    program = build("stop_threaded_child", "O2", "-pthread")
+    recorded = run_rrgdb(["record", *options, "-o", trace, "--", program, ending],
+                         timeout=30)
+    assert recorded.returncode == 0, describe(recorded)
+    end = b"exited 3" if ending == "term" else b"killed by 9"
+    assert recorded.stdout == b"stopped 5, continued 5, then " + end + b"\n", describe(recorded)
+
+    assert_replay_matches(recorded, replay(trace, timeout=30))
+
+
 def test_a_python_loop_ended_by_a_timer(tmp_path: Path) -> None:
     """Python's `while True: n += 1` ended by an exception raised from a SIGALRM handler
     (as a timeout decorator does): at the turn the signal was delivered, the

@@ -525,6 +525,25 @@ class RecordSession:
                 self._resume(following, following.held_signal, to_user=True)
                 following.held_signal = 0
 
+    def _threads(self, tgid: int) -> list[_RecordTask]:
+        """The traced threads of process tgid."""
+        return [rt for rt in self.tasks.values() if rt.task.tgid == tgid]
+
+    def _continue_group(self, tgid: int) -> None:
+        """A SIGCONT (or a stop signal after one) ended process tgid's job-control stop:
+        the kernel continued all its threads, and flushed their pending stop signals,
+        rrgdb's own too (each thread's rt.stopping then says whether one is still on its
+        way). Under ptrace, each thread left in its group-stop is resumed by the
+        recorder, when its turn comes."""
+        threads = self._threads(tgid)
+        for rt in threads:
+            if rt.stopping:
+                rt.stopping = bool(_pending_masks(rt.task.tid)[0] & SIGSTOP_BIT)
+        for rt in threads:
+            if rt.group_stopped:
+                rt.group_stopped = False
+                self._to_user(rt)
+
     def _wait_any(self) -> tuple[int, int]:
         """The next stop of any tracee. While a task holds a parked signal, poll, and stop
         a task that keeps computing without syscalls so the signal is not delayed forever."""
@@ -540,10 +559,9 @@ class RecordSession:
             if not parked and not stopped and not self.scheduler.contended() and not any(
                     self._deferred.values()):
                 return native.waitpid(-1)
-            for rt in stopped:
-                if _group_stop_ends(rt):
-                    rt.group_stopped = False  # it takes the signal at its next resume
-                    self._to_user(rt)
+            for tgid in {rt.task.tgid for rt in stopped}:
+                if _group_stop_ends(self._threads(tgid)):
+                    self._continue_group(tgid)  # they take the signal at their next resume
             pid, status = native.waitpid(-1, native.WALL | native.WNOHANG)
             if pid:
                 return pid, status
@@ -1008,6 +1026,10 @@ class RecordSession:
         # its siginfo is now that of a single step's or a breakpoint's trap)
         if signo == signal.SIGSTOP and (rt.settled is not None or _sent_by_rrgdb(info)):
             return self._on_preempt(rt, regs, stop)
+        if signo == signal.SIGCONT:
+            # it continued the whole process when it was sent: its threads still in the
+            # job-control stop would wait for a SIGCONT that this one took
+            self._continue_group(task.tgid)
         si_code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
         if signo in SYNCHRONOUS_SIGNALS and si_code > 0:
             self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, True))
@@ -1181,6 +1203,7 @@ STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 # after a SIGCONT that continued the group (and flushed that SIGCONT: a parent's quick
 # SIGCONT then SIGSTOP left the child waiting for a SIGCONT no longer there, and the
 # parent for a stop that never came)
+SIGSTOP_BIT = 1 << (signal.SIGSTOP - 1)
 ENDS_GROUP_STOP = sum(1 << (s - 1) for s in (signal.SIGCONT, *STOP_SIGNALS))
 
 
@@ -1212,18 +1235,27 @@ def _signal_masks(tid: int) -> dict[str, int]:
     return masks
 
 
-def _group_stop_ends(rt: _RecordTask) -> bool:
-    """Whether a signal that ends the job-control stop rt waits in is pending for it (a
-    SIGCONT, or a stop signal that a SIGCONT before it let through); rrgdb's own SIGSTOP
-    is none. A SIGCONT flushes the stop signals pending when it is sent, rrgdb's own
-    too: rt.stopping then says whether it is still on its way."""
-    masks = _signal_masks(rt.task.tid)
-    ours = 1 << (signal.SIGSTOP - 1) if rt.stopping else 0  # (sent to the thread)
-    pending = masks.get("SigPnd", 0) & ~ours | masks.get("ShdPnd", 0)
-    if not pending & ENDS_GROUP_STOP:
-        return False
-    rt.stopping = bool(masks.get("SigPnd", 0) & ours)
-    return True
+def _group_stop_ends(threads: list[_RecordTask]) -> bool:
+    """Whether a signal that ends the job-control stop of the process of these threads
+    (all of its threads) is pending: a SIGCONT, or a stop signal that a SIGCONT before
+    it let through, sent to the process or to any of its threads; rrgdb's own SIGSTOP
+    is none."""
+    for rt in threads:
+        own, shared = _pending_masks(rt.task.tid)
+        ours = SIGSTOP_BIT if rt.stopping else 0  # (sent to the thread)
+        if (own & ~ours | shared) & ENDS_GROUP_STOP:
+            return True
+    return False
+
+
+def _pending_masks(tid: int) -> tuple[int, int]:
+    """The signals pending for the thread and for its process (none once it is gone:
+    killed, its death not yet handled)."""
+    try:
+        masks = _signal_masks(tid)
+    except FileNotFoundError:
+        return 0, 0
+    return masks.get("SigPnd", 0), masks.get("ShdPnd", 0)
 
 
 def _sent_by_rrgdb(siginfo: bytes) -> bool:
