@@ -1198,12 +1198,12 @@ class RecordSession:
 
 DEFAULT_IGNORED = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT}
 STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+SIGSTOP_BIT = 1 << (signal.SIGSTOP - 1)  # in /proc's signal masks
 # Pending signals that take a task out of its job-control stop (it is resumed to receive
 # them): a SIGCONT, or a stop signal, which the kernel leaves pending only when it came
 # after a SIGCONT that continued the group (and flushed that SIGCONT: a parent's quick
 # SIGCONT then SIGSTOP left the child waiting for a SIGCONT no longer there, and the
 # parent for a stop that never came)
-SIGSTOP_BIT = 1 << (signal.SIGSTOP - 1)
 ENDS_GROUP_STOP = sum(1 << (s - 1) for s in (signal.SIGCONT, *STOP_SIGNALS))
 
 
