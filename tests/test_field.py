@@ -346,3 +346,16 @@ def test_a_computing_child_interrupted_by_its_parent(options: list[str], build,
         assert frame.patch_length and flags_dead(code_at, regs.rip), f"{regs.rip:#x}"
 
     assert_replay_matches(recorded, replay(trace, timeout=60))
+
+
+@pytest.mark.xfail(strict=True, reason="replay's vfork is a clone without CLONE_VFORK, which "
+                   "resets the child's alternate stack (architecture.md, Replay)")
+def test_a_vfork_child_keeps_its_parents_alternate_stack(build, tmp_path: Path) -> None:
+    """A program run by `sh -c` (dash vforks, then execs it) sees the alternate-stack
+    flags its shell had, 0, in its signal frames; replay's child got SS_DISABLE (2).
+    `node --cpu-prof` run that way diverged at its first preemption point, whose memory
+    hash covered such a frame below the stack pointer."""
+    trace = tmp_path / "trace"
+    recorded = record(["sh", "-c", str(build("altstack_flags", "O2"))], trace)
+    assert recorded.stdout == b"uc_stack.ss_flags in a handler: 0\n", describe(recorded)
+    assert_replay_matches(recorded, replay(trace))
