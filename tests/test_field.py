@@ -348,14 +348,20 @@ def test_a_computing_child_interrupted_by_its_parent(options: list[str], build,
     assert_replay_matches(recorded, replay(trace, timeout=60))
 
 
-@pytest.mark.xfail(strict=True, reason="replay's vfork is a clone without CLONE_VFORK, which "
-                   "resets the child's alternate stack (architecture.md, Replay)")
-def test_a_vfork_child_keeps_its_parents_alternate_stack(build, tmp_path: Path) -> None:
-    """A program run by `sh -c` (dash vforks, then execs it) sees the alternate-stack
-    flags its shell had, 0, in its signal frames; replay's child got SS_DISABLE (2).
-    `node --cpu-prof` run that way diverged at its first preemption point, whose memory
-    hash covered such a frame below the stack pointer."""
+@pytest.mark.parametrize("options", [[], ["--no-syscallbuf"]], ids=["syscallbuf", "nobuf"])
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "sh"])
+def test_an_execd_program_has_no_alternate_stack(options: list[str], direct: bool, build,
+                                                 tmp_path: Path) -> None:
+    """Signal frames show the alternate-stack flags (uc_stack.ss_flags). Linux keeps them
+    across exec, so a program that `sh -c` ran (dash vforks, then execs it) saw its
+    shell's, 0, when recorded, and SS_DISABLE (2) when replayed, where vfork is a clone
+    without CLONE_VFORK, which resets them: replay diverged (`node --cpu-prof` run that way
+    at its first preemption point, whose memory hash covered such a frame below the stack
+    pointer). Both now turn the alternate stack off at exec, as POSIX says exec does."""
+    program = str(build("altstack_flags", "O2"))
     trace = tmp_path / "trace"
-    recorded = record(["sh", "-c", str(build("altstack_flags", "O2"))], trace)
-    assert recorded.stdout == b"uc_stack.ss_flags in a handler: 0\n", describe(recorded)
+    recorded = run_rrgdb(["record", *options, "-o", trace, "--",
+                          *([program] if direct else ["sh", "-c", program])])
+    assert recorded.returncode == 0, describe(recorded)
+    assert recorded.stdout == b"uc_stack.ss_flags in a handler: 2\n", describe(recorded)
     assert_replay_matches(recorded, replay(trace))

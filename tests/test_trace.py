@@ -420,7 +420,7 @@ def test_other_version(tmp_path: Path) -> None:
     write_trace(tmp_path / "t", [])
     _set_version(tmp_path / "t", FORMAT_VERSION + 1)
     message = one_line_error(tmp_path / "t")
-    expected = f"version {FORMAT_VERSION + 1} is not supported (this rrgdb reads 4, 5 and 6)"
+    expected = f"version {FORMAT_VERSION + 1} is not supported (this rrgdb reads 4, 5, 6 and 7)"
     assert expected in message
 
 

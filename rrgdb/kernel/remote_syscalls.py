@@ -8,6 +8,7 @@ the injection site, and has room for path strings passed to injected syscalls.
 from __future__ import annotations
 
 import signal
+import struct
 
 from rrgdb import native
 from rrgdb.kernel.address_space import read_maps
@@ -229,6 +230,21 @@ def map_scratch_page(task: Task, replay: bool) -> None:
     if addr != SCRATCH_ADDR:
         raise InjectionError(f"cannot map rrgdb's scratch page at {SCRATCH_ADDR:#x}: {addr}")
     task.write(SCRATCH_ADDR, SCRATCH_CODE_REPLAY if replay else SCRATCH_CODE_RECORD)
+
+
+SS_DISABLE = 2  # sigaltstack's flag: no alternate signal stack
+
+
+def disable_alternate_stack(task: Task) -> None:
+    """Turns the task's alternate signal stack off, as POSIX says exec does. Linux keeps
+    the flags across exec, so a program that a vfork child execs would show its parent's
+    (0 when none was ever set) in its signal frames (uc_stack) when recorded, and
+    SS_DISABLE when replayed, where vfork is a clone without CLONE_VFORK, which resets
+    them. Called right after map_scratch_page, in record and replay alike."""
+    task.write(SCRATCH_DATA, struct.pack("<Qi4xQ", 0, SS_DISABLE, 0))  # a stack_t
+    result = inject(task, "sigaltstack", SCRATCH_DATA, 0)
+    if result != 0:
+        raise InjectionError(f"cannot turn the alternate signal stack off: {result}")
 
 
 def open_in_tracee(task: Task, path: str, writable: bool = False) -> int:

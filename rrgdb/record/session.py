@@ -18,7 +18,7 @@ from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import hide_vdso, memory_hash, read_maps, writable_snapshot
 from rrgdb.kernel.cpuid import CPUID, complete_cpuid, set_cpuid_faulting
 from rrgdb.kernel.registers import Registers
-from rrgdb.kernel.remote_syscalls import map_scratch_page
+from rrgdb.kernel.remote_syscalls import disable_alternate_stack, map_scratch_page
 from rrgdb.kernel.signal_frames import enter_handler
 from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.kernel.visit_search import read_stack
@@ -769,6 +769,7 @@ class RecordSession:
             raise RecordError(f"unexpected stop {stop} after exec in {task.tid}")
         hide_vdso(task)
         map_scratch_page(task, replay=False)
+        disable_alternate_stack(task)
         if self.cpuid_faulting:
             set_cpuid_faulting(task, True)
         exe = os.readlink(f"/proc/{task.tid}/exe")

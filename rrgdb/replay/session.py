@@ -35,6 +35,7 @@ from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import (
     SCRATCH_DATA,
     SYSCALL_SITE,
+    disable_alternate_stack,
     fork_task,
     inject,
     map_scratch_page,
@@ -75,6 +76,7 @@ from rrgdb.replay.processes import recorded_processes
 from rrgdb.syscall_numbers import NUMBERS
 from rrgdb.syscalls import SPECS, Replay, signal_name, syscall_name
 from rrgdb.trace import (
+    ALTSTACK_OFF_SINCE,
     CpuidFrame,
     ExecFrame,
     ExitFrame,
@@ -1006,6 +1008,8 @@ class ReplaySession:
         if stop.kind is not StopKind.SYSCALL:
             raise self._diverged(frame, f"expected the execve exit, got {_describe(stop)}")
         map_scratch_page(task, replay=True)
+        if self.reader.version >= ALTSTACK_OFF_SINCE:
+            disable_alternate_stack(task)  # as the recorder did
         if self._cpuid_faulting:
             set_cpuid_faulting(task, True)
         self._trace_fds.pop(task.tgid, None)

@@ -20,11 +20,12 @@ from ._frames import (
     TraceError,
     TraceHeader,
 )
-from ._layout import FORMAT_VERSION
+from ._layout import ALTSTACK_OFF_SINCE, FORMAT_VERSION
 from ._reader import TraceReader
 from ._writer import TraceWriter
 
 __all__ = [
+    "ALTSTACK_OFF_SINCE",
     "FORMAT_VERSION",
     "CpuidFrame",
     "ExecFrame",

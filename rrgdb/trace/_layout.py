@@ -37,11 +37,13 @@ from construct import (
     this,
 )
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 # The versions this rrgdb reads: a version-4 trace has no CpuidFrame (cpuid was not
-# trapped); before version 6 a PreemptFrame has no watched words.
-READABLE_VERSIONS = (4, 5, 6)
+# trapped); before version 6 a PreemptFrame has no watched words; before version 7 the
+# recorder left a program's alternate signal stack as exec left it (frames unchanged).
+READABLE_VERSIONS = (4, 5, 6, 7)
 WATCHED_SINCE = 6
+ALTSTACK_OFF_SINCE = 7
 
 HEADER_FILE = "header"
 EVENTS_FILE = "events"

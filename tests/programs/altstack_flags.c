@@ -1,6 +1,7 @@
 /* Prints the alternate-stack flags the kernel puts in a signal frame (uc_stack.ss_flags):
- * 0 natively in a process that never set an alternate stack, 2 (SS_DISABLE) in one made
- * by a clone with CLONE_VM but without CLONE_VFORK, and kept across exec. */
+ * natively 0 in a process that never set an alternate stack, 2 (SS_DISABLE) in one made
+ * by a clone with CLONE_VM but without CLONE_VFORK, and kept across exec; under rrgdb 2,
+ * the alternate stack being turned off at exec. */
 #include <signal.h>
 #include <stdio.h>
 #include <ucontext.h>
