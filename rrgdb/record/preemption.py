@@ -392,8 +392,8 @@ def _stop_now(task: Task, run: Running) -> Stop:
     (that one, or another that came first)."""
     native.tgkill(task.tgid, task.tid, signal.SIGSTOP)
     stop = task.wait()
-    while run.drops(stop):
-        stop = run.next_stop(task, run.request)
+    if run.drops(stop):
+        stop = run.next_stop(task, run.request)  # (which drops any later ones)
         assert stop is not None
     return stop
 

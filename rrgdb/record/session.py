@@ -1031,8 +1031,7 @@ class RecordSession:
             # it continued the whole process when it was sent: its threads still in the
             # job-control stop would wait for a SIGCONT that this one took
             self._continue_group(task.tgid)
-        si_code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
-        if signo in SYNCHRONOUS_SIGNALS and si_code > 0:
+        if _is_fault(signo, info):
             self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, True))
             return signo
         disposition = signal_disposition(task.tid, signo)
@@ -1170,8 +1169,7 @@ class RecordSession:
         info = _siginfo(rt.task)
         if info is None:
             return False  # a group-stop
-        code = int.from_bytes(info[SIGINFO_CODE], "little", signed=True)
-        return not (stop.signo in SYNCHRONOUS_SIGNALS and code > 0)
+        return not _is_fault(stop.signo, info)
 
     def _drain(self) -> None:
         """Collects the stops already reported, to be handled before a memory hash is
@@ -1217,6 +1215,13 @@ def _siginfo(task: Task) -> bytes | None:
         if e.errno == errno.EINVAL:
             return None
         raise
+
+
+def _is_fault(signo: int, siginfo: bytes) -> bool:
+    """Whether the signal is a synchronous fault the CPU raised (si_code > 0), not one
+    sent (kill, tgkill, a timer: si_code <= 0)."""
+    code = int.from_bytes(siginfo[SIGINFO_CODE], "little", signed=True)
+    return signo in SYNCHRONOUS_SIGNALS and code > 0
 
 
 def _parked_already(rt: _RecordTask, signo: int) -> bool:
