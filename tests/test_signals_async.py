@@ -177,6 +177,23 @@ def test_a_fast_timer_into_a_computing_loop(
 
 
 @pytest.mark.parametrize("options", BUFFERING)
+def test_a_timer_faster_than_the_recorder_into_a_computing_loop(
+        build: Callable[..., Path], tmp_path: Path, options: list[str]) -> None:
+    """A timer every 150 us into a loop without syscalls: a tick handled under the
+    recorder (delivery, handler, traced rt_sigreturn) took longer than the period, so
+    every rt_sigreturn returned into the next tick's handler and the loop never ran on (no
+    end in 40 s; natively 0.2 s). A tick that comes again before the interrupted code ran
+    an instruction is now parked, and the code runs until the park's end; the ticks that
+    come meanwhile are dropped before any register is read (~1-5 s here)."""
+    trace = tmp_path / "trace"
+    recorded = run_rrgdb(["record", *options, "-o", trace, "--",
+                          build("fast_timer_loop", "O2"), "150", "100"], timeout=40)
+    assert recorded.returncode == 0, describe(recorded)
+    assert recorded.stdout.endswith(b", ticked: yes\n"), describe(recorded)
+    assert_replay_matches(recorded, replay(trace, timeout=60))
+
+
+@pytest.mark.parametrize("options", BUFFERING)
 def test_timer_ticks_pace_a_computing_loop(
         build: Callable[..., Path], tmp_path: Path, options: list[str]) -> None:
     """A 10 ms timer into a loop without syscalls that ends after 60 ticks: every tick is

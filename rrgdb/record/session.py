@@ -73,6 +73,8 @@ CLOSE, CLOSE_RANGE, CLOSE_RANGE_CLOEXEC = NUMBERS["close"], NUMBERS["close_range
 MAP_ANONYMOUS = 0x20
 MAP_SHARED = 0x01  # also set in MAP_SHARED_VALIDATE
 SIGINFO_CODE = slice(8, 12)
+SI_TIMER = -2  # si_code of a POSIX timer's signal
+RT_SIGRETURN = NUMBERS["rt_sigreturn"]
 SI_TKILL = -6  # si_code of a signal sent with tgkill
 # ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND: a syscall interrupted by a signal, which the
 # kernel restarts with the same number unless a handler runs; ERESTART_RESTARTBLOCK: the
@@ -134,6 +136,10 @@ class _RecordTask:
     # a clone child made traced although its parent asked for CLONE_UNTRACED: the
     # flags register it must show at its first stop, as in replay (the parent's)
     clone_flags_register: int | None = None
+    # the asynchronous signal it was last given and the registers that delivery interrupted,
+    # until it enters a syscall other than rt_sigreturn (to see a handler that returns into
+    # the same signal again, no instruction of the interrupted code run)
+    last_async: tuple[int, bytes] | None = None
 
 
 def _prints(fd: int) -> bool:
@@ -562,27 +568,32 @@ class RecordSession:
             for tgid in {rt.task.tgid for rt in stopped}:
                 if _group_stop_ends(self._threads(tgid)):
                     self._continue_group(tgid)  # they take the signal at their next resume
+            # (a job-control stop is delivered at once: natively the process would stop
+            # now, and its parent's waitpid(WUNTRACED) return. This comes before the
+            # stops already reported: a timer at 10 kHz reports one at every pass.)
+            now = time.monotonic()
+            self._preempt([rt for rt in parked if now - rt.parked_at > rt.park_timeout
+                           or any(signo in STOP_SIGNALS for signo, _ in rt.parked)])
             pid, status = native.waitpid(-1, native.WALL | native.WNOHANG)
             if pid:
                 return pid, status
-            now = time.monotonic()
-            # (a job-control stop is delivered at once: natively the process would stop
-            # now, and its parent's waitpid(WUNTRACED) return)
-            overdue = [rt for rt in parked if now - rt.parked_at > rt.park_timeout
-                       or any(signo in STOP_SIGNALS for signo, _ in rt.parked)]
             busy = {tgid for tgid, stops in self._deferred.items() if stops}
-            overdue += [self.tasks[tid] for tid in self.scheduler.overdue(busy)
-                        if tid in self.tasks]
+            self._preempt([self.tasks[tid] for tid in self.scheduler.overdue(busy)
+                           if tid in self.tasks])
             # a turn holder asleep in a buffered call would keep the others waiting until
             # it is overdue (the job of rr's desched events; architecture.md)
-            overdue += [self.tasks[tid] for tid in self.scheduler.holding_up(busy)
-                        if tid in self.tasks and syscallbuf.blocked_in_call(tid)]
-            for rt in overdue:
-                if not rt.stopping and not rt.group_stopped:  # (a SIGCONT would flush it)
-                    rt.stopping = True
-                    native.tgkill(rt.task.tgid, rt.task.tid, signal.SIGSTOP)
+            self._preempt([self.tasks[tid] for tid in self.scheduler.holding_up(busy)
+                           if tid in self.tasks and syscallbuf.blocked_in_call(tid)])
             time.sleep(pause)
             pause = min(2 * pause, 0.001)
+
+    @staticmethod
+    def _preempt(overdue: list[_RecordTask]) -> None:
+        """Stops (SIGSTOP) the tasks that ran too long with a parked signal or a turn."""
+        for rt in overdue:
+            if not rt.stopping and not rt.group_stopped:  # (a SIGCONT would flush it)
+                rt.stopping = True
+                native.tgkill(rt.task.tgid, rt.task.tid, signal.SIGSTOP)
 
     def _on_stop(self, rt: _RecordTask, stop: Stop) -> None:
         """Handles one stop and decides when the task runs again."""
@@ -839,6 +850,8 @@ class RecordSession:
     def _on_syscall_entry(self, rt: _RecordTask) -> None:
         task = rt.task
         regs = task.regs()
+        if regs.syscallno != RT_SIGRETURN:
+            rt.last_async = None  # the code it interrupted ran on (_starving)
         if self._restarted(rt, regs):
             if rt.parked:  # as below: a parked signal interrupts it if it blocks again
                 native.tgkill(task.tgid, task.tid, rt.parked[0][0])
@@ -1007,9 +1020,19 @@ class RecordSession:
     def _on_signal(self, rt: _RecordTask, stop: Stop) -> int | None:
         """Records a signal-delivery stop; returns the signal to deliver (0 if none; None:
         the task is not to be resumed)."""
+        signo = stop.signo
         task = rt.task
         regs = task.regs()
-        signo = stop.signo
+        if (signo not in SYNCHRONOUS_SIGNALS and signo not in JOB_CONTROL_SIGNALS
+                and _parked_already(rt, signo)
+                and (regs.to_bytes() != rt.boundary
+                     or rt.last_async == (signo, regs.to_bytes()))):
+            # a repeat of a parked signal while user code runs, or while it waits to run
+            # (_starving), is dropped (as below: the kernel keeps it pending once) before
+            # anything else is read: a fast timer fires again within each stop's handling.
+            # (Elsewhere at its boundary it may be the parked one, raised again at a
+            # syscall; faults and job control need a look.)
+            return 0
         if signo == signal.SIGSEGV:
             code = task.read(regs.rip, 3)
             if code.startswith(RDTSC) or code == RDTSCP:
@@ -1037,7 +1060,7 @@ class RecordSession:
         disposition = signal_disposition(task.tid, signo)
         if disposition == "ignored":
             return 0  # delivering it would change nothing; replay need not know
-        if not self._at_boundary(rt, regs):
+        if not self._at_boundary(rt, regs) or _starving(rt, signo, info, regs):
             # Arrived while user code ran: no deterministic point to replay it at. Park it
             # until the task's next syscall, where it is raised again (DESIGN.md §6).
             if not rt.parked:
@@ -1060,6 +1083,7 @@ class RecordSession:
                 task.set_siginfo(info)
                 break
         self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
+        rt.last_async = (signo, regs.to_bytes())
         return self._deliver_async(rt, signo, disposition == "caught")
 
     def _deliver_async(self, rt: _RecordTask, signo: int, caught: bool) -> int | None:
@@ -1135,6 +1159,7 @@ class RecordSession:
             signo, info = rt.parked.pop(0)
             task.set_siginfo(info)
             self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
+            rt.last_async = (signo, regs.to_bytes())
             return self._deliver_async(
                 rt, signo, signal_disposition(task.tid, signo) == "caught")
         self._release_turn(rt)
@@ -1197,6 +1222,7 @@ class RecordSession:
 
 DEFAULT_IGNORED = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT}
 STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+JOB_CONTROL_SIGNALS = STOP_SIGNALS | {signal.SIGCONT}
 SIGSTOP_BIT = 1 << (signal.SIGSTOP - 1)  # in /proc's signal masks
 # Pending signals that take a task out of its job-control stop (it is resumed to receive
 # them): a SIGCONT, or a stop signal, which the kernel leaves pending only when it came
@@ -1222,6 +1248,21 @@ def _is_fault(signo: int, siginfo: bytes) -> bool:
     sent (kill, tgkill, a timer: si_code <= 0)."""
     code = int.from_bytes(siginfo[SIGINFO_CODE], "little", signed=True)
     return signo in SYNCHRONOUS_SIGNALS and code > 0
+
+
+def _starving(rt: _RecordTask, signo: int, siginfo: bytes, regs: Registers) -> bool:
+    """Whether a timer's signal (or a standard signal, pending once) came again when its
+    handler returned, before the interrupted code ran an instruction: the registers are
+    those its last delivery interrupted, and no syscall but rt_sigreturn came since (a
+    loop that sleeps until a signal comes back to the same registers in the same call).
+    Delivered there, it would be again and again when a handler and its rt_sigreturn
+    under the recorder take longer than the timer's period (a timer every 150 us into a
+    loop without syscalls: the loop never ran on), so it is parked like one that came
+    while user code ran, and the code runs until the park's end."""
+    if rt.last_async != (signo, regs.to_bytes()):
+        return False
+    code = int.from_bytes(siginfo[SIGINFO_CODE], "little", signed=True)
+    return signo < KERNEL_SIGRTMIN or code == SI_TIMER
 
 
 def _parked_already(rt: _RecordTask, signo: int) -> bool:
