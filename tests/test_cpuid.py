@@ -29,6 +29,7 @@ from gdb_helpers import GdbScript, record_program, replay_server, requires_gdb
 from test_record_replay import rewrite_trace
 
 from rrgdb import native
+from rrgdb.kernel.cpuid import recordable_answer
 from rrgdb.kernel.registers import Registers
 from rrgdb.record.session import recorded_cpuid_faulting
 from rrgdb.trace import CpuidFrame, ExecFrame, Frame, TraceReader, TraceWriter
@@ -256,3 +257,28 @@ def test_gdb_stepi_over_cpuid_and_back(tmp_path: Path) -> None:
     t.expect(earlier, "Breakpoint 1")
     assert t.value(earlier_leaf) == "0x0", t.context(earlier_leaf)
     assert int(t.value(earlier_answer), 16) == values[1], t.context(earlier_answer)
+
+
+def test_recordings_see_no_rdrand_nor_rdseed(build, tmp_path: Path) -> None:
+    """cpuid tells a recorded program that the CPU has neither RDRAND nor RDSEED, so one
+    that asks (rdrand_probe.c, as libstdc++'s std::random_device does) draws its random
+    number from getrandom(), which the trace holds. It used RDRAND when told it could,
+    and the replay printed another number than the recording, with no divergence
+    reported. Natively the program says what this CPU has."""
+    trace = tmp_path / "trace"
+    recorded = record([build("rdrand_probe", "O2")], trace)
+    assert recorded.returncode == 0, describe(recorded)
+    assert recorded.stdout.startswith(b"rdrand: no, rdseed: no\n"), describe(recorded)
+    assert_replay_matches(recorded, replay(trace))
+
+
+def test_the_hidden_features_are_cleared_from_their_leaves_only() -> None:
+    """RDRAND from leaf 1's ECX; RDSEED, RTM and HLE from leaf 7 subleaf 0's EBX; other
+    leaves and subleaves, and the other bits, are answered as the CPU answers."""
+    every_bit = (0xFFFFFFFF,) * 4
+    assert recordable_answer(1, 0, every_bit) == (
+        0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF & ~(1 << 30), 0xFFFFFFFF)
+    assert recordable_answer(7, 0, every_bit) == (
+        0xFFFFFFFF, 0xFFFFFFFF & ~(1 << 18 | 1 << 11 | 1 << 4), 0xFFFFFFFF, 0xFFFFFFFF)
+    assert recordable_answer(7, 1, every_bit) == every_bit
+    assert recordable_answer(0xD, 0, every_bit) == every_bit

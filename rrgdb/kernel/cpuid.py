@@ -27,6 +27,27 @@ def set_cpuid_faulting(task: Task, faulting: bool) -> None:
                              f"error {-result}")
 
 
+# Features a recorded program must not see, as rr hides them: RDRAND and RDSEED (random
+# numbers from the CPU, which replay cannot reproduce: libstdc++'s std::random_device
+# uses them when cpuid says they exist), HLE and RTM (transactions that abort on
+# interrupts and page faults, which differ from run to run). (leaf, register index in
+# (eax, ebx, ecx, edx), bits cleared), for subleaf 0 of leaf 7.
+HIDDEN_FEATURES = (
+    (1, 2, 1 << 30),  # leaf 1 ECX: RDRAND
+    (7, 1, 1 << 18 | 1 << 11 | 1 << 4),  # leaf 7 EBX: RDSEED, RTM, HLE
+)
+
+
+def recordable_answer(leaf: int, subleaf: int,
+                      values: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """cpuid's answer for leaf and subleaf with HIDDEN_FEATURES cleared."""
+    answer = list(values)
+    for hidden_leaf, register, bits in HIDDEN_FEATURES:
+        if leaf == hidden_leaf and (leaf != 7 or subleaf == 0):
+            answer[register] &= ~bits
+    return answer[0], answer[1], answer[2], answer[3]
+
+
 def complete_cpuid(task: Task, regs: Registers, values: tuple[int, int, int, int]) -> None:
     """Completes the trapped cpuid at regs.rip with (eax, ebx, ecx, edx): the instruction
     writes the four registers whole (the upper halves cleared)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import hide_vdso, memory_hash, read_maps, writable_snapshot
-from rrgdb.kernel.cpuid import CPUID, complete_cpuid, set_cpuid_faulting
+from rrgdb.kernel.cpuid import CPUID, complete_cpuid, recordable_answer, set_cpuid_faulting
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import disable_alternate_stack, map_scratch_page
 from rrgdb.kernel.signal_frames import enter_handler
@@ -1214,8 +1214,10 @@ class RecordSession:
         apply_rdtsc(task, regs, value, aux, is_rdtscp)
 
     def _emulate_cpuid(self, task: Task, regs: Registers) -> None:
-        """A cpuid that faulted: it runs here, on the CPU the tracee is bound to too."""
-        values = native.cpuid(regs.rax, regs.rcx)
+        """A cpuid that faulted: it runs here, on the CPU the tracee is bound to too, and
+        the program sees no feature replay could not reproduce (RDRAND, ...)."""
+        leaf, subleaf = regs.rax & 0xFFFFFFFF, regs.rcx & 0xFFFFFFFF
+        values = recordable_answer(leaf, subleaf, native.cpuid(leaf, subleaf))
         self._write(CpuidFrame(task.tid, regs.to_bytes(), *values))
         complete_cpuid(task, regs, values)
 
