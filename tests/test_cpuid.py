@@ -32,8 +32,7 @@ from rrgdb import native
 from rrgdb.kernel.cpuid import recordable_answer
 from rrgdb.kernel.registers import Registers
 from rrgdb.record.session import recorded_cpuid_faulting
-from rrgdb.trace import CpuidFrame, ExecFrame, Frame, TraceReader, TraceWriter
-from rrgdb.trace import _layout as L
+from rrgdb.trace import CpuidFrame, ExecFrame, Frame, SyscallFrame, TraceReader, TraceWriter
 
 pytestmark = pytest.mark.skipif(not native.cpuid_faulting_available(),
                                 reason="this machine has no CPUID faulting")
@@ -81,23 +80,32 @@ def test_cpuid_answers_are_recorded_and_replayed_from_the_trace(
     assert len(frames) > 10, "libc's start-up asks cpuid too"
     assert_replay_matches(recorded, replay(trace))
 
-    # the x2APIC id (leaf 0xb's EDX, which differs from CPU to CPU) changed in the trace
+    # the x2APIC id (leaf 0xb's EDX, which differs from CPU to CPU) changed in the trace,
+    # and the CRC of the output that prints it (or replay reports the output differs)
     apic_frame = own[2]
     other = apic_frame.edx ^ 6
+    line = ANSWER.findall(recorded.stdout)[2]
+    printed_line = b"cpuid %s %s: %s" % line[1:]
+    expected = recorded.stdout.replace(
+        printed_line, printed_line[:-8] + f"{other:08x}".encode())
 
     def rewrite(frames: list[object]) -> list[object]:
         frames[frames.index(apic_frame)] = dataclasses.replace(apic_frame, edx=other)
+        (printing,) = [f for f in frames if isinstance(f, SyscallFrame) and f.stream == 1]
+        frames[frames.index(printing)] = dataclasses.replace(
+            printing, output_crc=zlib.crc32(expected))
         return frames
 
     rewritten = tmp_path / "rewritten"
     rewrite_trace(trace, rewritten, rewrite)
     replayed = replay(rewritten)
     assert replayed.returncode == 0, describe(replayed)
-    line = ANSWER.findall(recorded.stdout)[2]
-    printed_line = b"cpuid %s %s: %s" % line[1:]
-    expected = recorded.stdout.replace(
-        printed_line, printed_line[:-8] + f"{other:08x}".encode())
     assert replayed.stdout == expected != recorded.stdout
+    rewrite_trace(trace, tmp_path / "cpuid-only", lambda frames: [
+        dataclasses.replace(f, edx=other) if f == apic_frame else f for f in frames])
+    unchanged_crc = replay(tmp_path / "cpuid-only")
+    assert b"wrote other bytes to stdout than recorded" in unchanged_crc.stderr, describe(
+        unchanged_crc)
 
 
 def test_cpuid_in_forked_and_exec_children(build, tmp_path: Path) -> None:
@@ -149,13 +157,13 @@ _WITHOUT_FAULTING = ("import sys; from rrgdb import native; "
                      "from rrgdb.cli import main; sys.exit(main())")
 
 
-def _set_version_4(trace: Path) -> None:
-    """Makes a trace recorded without faulting what version 4 wrote: no cpuid_faulting
-    key, version 4, the header's crc of the body alone."""
+def _drop_cpuid_faulting_key(trace: Path) -> None:
+    """Makes the header of a trace recorded without faulting say what a version-4 trace's
+    said: nothing about cpuid faulting (version 4 frames are read by test_trace)."""
     reader = TraceReader(trace)
     frames: list[Frame] = list(reader.frames())
     extra = {k: v for k, v in reader.header.extra.items() if k != "cpuid_faulting"}
-    old = trace.with_name("v5")
+    old = trace.with_name("with-key")
     trace.rename(old)
     writer = TraceWriter(trace, dataclasses.replace(reader.header, extra=extra))
     for path in sorted((old / "files").rglob("*")):
@@ -164,17 +172,13 @@ def _set_version_4(trace: Path) -> None:
     for frame in frames:
         writer.write(frame)
     writer.close()
-    header = trace / "header"
-    data = header.read_bytes()
-    body = data[L.PREAMBLE_SIZE:]
-    header.write_bytes(data[:8] + (4).to_bytes(4, "little")
-                       + zlib.crc32(body).to_bytes(4, "little") + body)
 
 
 def test_recording_without_cpuid_faulting(build, tmp_path: Path) -> None:
     """Where arch_prctl(ARCH_SET_CPUID) is unavailable the recording goes on without it
     (the header says so, no CpuidFrame) and replay leaves cpuid alone, as it does for a
-    version-4 trace; had it made cpuid fault, the replay would stop at the first one."""
+    version-4 trace, whose header does not say; had it made cpuid fault, the replay would
+    stop at the first one."""
     binary = build("cpuid", "static")
     trace = tmp_path / "trace"
     command = [sys.executable, "-c", _WITHOUT_FAULTING,
@@ -185,7 +189,7 @@ def test_recording_without_cpuid_faulting(build, tmp_path: Path) -> None:
     assert not recorded_cpuid_faulting(TraceReader(trace).header)
     assert not _cpuid_frames(trace)
     assert_replay_matches(recorded, replay(trace))
-    _set_version_4(trace)
+    _drop_cpuid_faulting_key(trace)
     assert_replay_matches(recorded, replay(trace))
 
 
@@ -270,6 +274,28 @@ def test_recordings_see_no_rdrand_nor_rdseed(build, tmp_path: Path) -> None:
     assert recorded.returncode == 0, describe(recorded)
     assert recorded.stdout.startswith(b"rdrand: no, rdseed: no\n"), describe(recorded)
     assert_replay_matches(recorded, replay(trace))
+
+
+@pytest.mark.skipif("rdrand" not in Path("/proc/cpuinfo").read_text(),
+                    reason="this CPU has no RDRAND")
+@pytest.mark.parametrize("options", [[], ["--no-syscallbuf"]], ids=["syscallbuf", "nobuf"])
+def test_output_that_differs_in_replay_is_a_divergence(
+        build, tmp_path: Path, options: list[str]) -> None:
+    """A program that runs RDRAND without asking cpuid prints a number replay cannot
+    reproduce; the write to stdout is where replay sees it (the trace holds a CRC-32 of
+    every write to stdout and stderr). Replay printed the other number and exited 0."""
+    trace = tmp_path / "trace"
+    recorded = run_rrgdb(["record", *options, "-o", trace, "--",
+                          build("rdrand_probe", "O2"), "always"])
+    assert recorded.returncode == 0, describe(recorded)
+    assert recorded.stdout.startswith(b"rdrand: yes, rdseed: no\n"), describe(recorded)
+    replayed = replay(trace)
+    assert replayed.returncode != 0, describe(replayed)
+    # (with the buffer, the registers printf leaves at the write may differ first)
+    assert re.search(rb"^rrgdb: replay diverged at event \d+ \(write, tid \d+\): (the program "
+                     rb"wrote other bytes to stdout than recorded: b'rdrand: yes|registers "
+                     rb"differ)", replayed.stderr, re.M), describe(replayed)
+    assert not replayed.stdout, describe(replayed)
 
 
 def test_the_hidden_features_are_cleared_from_their_leaves_only() -> None:

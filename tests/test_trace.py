@@ -161,11 +161,14 @@ def test_header_defaults(tmp_path: Path) -> None:
     writes=st.lists(st.tuples(st.integers(0, U64_MAX), st.binary(max_size=40)), max_size=4),
     stream=st.integers(0, 255),
     file_id=st.text(max_size=70),
+    output_crc=st.integers(0, 2**32 - 1),
 )
 def test_fast_syscall_codec_matches_construct_layout(
-    tid: int, result: int, writes: list[tuple[int, bytes]], stream: int, file_id: str
+    tid: int, result: int, writes: list[tuple[int, bytes]], stream: int, file_id: str,
+    output_crc: int,
 ) -> None:
-    frame = SyscallFrame(tid, REGS, result, [MemWrite(a, d) for a, d in writes], stream, file_id)
+    frame = SyscallFrame(tid, REGS, result, [MemWrite(a, d) for a, d in writes], stream, file_id,
+                         output_crc)
     spec = L.SYSCALL.build(
         {
             "tid": tid,
@@ -173,6 +176,7 @@ def test_fast_syscall_codec_matches_construct_layout(
             "result": result,
             "writes": [{"addr": a, "data": d} for a, d in writes],
             "stream": stream,
+            "output_crc": output_crc,
             "file_id": L.encode_text(file_id),
         }
     )
@@ -420,15 +424,16 @@ def test_other_version(tmp_path: Path) -> None:
     write_trace(tmp_path / "t", [])
     _set_version(tmp_path / "t", FORMAT_VERSION + 1)
     message = one_line_error(tmp_path / "t")
-    expected = f"version {FORMAT_VERSION + 1} is not supported (this rrgdb reads 4, 5, 6 and 7)"
+    expected = f"version {FORMAT_VERSION + 1} is not supported (this rrgdb reads 4, 5, 6, 7 and 8)"
     assert expected in message
 
 
-@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("version", [4, 5, 7])
 def test_older_versions_are_read(tmp_path: Path, version: int) -> None:
-    """Version 5 differs from 6 only by the PreemptFrame's watched words, version 4 also
-    by the CpuidFrame it cannot hold."""
-    frames = [f for f in every_kind() if not isinstance(f, PreemptFrame)
+    """Version 7 differs from 8 only by the SyscallFrame's output_crc, 5 also by the
+    PreemptFrame's watched words, 4 also by the CpuidFrame it cannot hold."""
+    frames = [f for f in every_kind() if not isinstance(f, SyscallFrame)
+              and (version > 5 or not isinstance(f, PreemptFrame))
               and (version > 4 or not isinstance(f, CpuidFrame))]
     write_trace(tmp_path / "t", frames)
     _set_version(tmp_path / "t", version)
@@ -442,6 +447,15 @@ def test_a_version_5_preempt_frame_has_no_watched_words() -> None:
     assert decode_frames(old, 0, 1, "t", version=5) == [frame]
     with pytest.raises(TraceError, match="frame 0 .PreemptFrame. is malformed"):
         decode_frames(old, 0, 1, "t")  # read as version 6: the watched words' size is missing
+
+
+def test_a_version_7_syscall_frame_has_no_output_crc() -> None:
+    frame = SyscallFrame(7, REGS, 5, [MemWrite(16, b"ab")], 1, "")
+    old = (bytes([L.KIND_SYSCALL]) + L.SYSCALL_HEAD.pack(7, REGS, 5, 1)
+           + L.MEM_WRITE_HEAD.pack(16, 2) + b"ab" + L.SYSCALL_TAIL_BEFORE_CRC.pack(1, 0))
+    assert decode_frames(old, 0, 1, "t", version=7) == [frame]
+    with pytest.raises(TraceError, match="frame 0 .SyscallFrame."):
+        decode_frames(old, 0, 1, "t")  # read as version 8: the output_crc is missing
 
 
 def test_watched_words_must_be_pairs() -> None:

@@ -8,6 +8,7 @@ import struct
 from rrgdb.kernel.address_space import read_maps
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
+from rrgdb.syscall_numbers import NUMBERS
 from rrgdb.syscalls import (
     FCNTL_OUTPUT,
     PR_GET_AUXV,
@@ -23,6 +24,23 @@ from rrgdb.trace import MemWrite
 MAX_IOVECS = 1024
 MSGHDR_SIZE = 56
 MMSGHDR_SIZE = 64  # a msghdr, the u32 msg_len, padding
+
+
+WRITEV = {NUMBERS["writev"], NUMBERS["pwritev"]}
+
+
+def written_bytes(task: Task, regs: Registers, result: int) -> bytes:
+    """The first `result` bytes a write, pwrite64, writev or pwritev at its exit (regs)
+    wrote from the tracee's memory: the program's output."""
+    if regs.syscallno in WRITEV:
+        out = b""
+        raw = task.read(regs.arg(1), 16 * min(regs.arg(2), MAX_IOVECS))
+        for base, length in struct.iter_unpack("<QQ", raw[: len(raw) // 16 * 16]):
+            out += task.read(base, min(length, result - len(out)))
+            if len(out) >= result:
+                break
+        return out
+    return task.read(regs.arg(1), result)
 
 
 class UnsupportedSyscall(Exception):

@@ -11,6 +11,7 @@ import signal
 import stat
 import struct
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,13 @@ from rrgdb.kernel.remote_syscalls import disable_alternate_stack, map_scratch_pa
 from rrgdb.kernel.signal_frames import enter_handler
 from rrgdb.kernel.task import Stop, StopKind, Task
 from rrgdb.kernel.visit_search import read_stack
-from rrgdb.record.outputs import UnsupportedSyscall, check_supported, entry_state, memory_writes
+from rrgdb.record.outputs import (
+    UnsupportedSyscall,
+    check_supported,
+    entry_state,
+    memory_writes,
+    written_bytes,
+)
 from rrgdb.record.preemption import Interrupted, Running, Settled, settle
 from rrgdb.record.scheduler import Scheduler
 from rrgdb.syscall_numbers import NUMBERS
@@ -945,16 +952,19 @@ class RecordSession:
         if table is not None:
             writes = [*writes, MemWrite(syscallbuf.STDIO_FDS, table)]
         nr = regs.syscallno
-        stream = 0
+        stream = output_crc = 0
         if nr in WRITE_SYSCALLS and result > 0:
             stream = self._stdio_stream(task, regs.arg(0))
+            if stream:  # (replay compares what it writes there)
+                output_crc = zlib.crc32(written_bytes(task, regs, result))
         file_id = ""
         shared = nr == MMAP and result >= 0 and bool(regs.arg(3) & MAP_SHARED)
         if nr == MMAP and result >= 0 and not regs.arg(3) & MAP_ANONYMOUS:
             file_id = self._mapped_file(task, regs.arg(4), shared)
         if shared or (spec.special == "shmat" and result >= 0):
             self.scheduler.share(task.tgid)  # others may map it too, or fork and inherit it
-        frame = SyscallFrame(task.tid, regs.to_bytes(), result, writes, stream, file_id)
+        frame = SyscallFrame(task.tid, regs.to_bytes(), result, writes, stream, file_id,
+                             output_crc)
         if result in RESTART_SAME or result == RESTART_BLOCK:
             rt.interrupted = (pending, frame)
         else:

@@ -22,6 +22,7 @@ import shutil
 import signal
 import struct
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ from rrgdb.kernel.visit_search import (
     read_window,
     writable_code,
 )
+from rrgdb.record.outputs import written_bytes
 from rrgdb.record.session import (
     CLONE_CHILD_SETTID,
     CLONE_PARENT_SETTID,
@@ -77,6 +79,7 @@ from rrgdb.syscall_numbers import NUMBERS
 from rrgdb.syscalls import SPECS, Replay, signal_name, syscall_name
 from rrgdb.trace import (
     ALTSTACK_OFF_SINCE,
+    OUTPUT_CRC_SINCE,
     CpuidFrame,
     ExecFrame,
     ExitFrame,
@@ -102,7 +105,6 @@ MAP_SHARED, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x10, 0x20
 PROT_READ, PROT_WRITE, SHM_RDONLY = 1, 2, 0o10000
 EXECVE = {NUMBERS["execve"], NUMBERS["execveat"]}
 EXITS = {NUMBERS["exit"], NUMBERS["exit_group"]}
-WRITEV = {NUMBERS["writev"], NUMBERS["pwritev"]}
 MAPPING_CHANGES = {NUMBERS[n] for n in ("mmap", "munmap", "mremap", "mprotect", "pkey_mprotect",
                                          "brk")}
 PATCHING = {NUMBERS["prctl"], NUMBERS["mprotect"]}  # the preload library's set-up calls
@@ -835,8 +837,15 @@ class ReplaySession:
             if nr in MAPPING_CHANGES and self._followed(task) and (
                     self.breakpoints.software or self.breakpoints.pending):
                 self.breakpoints.reinsert(task)
-        if frame.stream and self.echo is not None and self.applied >= self.echoed:
-            self.echo(frame.stream, self._written_bytes(task, regs, frame.result))
+        if frame.stream:
+            output = written_bytes(task, regs, frame.result)
+            if (self.reader.version >= OUTPUT_CRC_SINCE
+                    and zlib.crc32(output) != frame.output_crc):
+                stream = "stdout" if frame.stream == 1 else "stderr"
+                raise self._diverged(frame, f"the program wrote other bytes to {stream} "
+                                            f"than recorded: {output[:60]!r}")
+            if self.echo is not None and self.applied >= self.echoed:
+                self.echo(frame.stream, output)
         self.echoed = max(self.echoed, self.applied + 1)
 
     def _replay_shm(self, task: Task, regs: Registers, frame: SyscallFrame) -> None:
@@ -966,17 +975,6 @@ class ReplaySession:
             with open(self.reader.file_path(frame.copy_id), "rb") as original:
                 self._working_copies[frame.file_id] = _memfd("rrgdb-file", original)
         return self._working_copies[frame.file_id]
-
-    def _written_bytes(self, task: Task, regs: Registers, result: int) -> bytes:
-        if regs.syscallno in WRITEV:
-            out = b""
-            raw = task.read(regs.arg(1), 16 * min(regs.arg(2), 1024))
-            for base, length in struct.iter_unpack("<QQ", raw[: len(raw) // 16 * 16]):
-                out += task.read(base, min(length, result - len(out)))
-                if len(out) >= result:
-                    break
-            return out
-        return task.read(regs.arg(1), result)
 
     def _replay_exec(self, task: Task, frame: ExecFrame) -> None:
         regs = task.regs()

@@ -20,12 +20,13 @@ from ._frames import (
     TraceError,
     TraceHeader,
 )
-from ._layout import ALTSTACK_OFF_SINCE, FORMAT_VERSION
+from ._layout import ALTSTACK_OFF_SINCE, FORMAT_VERSION, OUTPUT_CRC_SINCE
 from ._reader import TraceReader
 from ._writer import TraceWriter
 
 __all__ = [
     "ALTSTACK_OFF_SINCE",
+    "OUTPUT_CRC_SINCE",
     "FORMAT_VERSION",
     "CpuidFrame",
     "ExecFrame",

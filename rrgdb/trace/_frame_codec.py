@@ -48,6 +48,7 @@ def _fixed(value: bytes, size: int, name: str) -> bytes:
 _HEAD = L.SYSCALL_HEAD
 _WRITE = L.MEM_WRITE_HEAD
 _TAIL = L.SYSCALL_TAIL
+_TAIL_BEFORE_CRC = L.SYSCALL_TAIL_BEFORE_CRC
 
 
 def _encode_syscall(f: SyscallFrame) -> bytes:
@@ -55,19 +56,32 @@ def _encode_syscall(f: SyscallFrame) -> bytes:
     for w in f.writes:
         parts += (_WRITE.pack(w.addr, len(w.data)), w.data)
     file_id = encode_text(f.file_id)
-    parts += (_TAIL.pack(f.stream, len(file_id)), file_id)
+    parts += (_TAIL.pack(f.stream, f.output_crc, len(file_id)), file_id)
     return b"".join(parts)
 
 
-def _decode_syscall(stream: BytesIO) -> SyscallFrame:
+def _decode_syscall_head(stream: BytesIO) -> tuple[int, bytes, int, list[MemWrite]]:
     read = stream.read
     tid, regs, result, count = _HEAD.unpack(read(_HEAD.size))
     writes = []
     for _ in range(count):
         addr, size = _WRITE.unpack(read(_WRITE.size))
         writes.append(MemWrite(addr, read(size)))
-    stream_no, size = _TAIL.unpack(read(_TAIL.size))
-    return SyscallFrame(tid, regs, result, writes, stream_no, decode_text(read(size)))
+    return tid, regs, result, writes
+
+
+def _decode_syscall(stream: BytesIO) -> SyscallFrame:
+    tid, regs, result, writes = _decode_syscall_head(stream)
+    stream_no, crc, size = _TAIL.unpack(stream.read(_TAIL.size))
+    return SyscallFrame(tid, regs, result, writes, stream_no, decode_text(stream.read(size)),
+                        crc)
+
+
+def _decode_syscall_before_crc(stream: BytesIO) -> SyscallFrame:
+    """A SyscallFrame of a trace older than L.OUTPUT_CRC_SINCE."""
+    tid, regs, result, writes = _decode_syscall_head(stream)
+    stream_no, size = _TAIL_BEFORE_CRC.unpack(stream.read(_TAIL_BEFORE_CRC.size))
+    return SyscallFrame(tid, regs, result, writes, stream_no, decode_text(stream.read(size)))
 
 
 # -- ExecFrame: construct, through dicts of its fields ---------------------------------------
@@ -239,9 +253,13 @@ _KINDS: tuple[tuple[type, int, _Encode, _Decode], ...] = (
 )
 _ENCODERS = {t: (bytes([kind]), encode) for t, kind, encode, _ in _KINDS}
 _DECODERS = {bytes([kind]): (t.__name__, decode) for t, kind, _, decode in _KINDS}
-# A trace older than L.WATCHED_SINCE: its PreemptFrames end after the stack.
-_UNWATCHED_DECODERS = {**_DECODERS, bytes([L.KIND_PREEMPT]): (PreemptFrame.__name__,
-                                                             _decode_preempt_unwatched)}
+# Older traces: before L.OUTPUT_CRC_SINCE a SyscallFrame has no output_crc; before
+# L.WATCHED_SINCE a PreemptFrame ends after the stack too.
+_DECODERS_BEFORE_CRC = {**_DECODERS, bytes([L.KIND_SYSCALL]): (SyscallFrame.__name__,
+                                                              _decode_syscall_before_crc)}
+_UNWATCHED_DECODERS = {**_DECODERS_BEFORE_CRC,
+                       bytes([L.KIND_PREEMPT]): (PreemptFrame.__name__,
+                                                 _decode_preempt_unwatched)}
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -260,7 +278,12 @@ def decode_frames(raw: bytes, first: int, count: int, where: str,
                   version: int = L.FORMAT_VERSION) -> list[Frame]:
     """The count frames (numbered from first) that make up raw, exactly, as trace format
     version writes them."""
-    decoders = _DECODERS if version >= L.WATCHED_SINCE else _UNWATCHED_DECODERS
+    if version >= L.OUTPUT_CRC_SINCE:
+        decoders = _DECODERS
+    elif version >= L.WATCHED_SINCE:
+        decoders = _DECODERS_BEFORE_CRC
+    else:
+        decoders = _UNWATCHED_DECODERS
     # Bytes fields are read with a bare read(), which comes back short at the end of the
     # buffer instead of failing; one byte of padding turns any such overrun into a position
     # past len(raw), which the loop checks after every frame.

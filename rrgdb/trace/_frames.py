@@ -66,8 +66,10 @@ class ExecFrame:
 class SyscallFrame:
     """A syscall: registers at entry, its result and what it wrote into memory.
 
-    stream is 0/1/2 for output echoed to none/stdout/stderr; file_id is "" unless the
-    syscall mapped a file: then the id of the trace's copy, followed for a MAP_SHARED
+    stream is 0/1/2 for output echoed to none/stdout/stderr, and output_crc then the
+    CRC-32 of the bytes written, which replay compares with what the replayed program
+    wrote (0 in traces before version 8, where it is not compared); file_id is "" unless
+    the syscall mapped a file: then the id of the trace's copy, followed for a MAP_SHARED
     mapping by "@DEV:INODE" (hex) of the file mapped, which tells mappings of one file
     from those of another with the same contents (each file is one working copy in
     replay).
@@ -79,6 +81,7 @@ class SyscallFrame:
     writes: list[MemWrite]
     stream: int
     file_id: str
+    output_crc: int = 0
 
     @property
     def copy_id(self) -> str:

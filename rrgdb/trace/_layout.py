@@ -37,13 +37,15 @@ from construct import (
     this,
 )
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 # The versions this rrgdb reads: a version-4 trace has no CpuidFrame (cpuid was not
 # trapped); before version 6 a PreemptFrame has no watched words; before version 7 the
-# recorder left a program's alternate signal stack as exec left it (frames unchanged).
-READABLE_VERSIONS = (4, 5, 6, 7)
+# recorder left a program's alternate signal stack as exec left it (frames unchanged);
+# before version 8 a SyscallFrame has no output_crc.
+READABLE_VERSIONS = (4, 5, 6, 7, 8)
 WATCHED_SINCE = 6
 ALTSTACK_OFF_SINCE = 7
+OUTPUT_CRC_SINCE = 8
 
 HEADER_FILE = "header"
 EVENTS_FILE = "events"
@@ -193,6 +195,7 @@ SYSCALL = Struct(
     "result" / Int64sl,
     "writes" / PrefixedArray(Int32ul, _MEM_WRITE),
     "stream" / Int8ul,
+    "output_crc" / Int32ul,
     *_blob("file_id"),
 )
 
@@ -200,7 +203,8 @@ SYSCALL = Struct(
 # compiled codec costs ~25 us per frame each way, struct ~3 us).
 SYSCALL_HEAD = struct.Struct(f"<i{REGS_SIZE}sqI")  # tid, regs, result, len(writes)
 MEM_WRITE_HEAD = struct.Struct("<QI")  # addr, len(data), then data
-SYSCALL_TAIL = struct.Struct("<BI")  # stream, len(file_id), then file_id
+SYSCALL_TAIL = struct.Struct("<BII")  # stream, output_crc, len(file_id), then file_id
+SYSCALL_TAIL_BEFORE_CRC = struct.Struct("<BI")  # before OUTPUT_CRC_SINCE: no output_crc
 
 SIGNAL = Struct(
     "tid" / Int32sl,

@@ -3,9 +3,12 @@
  * the CPU, so a recording that saw them could not be replayed (the replayed program drew
  * other numbers and printed them, with no divergence reported). Under rrgdb cpuid says
  * neither exists, and the program reads getrandom() instead. Prints what it saw and one
- * random number (different on every run, the same in replay). */
+ * random number (different on every run, the same in replay). With the argument "always"
+ * it uses RDRAND without asking (on a CPU that has it): replay cannot give it the
+ * recorded number, and must say so at the write that prints it. */
 #include <cpuid.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/random.h>
 
 static int has_rdrand(void)
@@ -28,9 +31,10 @@ __attribute__((target("rdrnd"))) static unsigned long long from_rdrand(void)
     return value;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    int rdrand = has_rdrand(), rdseed = has_rdseed();
+    int always = argc > 1 && strcmp(argv[1], "always") == 0;
+    int rdrand = always || has_rdrand(), rdseed = has_rdseed();
     unsigned long long value = 0;
     if (rdrand)
         value = from_rdrand();
