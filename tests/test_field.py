@@ -266,6 +266,28 @@ def test_a_multithreaded_computing_child_stopped_and_continued(
     assert_replay_matches(recorded, replay(trace, timeout=30))
 
 
+@pytest.mark.parametrize("options", [[], ["--no-syscallbuf"]], ids=["syscallbuf", "nobuf"])
+def test_a_multithreaded_computing_child_continued_right_after_its_stop(
+        options: list[str], build, tmp_path: Path) -> None:
+    """A parent sends a child whose three threads compute 100 SIGSTOPs, each followed
+    within 0.7 ms by a SIGCONT, without waiting for the stops, then SIGTERM. The
+    recording hung in about half the runs, the child stopped for good: rrgdb's own
+    SIGSTOP, sent to make the preemption point where the parent's SIGSTOP was to be
+    delivered, made the kernel discard the pending SIGCONT, so the recorder never
+    learnt of it and delivered the SIGSTOP after it. Also, the parent's signals
+    interrupted most of the main thread's probes, and replay of its counting loop,
+    recorded without the words that tell its turns apart, took minutes. Two
+    recordings, each replayed, about 2 s each."""
+    program = build("stop_continue_unwaited", "O2", "-pthread")
+    for run in range(2):
+        trace = tmp_path / f"trace{run}"
+        recorded = run_rrgdb(["record", *options, "-o", trace, "--", program], timeout=30)
+        assert recorded.returncode == 0, describe(recorded)
+        assert recorded.stdout == b"100 pairs sent, then exited 3\n", describe(recorded)
+
+        assert_replay_matches(recorded, replay(trace, timeout=60))
+
+
 def test_a_python_loop_ended_by_a_timer(tmp_path: Path) -> None:
     """Python's `while True: n += 1` ended by an exception raised from a SIGALRM handler
     (as a timeout decorator does): at the turn the signal was delivered, the

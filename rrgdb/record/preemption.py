@@ -95,10 +95,12 @@ class Running:
     while every syscall still stops it (PTRACE_CONT under the syscall buffer's seccomp
     filter, else PTRACE_SYSCALL: a syscall run unseen would be missing from the trace),
     and which signal stops it drops (a standard signal that fires again while the
-    recorder holds it parked: the kernel would have kept it pending once)."""
+    recorder holds it parked: the kernel would have kept it pending once); before_stop
+    is called before rrgdb's SIGSTOP is sent to it (which discards a pending SIGCONT)."""
 
     request: int
     drops: Callable[[Stop], bool]
+    before_stop: Callable[[], object] = lambda: None
 
     def next_stop(self, task: Task, request: int, timeout: float | None = None) -> Stop | None:
         """Resumes the task with request: its next stop but the signals dropped (resumed
@@ -390,6 +392,7 @@ def _wait_for(task: Task, timeout: float) -> Stop | None:
 def _stop_now(task: Task, run: Running) -> Stop:
     """Sends the running task rrgdb's SIGSTOP; its next stop but the signals dropped
     (that one, or another that came first)."""
+    run.before_stop()
     native.tgkill(task.tgid, task.tid, signal.SIGSTOP)
     stop = task.wait()
     if run.drops(stop):

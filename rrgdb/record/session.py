@@ -65,6 +65,13 @@ BOUNDARY_UNRESUMED = -1  # _RecordTask.boundary_calls until the task runs from i
 PARK_TIMEOUT_MIN = 0.02
 PARK_TIMEOUT_MAX = 0.5
 PARK_COST_FACTOR = 2
+# probes that stops may interrupt before a thread's preemption point is recorded without
+# one: the signal that interrupted one is parked then, and interrupts no more (_drops),
+# but others may keep coming (a timer every 2 ms interrupted every probe before _drops,
+# and the recording never ended); a point recorded without one where the registers
+# repeat is found in replay by a trap at every turn (a child's counting loop, whose
+# probe its parent's SIGTERM interrupted, took minutes)
+PROBE_TRIES = 3
 KERNEL_SIGRTMIN = 32  # signals from here on queue; a standard one is pending at most once
 RDTSC = b"\x0f\x31"
 RDTSCP = b"\x0f\x01\xf9"
@@ -89,6 +96,10 @@ SI_TKILL = -6  # si_code of a signal sent with tgkill
 RESTART_SAME, RESTART_BLOCK = (-512, -513, -514), -516
 ENOSYS = -38  # what rax holds at a syscall's entry
 RESTART_SYSCALL = NUMBERS["restart_syscall"]
+# the calls that send a signal: which of their arguments is the signal's number
+SIGNAL_ARGUMENT = {NUMBERS[name]: index for name, index in (
+    ("kill", 1), ("tkill", 1), ("tgkill", 2), ("rt_sigqueueinfo", 1),
+    ("rt_tgsigqueueinfo", 2), ("pidfd_send_signal", 1))}
 
 
 class RecordError(Exception):
@@ -133,7 +144,7 @@ class _RecordTask:
     park_timeout: float = PARK_TIMEOUT_MIN  # how long its parked signals wait for a syscall
     stopping: bool = False  # rrgdb sent it SIGSTOP (preemption or a parked signal)
     settled: Settled | None = None  # where preemption.settle() left it
-    probe_interrupted: bool = False  # since its last PreemptFrame (settle() probes no more)
+    probes_interrupted: int = 0  # since its last PreemptFrame (PROBE_TRIES: no more)
     held_signal: int = 0  # the signal to resume it with when its turn comes
     # a syscall that returned a restart code, written at the task's next event unless the
     # kernel restarts it (no handler ran): then the program never saw that result
@@ -494,6 +505,13 @@ class RecordSession:
             # sibling's mmap overtook in replay took that mmap's pages away.)
             self._resume(rt)
             return
+        if pending is not None and _sends_sigcont(pending.regs):
+            # Made at once, the recorder waiting for its exit (it never blocks): no SIGSTOP
+            # of rrgdb's may meanwhile discard the SIGCONT before _note_continue sees it.
+            self._resume(rt)
+            self._pending_stops.insert(0, native.waitpid(rt.task.tid))
+            self._release_turn(rt)
+            return
         self._to_kernel(rt)
 
     def _writes_stdio(self, rt: _RecordTask) -> bool:
@@ -544,18 +562,40 @@ class RecordSession:
 
     def _continue_group(self, tgid: int) -> None:
         """A SIGCONT (or a stop signal after one) ended process tgid's job-control stop:
-        the kernel continued all its threads, and flushed their pending stop signals,
-        rrgdb's own too (each thread's rt.stopping then says whether one is still on its
-        way). Under ptrace, each thread left in its group-stop is resumed by the
-        recorder, when its turn comes."""
+        the kernel continued all its threads, and discarded their stop signals: those
+        pending, rrgdb's own too (each thread's rt.stopping then says whether one is
+        still on its way), and those already taken but not yet acted on. The recorder
+        discards those it holds likewise, parked or to go with the thread's resume:
+        natively the thread would have stopped before the SIGCONT, and delivered after it
+        such a signal left the process stopped for good. Under ptrace, each thread left
+        in its group-stop is resumed by the recorder, when its turn comes."""
         threads = self._threads(tgid)
         for rt in threads:
             if rt.stopping:
                 rt.stopping = bool(_pending_masks(rt.task.tid)[0] & SIGSTOP_BIT)
+            rt.parked = [p for p in rt.parked if p[0] not in STOP_SIGNALS]
+            rt.requeued = [p for p in rt.requeued if p[0] not in STOP_SIGNALS]
+            if rt.held_signal in STOP_SIGNALS:
+                rt.held_signal = 0
         for rt in threads:
             if rt.group_stopped:
                 rt.group_stopped = False
                 self._to_user(rt)
+
+    def _note_continue(self, tgid: int) -> int:
+        """Takes a SIGCONT pending for process tgid (or one of its threads) as having
+        continued it (_continue_group); while a thread waits in its group-stop, a stop
+        signal pending too (ENDS_GROUP_STOP). Called then, and before rrgdb sends a stop
+        signal into the process, at which the kernel discards a pending SIGCONT: a
+        parent's SIGCONT sent soon after its SIGSTOP went unseen, and the recorder
+        delivered the SIGSTOP it held after it, or left the threads in their group-stop:
+        the process stayed stopped for good. Returns the signals pending in it."""
+        threads = self._threads(tgid)
+        pending = _pending_in_process(threads)
+        ends = ENDS_GROUP_STOP if any(rt.group_stopped for rt in threads) else SIGCONT_BIT
+        if pending & ends:
+            self._continue_group(tgid)
+        return pending
 
     def _wait_any(self) -> tuple[int, int]:
         """The next stop of any tracee. While a task holds a parked signal, poll, and stop
@@ -573,8 +613,7 @@ class RecordSession:
                     self._deferred.values()):
                 return native.waitpid(-1)
             for tgid in {rt.task.tgid for rt in stopped}:
-                if _group_stop_ends(self._threads(tgid)):
-                    self._continue_group(tgid)  # they take the signal at their next resume
+                self._note_continue(tgid)  # they take the signal at their next resume
             # (a job-control stop is delivered at once: natively the process would stop
             # now, and its parent's waitpid(WUNTRACED) return. This comes before the
             # stops already reported: a timer at 10 kHz reports one at every pass.)
@@ -594,13 +633,16 @@ class RecordSession:
             time.sleep(pause)
             pause = min(2 * pause, 0.001)
 
-    @staticmethod
-    def _preempt(overdue: list[_RecordTask]) -> None:
+    def _preempt(self, overdue: list[_RecordTask]) -> None:
         """Stops (SIGSTOP) the tasks that ran too long with a parked signal or a turn."""
         for rt in overdue:
-            if not rt.stopping and not rt.group_stopped:  # (a SIGCONT would flush it)
-                rt.stopping = True
-                native.tgkill(rt.task.tgid, rt.task.tid, signal.SIGSTOP)
+            if rt.stopping or rt.group_stopped:  # (a SIGCONT would flush it)
+                continue
+            if (self._note_continue(rt.task.tgid) & SIGCONT_BIT
+                    and _takes_caught_sigcont(rt.task.tid)):
+                continue  # it takes the SIGCONT first, which the SIGSTOP would discard
+            rt.stopping = True
+            native.tgkill(rt.task.tgid, rt.task.tid, signal.SIGSTOP)
 
     def _on_stop(self, rt: _RecordTask, stop: Stop) -> None:
         """Handles one stop and decides when the task runs again."""
@@ -860,8 +902,7 @@ class RecordSession:
         if regs.syscallno != RT_SIGRETURN:
             rt.last_async = None  # the code it interrupted ran on (_starving)
         if self._restarted(rt, regs):
-            if rt.parked:  # as below: a parked signal interrupts it if it blocks again
-                native.tgkill(task.tgid, task.tid, rt.parked[0][0])
+            self._raise_parked(rt)  # as below: it interrupts the call if it blocks again
             return
         nr = regs.syscallno
         spec = SPECS.get(nr)
@@ -888,10 +929,16 @@ class RecordSession:
             # other threads, or processes sharing memory, may run before this syscall
             # returns: order its entry
             self._hold_entry(rt, SyscallEntryFrame(task.tid, regs.to_bytes()))
+        self._raise_parked(rt)  # delivered now: it interrupts this syscall if it blocks
+
+    def _raise_parked(self, rt: _RecordTask) -> None:
+        """Sends rt, at a syscall's entry, its first parked signal again. A stop signal
+        makes the kernel discard a pending SIGCONT: one that came since is taken first
+        (and discards the stop signal)."""
+        if rt.parked and rt.parked[0][0] in STOP_SIGNALS:
+            self._note_continue(rt.task.tgid)
         if rt.parked:
-            # deliver a parked signal now: it interrupts this syscall if it blocks
-            signo, _info = rt.parked[0]
-            native.tgkill(task.tgid, task.tid, signo)
+            native.tgkill(rt.task.tgid, rt.task.tid, rt.parked[0][0])
 
     @staticmethod
     def _trace_the_clone(task: Task, regs: Registers) -> None:
@@ -1135,12 +1182,12 @@ class RecordSession:
         if not self._at_boundary(rt, regs):
             started = time.monotonic()
             if rt.settled is None or rt.settled.regs.to_bytes() != regs.to_bytes():
-                run = Running(self._user_request(rt), lambda stop: self._drops(rt, stop))
-                settled = settle(task, regs, run, probe=not rt.probe_interrupted)
+                run = Running(self._user_request(rt), lambda stop: self._drops(rt, stop),
+                              lambda: self._note_continue(task.tgid))
+                settled = settle(task, regs, run, probe=rt.probes_interrupted < PROBE_TRIES)
                 if isinstance(settled, Interrupted):  # not stopped after all: that stop first
                     rt.stopping = settled.ours
-                    # (a timer signal every 2 ms would interrupt every probe: not again)
-                    rt.probe_interrupted = True
+                    rt.probes_interrupted += 1
                     self._pending_stops.append((task.tid, settled.stop.status))
                     return None
                 rt.settled = settled
@@ -1151,13 +1198,18 @@ class RecordSession:
                 self._pending_stops.append((task.tid, stop.status))
                 return None
             rt.settled = None
-            rt.probe_interrupted = False
+            rt.probes_interrupted = 0
             self._write(PreemptFrame(task.tid, regs.to_bytes(), memory_hash(task),
                                      settled.patch_length, read_stack(task, regs),
                                      settled.watched))
             cost = time.monotonic() - started
             rt.park_timeout = min(PARK_TIMEOUT_MAX, max(PARK_TIMEOUT_MIN, PARK_COST_FACTOR * cost))
-        else:  # (it may now wait for its turn: the count is taken again when it runs)
+        else:
+            self._drain()
+            if self._pending_stops:  # as above (a SIGCONT's, say, which discards a parked
+                self._pending_stops.append((task.tid, stop.status))  # stop signal)
+                return None
+            # (it may now wait for its turn: the count is taken again when it runs)
             rt.boundary_calls = BOUNDARY_UNRESUMED
         rt.stopping = False
         if rt.parked and blocked_signals(task.tid) & 1 << (rt.parked[0][0] - 1):
@@ -1192,19 +1244,33 @@ class RecordSession:
             return True
         return syscallbuf.calls_made(rt.task) == rt.boundary_calls
 
-    @staticmethod
-    def _drops(rt: _RecordTask, stop: Stop) -> bool:
-        """Whether a signal stop that comes while settle() runs rt is a standard signal
-        that fired again while rt holds it parked: dropped, as _on_signal drops it (a
-        timer every few ms interrupted every probe, and replay of the loop, recorded
-        without one, took hours)."""
-        if (stop.kind is not StopKind.SIGNAL or stop.signo == signal.SIGSTOP
-                or not _parked_already(rt, stop.signo)):
+    def _drops(self, rt: _RecordTask, stop: Stop) -> bool:
+        """Whether a signal stop that comes while settle() runs rt is taken without
+        interrupting it (a timer every few ms interrupted every probe, and replay of the
+        loop, recorded without one, took hours; a parent stopping and continuing the
+        process every few ms did the same): a standard signal that fired again while rt
+        holds it parked (dropped, as _on_signal drops it); a SIGCONT without a handler,
+        which did all it does when it was sent (_continue_group); a stop signal with its
+        default action, parked: delivered at the preemption point being made."""
+        if stop.kind is not StopKind.SIGNAL or not (
+                stop.signo in STOP_SIGNALS or stop.signo == signal.SIGCONT
+                or _parked_already(rt, stop.signo)):
             return False
         info = _siginfo(rt.task)
-        if info is None:
-            return False  # a group-stop
-        return not _is_fault(stop.signo, info)
+        if info is None or _is_fault(stop.signo, info) or _sent_by_rrgdb(info):
+            return False  # a group-stop, a fault, rrgdb's SIGSTOP: settle() sees to them
+        if _parked_already(rt, stop.signo):
+            return True
+        disposition = signal_disposition(rt.task.tid, stop.signo)
+        if stop.signo == signal.SIGCONT and disposition != "caught":
+            self._continue_group(rt.task.tgid)
+            return True
+        if stop.signo in STOP_SIGNALS and disposition == "default":
+            if not rt.parked:
+                rt.parked_at = time.monotonic()
+            rt.parked.append((stop.signo, info))
+            return True
+        return False
 
     def _drain(self) -> None:
         """Collects the stops already reported, to be handled before a memory hash is
@@ -1236,6 +1302,7 @@ DEFAULT_IGNORED = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCON
 STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 JOB_CONTROL_SIGNALS = STOP_SIGNALS | {signal.SIGCONT}
 SIGSTOP_BIT = 1 << (signal.SIGSTOP - 1)  # in /proc's signal masks
+SIGCONT_BIT = 1 << (signal.SIGCONT - 1)
 # Pending signals that take a task out of its job-control stop (it is resumed to receive
 # them): a SIGCONT, or a stop signal, which the kernel leaves pending only when it came
 # after a SIGCONT that continued the group (and flushed that SIGCONT: a parent's quick
@@ -1294,17 +1361,30 @@ def _signal_masks(tid: int) -> dict[str, int]:
     return masks
 
 
-def _group_stop_ends(threads: list[_RecordTask]) -> bool:
-    """Whether a signal that ends the job-control stop of the process of these threads
-    (all of its threads) is pending: a SIGCONT, or a stop signal that a SIGCONT before
-    it let through, sent to the process or to any of its threads; rrgdb's own SIGSTOP
-    is none."""
+def _pending_in_process(threads: list[_RecordTask]) -> int:
+    """The signals pending for the process of these threads (all of its threads) or for
+    any of them, rrgdb's own SIGSTOP left out."""
+    pending = 0
     for rt in threads:
         own, shared = _pending_masks(rt.task.tid)
         ours = SIGSTOP_BIT if rt.stopping else 0  # (sent to the thread)
-        if (own & ~ours | shared) & ENDS_GROUP_STOP:
-            return True
-    return False
+        pending |= own & ~ours | shared
+    return pending
+
+
+def _sends_sigcont(regs: Registers) -> bool:
+    """Whether the syscall entered with these registers sends a SIGCONT."""
+    index = SIGNAL_ARGUMENT.get(regs.syscallno)
+    return index is not None and regs.arg(index) == signal.SIGCONT
+
+
+def _takes_caught_sigcont(tid: int) -> bool:
+    """Whether the thread has a handler for SIGCONT and does not block it."""
+    try:
+        masks = _signal_masks(tid)
+    except FileNotFoundError:  # killed, its death not yet handled
+        return False
+    return bool(masks.get("SigCgt", 0) & ~masks.get("SigBlk", 0) & SIGCONT_BIT)
 
 
 def _pending_masks(tid: int) -> tuple[int, int]:
