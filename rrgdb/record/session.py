@@ -1155,8 +1155,8 @@ class RecordSession:
             syscallbuf.stop_trapping(task)
         if not caught:
             return signo
-        other = enter_handler(task, signo)
-        if other is not None:  # killed meanwhile: that stop is handled next
+        other = enter_handler(task, signo, True)
+        if other is not None:  # killed meanwhile, or no room for the frame: handled next
             self._pending_stops.append((task.tid, other.status))
             return None
         return 0
