@@ -1,11 +1,12 @@
 """Signal frames: what the kernel writes on the stack when it runs a handler, and the parts
 of it record and replay make identical.
 
+Both enter a caught signal's handler with one single step and make its frame the same.
 An asynchronous signal's frame carries fields that describe the thread's last hardware
 trap (trap number, error code, fault address). For such a signal they are leftovers
 that differ between recording (where the last trap was, say, an rdtsc fault) and replay
-(where rrgdb single-steps); they would make the memory of the two runs differ. So both
-enter a caught asynchronous signal's handler with one single step and zero those fields.
+(where rrgdb single-steps); they would make the memory of the two runs differ, so both
+zero them. (A fault's are its own, the same in both.)
 
 The frame's register state (the XSAVE area the sigcontext's fpstate points at) has bytes
 that neither XSAVE nor the kernel writes: the legacy area's reserved bytes 416-463, the
@@ -47,19 +48,21 @@ _FP_XSTATE_MAGIC1 = 0x46505853
 _XSAVE_LEAF = 0xD
 
 
-def enter_handler(task: Task, signo: int, clear_unwritten: bool) -> Stop | None:
-    """Delivers signo (which has a handler) and stops at the handler's first instruction
-    with the frame's trap fields cleared and, with clear_unwritten, the XSAVE area's
-    unwritten bytes zeroed. Returns None, or the unexpected stop that came instead (the
-    process was killed meanwhile, or the kernel could not push the frame and forces a
-    SIGSEGV)."""
+def enter_handler(task: Task, signo: int, *, fault: bool, clear_unwritten: bool
+                  ) -> Stop | None:
+    """Delivers signo (which has a handler) and stops at the handler's first instruction,
+    with the frame's trap fields cleared unless the signal is a fault and, with
+    clear_unwritten, the XSAVE area's unwritten bytes zeroed. Returns None, or the
+    unexpected stop that came instead (the process was killed meanwhile, or the kernel
+    could not push the frame and forces a SIGSEGV)."""
     task.resume(native.PTRACE_SINGLESTEP, signo)
     stop = task.wait()
     if stop.kind is not StopKind.SIGNAL or stop.signo != signal.SIGTRAP:
         return stop
     frame = task.regs().rsp
-    for field in (_ERR, _TRAPNO, _CR2):
-        task.write(frame + field, bytes(8))
+    if not fault:
+        for field in (_ERR, _TRAPNO, _CR2):
+            task.write(frame + field, bytes(8))
     if clear_unwritten:
         _clear_unwritten_xsave_bytes(task, task.read_u64(frame + _FPSTATE))
     return None

@@ -1046,16 +1046,7 @@ class ReplaySession:
             task.set_siginfo(frame.siginfo)
             self._check_regs(task, frame)
             if signal_disposition(task.tid, frame.signo) == "caught":
-                # as the recorder did: into the handler now, the frame made the same
-                other = enter_handler(task, frame.signo,
-                                      self.reader.version >= XSAVE_GAPS_ZEROED_SINCE)
-                if other is not None and self._frame_refused(task, frame, other):
-                    self._arrived.add(frame.tid)  # where the SIGSEGV's event arrives
-                    return
-                if other is not None:
-                    raise self._diverged(frame, f"the handler was not entered: "
-                                         f"{_describe(other)}")
-                if original_mask is not None:
+                if self._enter_handler(task, frame) and original_mask is not None:
                     set_frame_sigmask(task, original_mask)
                 return
             if frame.signo in STOP_SIGNALS:
@@ -1063,7 +1054,26 @@ class ReplaySession:
                 # resumed it when its SIGCONT came, before its next event
                 return
         self._check_regs(task, frame)
+        # (before version 9 the recorder delivered a fault with the resume, the handler's
+        # frame as the kernel left it, and so does replay)
+        if (self.reader.version >= XSAVE_GAPS_ZEROED_SINCE
+                and signal_disposition(task.tid, frame.signo) == "caught"):
+            self._enter_handler(task, frame)
+            return
         self._signals[frame.tid] = frame.signo
+
+    def _enter_handler(self, task: Task, frame: SignalFrame) -> bool:
+        """As the recorder did: into the handler now, the frame made the same. False: the
+        kernel found no room for the frame, and the thread stands at its SIGSEGV, the
+        next event."""
+        other = enter_handler(task, frame.signo, fault=frame.deterministic,
+                              clear_unwritten=self.reader.version >= XSAVE_GAPS_ZEROED_SINCE)
+        if other is None:
+            return True
+        if not self._frame_refused(task, frame, other):
+            raise self._diverged(frame, f"the handler was not entered: {_describe(other)}")
+        self._arrived.add(frame.tid)  # where the SIGSEGV's event arrives
+        return False
 
     def _frame_refused(self, task: Task, frame: SignalFrame, stop: Stop) -> bool:
         """Whether stop is the SIGSEGV the kernel forces when it cannot push the frame of

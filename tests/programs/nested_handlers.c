@@ -3,9 +3,10 @@
    (natively too). The stack is small so that this comes after a few dozen frames:
    "rlimit" nests on the main stack under a 128 KiB RLIMIT_STACK, "altstack" on a 64 KiB
    alternate stack (SA_ONSTACK), where the kernel finds no room for the last frame and
-   forces the SIGSEGV itself. Each handler prints its depth and a checksum of its frame's
-   register state (the XSAVE area, whose unwritten bytes hold whatever the stack held
-   there before), then computes forever. */
+   forces the SIGSEGV itself. Each SIGALRM handler prints its depth, then executes ud2,
+   whose SIGILL handler (a fault's frame) prints too and computes until the next tick.
+   Both print a checksum of their frame's register state (the XSAVE area, whose
+   unwritten bytes hold whatever the stack held there before). */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,14 +31,24 @@ static uint32_t xsave_checksum(const ucontext_t *uc) {
   return hash;
 }
 
-static void handler(int sig, siginfo_t *info, void *context) {
-  (void)sig;
-  (void)info;
+static void say(const char *what, unsigned long level, void *context) {
   char line[64];
-  unsigned long level = ++depth;
-  int n = snprintf(line, sizeof line, "depth %lu frame %08x\n", level,
+  int n = snprintf(line, sizeof line, "%s %lu frame %08x\n", what, level,
                    xsave_checksum(context));
   write(1, line, n);
+}
+
+static void on_alarm(int sig, siginfo_t *info, void *context) {
+  (void)sig;
+  (void)info;
+  say("depth", ++depth, context);
+  __builtin_trap();
+}
+
+static void on_trap(int sig, siginfo_t *info, void *context) {
+  (void)sig;
+  (void)info;
+  say("trap", depth, context);
   for (;;)
     spin++;
 }
@@ -46,7 +57,6 @@ int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "rlimit";
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = handler;
   sa.sa_flags = SA_SIGINFO | SA_NODEFER;
   if (strcmp(mode, "altstack") == 0) {
     stack_t stack = {.ss_sp = malloc(64 * 1024), .ss_size = 64 * 1024};
@@ -56,7 +66,10 @@ int main(int argc, char **argv) {
     struct rlimit limit = {128 * 1024, RLIM_INFINITY};
     setrlimit(RLIMIT_STACK, &limit);
   }
+  sa.sa_sigaction = on_alarm;
   sigaction(SIGALRM, &sa, NULL);
+  sa.sa_sigaction = on_trap;
+  sigaction(SIGILL, &sa, NULL);
   struct itimerval timer = {{0, 10000}, {0, 10000}};
   setitimer(ITIMER_REAL, &timer, NULL);
   for (;;)
