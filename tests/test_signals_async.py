@@ -10,6 +10,7 @@ recorded bytes and exit with the recorded status."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,35 @@ def test_stack_overflow_under_a_lowered_rlimit(
 ) -> None:
     lines = record_and_replay(build("sigaltstack", "O2"), tmp_path / "trace", [], "rlimit")
     assert "stack overflow: SIGSEGV handler on alternate stack: yes" in lines, lines
+
+
+@pytest.mark.parametrize("options", BUFFERING)
+@pytest.mark.parametrize("stack", ["rlimit", "altstack"])
+def test_nested_handlers_overflow_the_stack(
+    stack: str, options: list[str], build: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A SIGALRM handler that computes longer than its timer's period nests signal frames
+    (SA_NODEFER), each with a SIGILL handler's frame (a fault) on it, until the stack
+    overflows: the process dies by SIGSEGV, as natively, and the replay prints the same
+    frames. Each handler prints a checksum of its frame's XSAVE area, whose unwritten
+    bytes (gaps between components, AMX state in its initial state) the kernel clears
+    only when its save faulted on a page not yet present: replay had other pages present
+    (the recorded initial stack, written at exec), its frames held the stack's old bytes
+    there, and it never found the preemption point in the third handler (hung) or
+    diverged in a SIGILL handler. On the alternate stack the kernel finds no room for the
+    last frame and forces a SIGSEGV, which replay took for a divergence."""
+    binary = build("nested_handlers", "O2")
+    native = run_native([binary, stack])
+    assert native.returncode == -signal.SIGSEGV, describe(native)
+    trace = tmp_path / "trace"
+    recorded = record_with(binary, trace, options, stack)
+    assert recorded.returncode == 128 + signal.SIGSEGV, describe(recorded)
+    assert_replay_matches(recorded, replay(trace))
+    frames = [line.split()[:2] for line in recorded.stdout.decode().splitlines()]
+    depths = [int(level) for kind, level in frames if kind == "depth"]
+    # (a tick that comes at a handler's write nests before its trap, when recorded)
+    assert len(depths) >= 5 and depths == list(range(1, len(depths) + 1)), frames
+    assert sum(kind == "trap" for kind, _ in frames) >= 3, frames
 
 
 @pytest.mark.parametrize("options", BUFFERING)

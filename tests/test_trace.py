@@ -424,7 +424,8 @@ def test_other_version(tmp_path: Path) -> None:
     write_trace(tmp_path / "t", [])
     _set_version(tmp_path / "t", FORMAT_VERSION + 1)
     message = one_line_error(tmp_path / "t")
-    expected = f"version {FORMAT_VERSION + 1} is not supported (this rrgdb reads 4, 5, 6, 7 and 8)"
+    expected = (f"version {FORMAT_VERSION + 1} is not supported "
+                "(this rrgdb reads 4, 5, 6, 7, 8 and 9)")
     assert expected in message
 
 

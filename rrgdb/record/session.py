@@ -1111,10 +1111,10 @@ class RecordSession:
             # it continued the whole process when it was sent: its threads still in the
             # job-control stop would wait for a SIGCONT that this one took
             self._continue_group(task.tgid)
+        disposition = signal_disposition(task.tid, signo)
         if _is_fault(signo, info):
             self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, True))
-            return signo
-        disposition = signal_disposition(task.tid, signo)
+            return self._deliver(rt, signo, disposition == "caught", fault=True)
         if disposition == "ignored":
             return 0  # delivering it would change nothing; replay need not know
         if not self._at_boundary(rt, regs) or _starving(rt, signo, info, regs):
@@ -1141,22 +1141,22 @@ class RecordSession:
                 break
         self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
         rt.last_async = (signo, regs.to_bytes())
-        return self._deliver_async(rt, signo, disposition == "caught")
+        return self._deliver(rt, signo, disposition == "caught", fault=False)
 
-    def _deliver_async(self, rt: _RecordTask, signo: int, caught: bool) -> int | None:
-        """An asynchronous signal just recorded: a handler is entered now, with its frame
-        made the same as replay's (kernel/signal_frames.py); else it goes with the resume.
-        Returns the signal still to deliver (None: the task is not to be resumed)."""
+    def _deliver(self, rt: _RecordTask, signo: int, caught: bool, fault: bool) -> int | None:
+        """A signal just recorded: a handler is entered now, with its frame made the same
+        as replay's (kernel/signal_frames.py); else it goes with the resume. Returns the
+        signal still to deliver (None: the task is not to be resumed)."""
         task = rt.task
-        if (self.scheduler.running(task.tgid) in (0, task.tid)
+        if (not fault and self.scheduler.running(task.tgid) in (0, task.tid)
                 and not any(t.parked for t in self.tasks.values() if t.task.tgid == task.tgid)):
             # nothing waits for a syscall any more. (Not while a sibling runs: a call it is
             # making now may have been traced for the old ordinal, which its flush must say.)
             syscallbuf.stop_trapping(task)
         if not caught:
             return signo
-        other = enter_handler(task, signo)
-        if other is not None:  # killed meanwhile: that stop is handled next
+        other = enter_handler(task, signo, fault=fault, clear_unwritten=True)
+        if other is not None:  # killed meanwhile, or no room for the frame: handled next
             self._pending_stops.append((task.tid, other.status))
             return None
         return 0
@@ -1222,8 +1222,8 @@ class RecordSession:
             task.set_siginfo(info)
             self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
             rt.last_async = (signo, regs.to_bytes())
-            return self._deliver_async(
-                rt, signo, signal_disposition(task.tid, signo) == "caught")
+            return self._deliver(
+                rt, signo, signal_disposition(task.tid, signo) == "caught", fault=False)
         self._release_turn(rt)
         if self.scheduler.ask(task.tgid, task.tid):
             return 0  # nobody else wanted to run

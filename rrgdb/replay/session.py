@@ -80,6 +80,7 @@ from rrgdb.syscalls import SPECS, Replay, signal_name, syscall_name
 from rrgdb.trace import (
     ALTSTACK_OFF_SINCE,
     OUTPUT_CRC_SINCE,
+    XSAVE_GAPS_ZEROED_SINCE,
     CpuidFrame,
     ExecFrame,
     ExitFrame,
@@ -472,9 +473,9 @@ class ReplaySession:
                 and self._signal_reported != self.applied):
             self._signal_reported = self.applied
             return Interruption(Trap.SIGNAL, signo=frame.signo, tid=tid)
+        self._arrived.discard(tid)  # (an application may leave it at the next arrival)
         self._apply(task, frame)
         self.applied += 1
-        self._arrived.discard(tid)
         self._maybe_begin_following()
         if isinstance(frame, ExecFrame) and followed and self.stop_at_exec:
             return Interruption(Trap.EXEC, tid=tid)
@@ -1045,12 +1046,7 @@ class ReplaySession:
             task.set_siginfo(frame.siginfo)
             self._check_regs(task, frame)
             if signal_disposition(task.tid, frame.signo) == "caught":
-                # as the recorder did: into the handler now, the frame made the same
-                other = enter_handler(task, frame.signo)
-                if other is not None:
-                    raise self._diverged(frame, f"the handler was not entered: "
-                                         f"{_describe(other)}")
-                if original_mask is not None:
+                if self._enter_handler(task, frame) and original_mask is not None:
                     set_frame_sigmask(task, original_mask)
                 return
             if frame.signo in STOP_SIGNALS:
@@ -1058,7 +1054,38 @@ class ReplaySession:
                 # resumed it when its SIGCONT came, before its next event
                 return
         self._check_regs(task, frame)
+        # (before version 9 the recorder delivered a fault with the resume, the handler's
+        # frame as the kernel left it, and so does replay)
+        if (self.reader.version >= XSAVE_GAPS_ZEROED_SINCE
+                and signal_disposition(task.tid, frame.signo) == "caught"):
+            self._enter_handler(task, frame)
+            return
         self._signals[frame.tid] = frame.signo
+
+    def _enter_handler(self, task: Task, frame: SignalFrame) -> bool:
+        """As the recorder did: into the handler now, the frame made the same. False: the
+        kernel found no room for the frame, and the thread stands at its SIGSEGV, the
+        next event."""
+        other = enter_handler(task, frame.signo, fault=frame.deterministic,
+                              clear_unwritten=self.reader.version >= XSAVE_GAPS_ZEROED_SINCE)
+        if other is None:
+            return True
+        if not self._frame_refused(task, frame, other):
+            raise self._diverged(frame, f"the handler was not entered: {_describe(other)}")
+        self._arrived.add(frame.tid)  # where the SIGSEGV's event arrives
+        return False
+
+    def _frame_refused(self, task: Task, frame: SignalFrame, stop: Stop) -> bool:
+        """Whether stop is the SIGSEGV the kernel forces when it cannot push the frame of
+        frame's signal (no room left on the stack: nested handlers, say), as the
+        thread's next event in the recording, a synchronous SIGSEGV with the same signal
+        number, errno and code (SI_KERNEL), says it did."""
+        following = next((f for f in self.frames[self.applied + 1:] if f.tid == frame.tid),
+                         None)
+        return (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGSEGV
+                and isinstance(following, SignalFrame) and following.deterministic
+                and following.signo == signal.SIGSEGV
+                and task.siginfo()[:12] == following.siginfo[:12])
 
     def _apply_temporary_mask(self, task: Task, frame: SignalFrame) -> bytes | None:
         """A signal that interrupted rt_sigsuspend/ppoll/pselect6/epoll_pwait came in

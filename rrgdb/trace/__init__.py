@@ -20,7 +20,12 @@ from ._frames import (
     TraceError,
     TraceHeader,
 )
-from ._layout import ALTSTACK_OFF_SINCE, FORMAT_VERSION, OUTPUT_CRC_SINCE
+from ._layout import (
+    ALTSTACK_OFF_SINCE,
+    FORMAT_VERSION,
+    OUTPUT_CRC_SINCE,
+    XSAVE_GAPS_ZEROED_SINCE,
+)
 from ._reader import TraceReader
 from ._writer import TraceWriter
 
@@ -44,4 +49,5 @@ __all__ = [
     "TraceHeader",
     "TraceReader",
     "TraceWriter",
+    "XSAVE_GAPS_ZEROED_SINCE",
 ]

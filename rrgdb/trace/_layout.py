@@ -37,15 +37,18 @@ from construct import (
     this,
 )
 
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 # The versions this rrgdb reads: a version-4 trace has no CpuidFrame (cpuid was not
 # trapped); before version 6 a PreemptFrame has no watched words; before version 7 the
 # recorder left a program's alternate signal stack as exec left it (frames unchanged);
-# before version 8 a SyscallFrame has no output_crc.
-READABLE_VERSIONS = (4, 5, 6, 7, 8)
+# before version 8 a SyscallFrame has no output_crc; before version 9 the recorder left
+# the bytes of a signal frame's XSAVE area that the kernel does not write as they were
+# (frames unchanged).
+READABLE_VERSIONS = (4, 5, 6, 7, 8, 9)
 WATCHED_SINCE = 6
 ALTSTACK_OFF_SINCE = 7
 OUTPUT_CRC_SINCE = 8
+XSAVE_GAPS_ZEROED_SINCE = 9
 
 HEADER_FILE = "header"
 EVENTS_FILE = "events"
