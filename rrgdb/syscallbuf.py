@@ -21,7 +21,7 @@ TRAP_AT = BUFFER_ADDR + 12  # u32: calls from this ordinal on are traced
 LOCKED = BUFFER_ADDR + 6  # u8: a buffered call is between its start and its record
 SIGMASK = BUFFER_ADDR + 16  # u64: the mask buffered rt_sigprocmask calls left, or NO_MASK
 FIELDS = 24  # bytes of the header's fields above
-STDIO_FDS = BUFFER_ADDR + FIELDS  # bit n: fd n (> 2) is rrgdb's stdout or stderr (stdio_fd())
+STDIO_FDS = BUFFER_ADDR + FIELDS  # bit n: fd n is rrgdb's stdout or stderr (stdio_fd())
 STDIO_FD_LIMIT = 1024  # the fds that table covers (the library traces calls on the others)
 RECORDS = STDIO_FDS + STDIO_FD_LIMIT // 8
 NO_MASK = 2**64 - 1
@@ -137,7 +137,7 @@ def mark_stdio_fds(task: Task, fds: dict[int, bool]) -> bytes | None:
         return None
     table = bytearray(raw)
     for fd, stdio in fds.items():
-        if 2 < fd < STDIO_FD_LIMIT:
+        if 0 <= fd < STDIO_FD_LIMIT:
             if stdio:
                 table[fd // 8] |= 1 << fd % 8
             else:
