@@ -775,6 +775,17 @@ __attribute__((constructor)) static void rrgdb_syscallbuf_init(void)
     patch_syscall_sites();
 }
 
+/* AddressSanitizer's runtime refuses to start unless it is the first library after the
+ * program, and this one comes before it. Its default options turn that check off: the
+ * runtime parses them before ASAN_OPTIONS, which can still change every other option. The
+ * recorder also appends the option to ASAN_OPTIONS, which a program (`env`, a shell, make)
+ * may replace for its children, and which still works for a program that defines its own
+ * default options (the program's definition comes first in the lookup, not this one). */
+const char *__asan_default_options(void)
+{
+    return "verify_asan_link_order=0";
+}
+
 /* -- the exported wrappers: a program's own calls ------------------------------------ */
 
 /* None for the calls that are cancellation points (read, write, open, close, their p-, v-

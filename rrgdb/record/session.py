@@ -336,7 +336,9 @@ class RecordSession:
             env["RRGDB_SYSCALLBUF"] = "1"
             # AddressSanitizer's runtime refuses to start unless it comes first after the
             # program, where the preload library is: that check alone is turned off (of
-            # ASAN_OPTIONS' colon-separated options, the last one wins)
+            # ASAN_OPTIONS' colon-separated options, the last one wins), here for a program
+            # that defines its own default options, and by the library's default options
+            # for one whose ASAN_OPTIONS a parent replaced (stubs/preload.c)
             env["ASAN_OPTIONS"] = ":".join(
                 p for p in (env.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if p)
         return [f"{k}={v}".encode() for k, v in env.items()]
