@@ -21,7 +21,7 @@ TRAP_AT = BUFFER_ADDR + 12  # u32: calls from this ordinal on are traced
 LOCKED = BUFFER_ADDR + 6  # u8: a buffered call is between its start and its record
 SIGMASK = BUFFER_ADDR + 16  # u64: the mask buffered rt_sigprocmask calls left, or NO_MASK
 FIELDS = 24  # bytes of the header's fields above
-STDIO_FDS = BUFFER_ADDR + FIELDS  # bit n: fd n (> 2) is rrgdb's stdout or stderr (stdio_fd())
+STDIO_FDS = BUFFER_ADDR + FIELDS  # bit n: fd n is rrgdb's stdout or stderr (stdio_fd())
 STDIO_FD_LIMIT = 1024  # the fds that table covers (the library traces calls on the others)
 RECORDS = STDIO_FDS + STDIO_FD_LIMIT // 8
 NO_MASK = 2**64 - 1
@@ -130,14 +130,16 @@ def mark_stdio_fds(task: Task, fds: dict[int, bool]) -> bytes | None:
     each fd of fds whose value is True as rrgdb's stdout or stderr in the buffer's table
     (the library then keeps writes to it traced, and replay prints them) and clears the
     others. Returns the whole new table when it changed, for the call's frame, so that
-    replay's table is the same (None: unchanged, or the process has no buffer)."""
+    replay's table is the same (None: unchanged, or the process has no buffer or does not
+    buffer: a vfork child, whose table is its parent's, leaves it as the parent has it
+    when its buffer comes back)."""
     size = STDIO_FD_LIMIT // 8
     raw = task.read(STDIO_FDS, size)
-    if len(raw) != size:
+    if len(raw) != size or not buffering(task):
         return None
     table = bytearray(raw)
     for fd, stdio in fds.items():
-        if 2 < fd < STDIO_FD_LIMIT:
+        if 0 <= fd < STDIO_FD_LIMIT:
             if stdio:
                 table[fd // 8] |= 1 << fd % 8
             else:
@@ -152,6 +154,17 @@ def disable(task: Task) -> None:
     """Stops buffering in the task's process (threads or vfork share the buffer)."""
     if task.read(DISABLED, 1):
         task.write(DISABLED, b"\x01")
+
+
+def buffering(task: Task) -> bool:
+    """Whether the task's process has a buffer that disable() has not switched off."""
+    return task.read(DISABLED, 1) == b"\x00"
+
+
+def enable(task: Task) -> None:
+    """Buffering again in a process whose buffer no other process shares any more (a vfork
+    parent once its child has exec'd or exited)."""
+    task.write(DISABLED, b"\x00")
 
 
 def mark_replay(task: Task) -> None:

@@ -549,12 +549,13 @@ static long sigprocmask_buffered(long *a)
 }
 
 /* Whether calls that write to fd, copy it or close it stay traced because it may be
- * rrgdb's stdout or stderr, whose output replay prints at its traced writes: fds 0-2, the
- * fds the recorder marked in stdio_fds, and those beyond that table. */
+ * rrgdb's stdout or stderr, whose output replay prints at its traced writes: the fds the
+ * recorder marked in stdio_fds (0-2 included: a pipeline's stages write to pipes there),
+ * and those beyond that table. */
 static int stdio_fd(long fd)
 {
     unsigned int n = (unsigned int)fd; /* as the kernel reads it */
-    return n <= 2 || n >= RRGDB_STDIO_FDS || (buffer->stdio_fds[n / 8] >> (n % 8) & 1);
+    return n >= RRGDB_STDIO_FDS || (buffer->stdio_fds[n / 8] >> (n % 8) & 1);
 }
 
 /* Whether a path opened may be rrgdb's stdout or stderr (/dev/stdout, /dev/fd/N,
@@ -587,13 +588,12 @@ static long open_buffered(long nr, long *a)
  * result and output from the record and makes no syscall, so whatever changes the
  * address space or signal dispositions stays traced (their queries are buffered; the
  * signal mask is the exception, set by the replayer at the flush), and so do messages
- * with control data (SCM_RIGHTS creates fds), stdin/stdout/stderr transfers (replay
- * echoes output from those events; stdio_fd) and fcntl locks. */
+ * with control data (SCM_RIGHTS creates fds), writes to rrgdb's stdout and stderr
+ * (replay echoes output from those events; stdio_fd) and fcntl locks. */
 static long buffered(long nr, long *a)
 {
     switch (nr) {
     case SYS_read:
-        return a[0] > 2 ? output(nr, a, 1, (size_t)a[2], RET_BYTES) : NOT_BUFFERED;
     case SYS_pread64:
     case SYS_getdents64:
         return output(nr, a, 1, (size_t)a[2], RET_BYTES);
@@ -604,7 +604,7 @@ static long buffered(long nr, long *a)
     case SYS_recvmsg:
         return recvmsg_buffered(a);
     case SYS_readv:
-        return a[0] > 2 ? readv_buffered(a) : NOT_BUFFERED;
+        return readv_buffered(a);
     case SYS_poll:
     case SYS_ppoll:
         return poll_buffered(nr, a);
@@ -773,6 +773,17 @@ __attribute__((constructor)) static void rrgdb_syscallbuf_init(void)
     buffer->trap_at = UINT32_MAX;
     buffer->sigmask = UINT64_MAX;
     patch_syscall_sites();
+}
+
+/* AddressSanitizer's runtime refuses to start unless it is the first library after the
+ * program, and this one comes before it. Its default options turn that check off: the
+ * runtime parses them before ASAN_OPTIONS, which can still change every other option. The
+ * recorder also appends the option to ASAN_OPTIONS, which a program (`env`, a shell, make)
+ * may replace for its children, and which still works for a program that defines its own
+ * default options (the program's definition comes first in the lookup, not this one). */
+const char *__asan_default_options(void)
+{
+    return "verify_asan_link_order=0";
 }
 
 /* -- the exported wrappers: a program's own calls ------------------------------------ */

@@ -31,7 +31,7 @@ struct rrgdb_syscallbuf {
     uint64_t sigmask;   /* the signal mask the buffered rt_sigprocmask calls since the last
                            flush left (UINT64_MAX: none): replay makes no syscall, so the
                            replayer sets it at the stop after the flush */
-    uint8_t stdio_fds[RRGDB_STDIO_FDS / 8]; /* bit n: fd n (> 2) is rrgdb's stdout or
+    uint8_t stdio_fds[RRGDB_STDIO_FDS / 8]; /* bit n: fd n is rrgdb's stdout or
                            stderr. Kept by the recorder at the traced calls that make,
                            replace or close such an fd (its writes are in their frames) */
     uint8_t data[];

@@ -132,6 +132,20 @@ def test_address_sanitizer_reports_an_overflow(address_errors: Path, tmp_path: P
     assert_replay_matches(recorded, replay(trace))
 
 
+def test_address_sanitizer_starts_when_a_parent_sets_asan_options(
+        address_errors: Path, tmp_path: Path) -> None:
+    """A program run with ASAN_OPTIONS of its parent's (`env`, a shell, make) lost the
+    verify_asan_link_order=0 that the recorder puts there, and its runtime refused to start
+    ('ASan runtime does not come first'); the preload library's default options say it."""
+    trace = tmp_path / "trace"
+    recorded = record(["env", "ASAN_OPTIONS=detect_leaks=0", str(address_errors), "overflow"],
+                      trace)
+    assert recorded.returncode == 1, describe(recorded)
+    assert b"ERROR: AddressSanitizer: heap-buffer-overflow" in recorded.stderr, (
+        describe(recorded))
+    assert_replay_matches(recorded, replay(trace))
+
+
 def test_leak_sanitizer_and_strace_cannot_trace_as_under_gdb(
         address_errors: Path, tmp_path: Path) -> None:
     """LeakSanitizer's helper, cloned with CLONE_UNTRACED, ran untraced (under the buffer's

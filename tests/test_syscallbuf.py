@@ -278,6 +278,47 @@ def test_writes_through_copies_of_stdout_and_stderr_are_replayed(build, tmp_path
 
 
 @pytest.mark.needs_syscallbuf
+def test_a_pipeline_stages_stdin_and_stdout_transfers_are_buffered(build, tmp_path: Path) -> None:
+    """A pipeline stage reads fd 0 and writes fd 1, pipes that are not rrgdb's stdout or
+    stderr: those transfers are buffered (they were all traced: `seq | while read` in
+    bash, a read per byte, recorded ~100x slower than natively), while the writes after
+    the stage puts its stdout back on fd 1, and those to fd 2, stay traced and replay
+    prints them."""
+    binary = build("pipeline_stdio", "O2")
+    for option in ([], ["--no-syscallbuf"]):
+        trace = tmp_path / f"trace{len(option)}"
+        recorded = run_rrgdb(["record", *option, "-o", trace, binary])
+        assert recorded.stdout.startswith(b"stage: back on stdout\n18890 bytes back"), \
+            describe(recorded)
+        assert b"stage: done\n" in recorded.stderr, describe(recorded)
+        assert_replay_matches(recorded, replay(trace))
+    counts = per_syscall(tmp_path / "trace0")
+    reads, buffered_reads = counts["read"]
+    writes, buffered_writes = counts["write"]
+    assert buffered_reads >= 18890 and reads - buffered_reads < 20, counts
+    assert buffered_writes >= 4000 and writes - buffered_writes < 10, counts
+
+
+@pytest.mark.needs_syscallbuf
+def test_a_vfork_parent_buffers_again_once_its_child_execs_or_exits(
+        build, tmp_path: Path) -> None:
+    """A vfork child shares its parent's memory and buffer, so the clone stops buffering
+    in the process; it stayed stopped for good (after one posix_spawn, system() or Python
+    subprocess.run, every call was traced). It comes back at the child's exec or exit, in
+    record and replay alike, with the table of stdout copies as the parent left it (the
+    child's dup2 over fd 1 must not unmark the parent's stdout)."""
+    binary = build("vfork_buffer", "O2")
+    for option in ([], ["--no-syscallbuf"]):
+        trace = tmp_path / f"trace{len(option)}"
+        recorded = run_rrgdb(["record", *option, "-o", trace, binary])
+        assert recorded.stdout == (b"before: 2000\nafter posix_spawn (status 0): 2000\n"
+                                   b"after vfork (status 7): 2000\n"), describe(recorded)
+        assert_replay_matches(recorded, replay(trace))
+    stat_calls, buffered = per_syscall(tmp_path / "trace0")["newfstatat"]
+    assert buffered >= 6000 and stat_calls - buffered < 20, (stat_calls, buffered)
+
+
+@pytest.mark.needs_syscallbuf
 def test_buffered_calls_given_bad_pointers_fail_with_efault(build, tmp_path: Path) -> None:
     """A buffered call whose output (or input) pointer is bad fails with EFAULT, as it does
     natively and without buffering: the kernel writes the caller's memory itself. The

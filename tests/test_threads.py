@@ -325,6 +325,22 @@ def test_a_thread_stopped_inside_a_rep_copy_is_recorded_after_it(build, tmp_path
         assert_replay_matches(recorded, replay(trace))
 
 
+def test_a_thread_stepped_over_popf_keeps_running(build, tmp_path: Path) -> None:
+    """threads_popf's threads load the flags with push and popf in their loop, as V8's
+    double modulo does. The kernel takes the trap flag of a single step over popf for the
+    program's own and keeps it set at the steps after it, so the recorder's steps to a
+    window left it set: the thread died of SIGTRAP after its next instruction (every
+    recording; node with worker threads computing, most recordings). The recorder
+    clears it when the popf loaded it clear."""
+    binary = build("threads_popf", "O2", "-pthread")
+    for attempt in range(2):
+        trace = tmp_path / f"trace{attempt}"
+        recorded = record([str(binary)], trace)
+        assert recorded.returncode == 0, describe(recorded)
+        assert _preemptions(trace)
+        assert_replay_matches(recorded, replay(trace))
+
+
 def test_a_thread_stopped_where_no_jump_fits_steps_on_into_its_caller(
         build, tmp_path: Path) -> None:
     """threads_short_code's threads are stopped in generated code of short instructions

@@ -76,6 +76,8 @@ PROBE_PAGES = 64  # the changed pages whose words are compared, at most
 FLAG_FREE_AHEAD = 16  # instructions the steps may go on to a window where flags are dead
 _DR7_EXECUTE_DR0 = 1  # DR0 enabled for this thread, as an instruction breakpoint
 EFLAGS_RF = 0x10000  # the resume flag
+EFLAGS_TF = 0x100  # the trap flag
+_POPF = frozenset({"popf", "popfq", "popfd"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,35 @@ def settle(task: Task, regs: Registers, run: Running,
 def _step_to_window(task: Task, regs: Registers, run: Running) -> Settled | Interrupted:
     """Steps the stopped task to a window: its registers there and the window's length
     (0: none found), or the stop that came instead of a single step's (a fault, a
-    signal)."""
+    signal). The trap flag that single steps after a popf leave set is cleared
+    (_clear_stepping_trap_flag)."""
+    popped: list[bool] = []  # after each popf stepped: the trap flag it loaded
+    result = _steps_to_window(task, regs, run, popped)
+    if popped and not popped[-1] and task.alive:
+        regs = _clear_stepping_trap_flag(task)
+        if isinstance(result, Settled) and regs is not None:
+            result = replace(result, regs=regs)
+    return result
+
+
+def _clear_stepping_trap_flag(task: Task) -> Registers | None:
+    """Clears the trap flag in a task single-stepped over a popf that loaded it clear;
+    its registers then (None: it was clear). The kernel takes the trap flag of a single
+    step over popf for the program's own (the instruction sets the flags), and sets it
+    again at every later step while the task single-steps, still taken for the program's:
+    a resume no longer clears it, and the program died of SIGTRAP after its next
+    instruction (node's worker threads: V8 computes a double modulo in an fprem loop that
+    moved the FPU status into the flags with push and popf here)."""
+    regs = task.regs()
+    if not regs.eflags & EFLAGS_TF:
+        return None
+    regs.eflags &= ~EFLAGS_TF
+    task.set_regs(regs)
+    return regs
+
+
+def _steps_to_window(task: Task, regs: Registers, run: Running,
+                     popped: list[bool]) -> Settled | Interrupted:
     code_at = _program_code(task)
     fixed = fixed_code(task)
 
@@ -184,6 +214,8 @@ def _step_to_window(task: Task, regs: Registers, run: Running) -> Settled | Inte
         if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP):
             return Interrupted(stop)
         regs = task.regs()
+        if insn.mnemonic in _POPF:
+            popped.append(bool(regs.eflags & EFLAGS_TF))
         if regs.rip != insn.end:
             landed.add(regs.rip)
     return Settled(regs, 0)

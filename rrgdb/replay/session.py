@@ -72,7 +72,9 @@ from rrgdb.record.session import (
     ignored_signals_at_start,
     recorded_cpu,
     recorded_cpuid_faulting,
+    recorded_vfork_returns_buffer,
     signal_disposition,
+    vfork_returns_buffer,
 )
 from rrgdb.replay.processes import recorded_processes
 from rrgdb.syscall_numbers import NUMBERS
@@ -217,6 +219,10 @@ class ReplaySession:
         self._patching: dict[int, list[range]] = {}
         # cpuid faults in every tracee, as it did when recorded (CpuidFrames hold its values)
         self._cpuid_faulting = recorded_cpuid_faulting(self.reader.header)
+        # vfork parents get their buffer back at the child's exec or exit, as recorded
+        self._vfork_returns_buffer = recorded_vfork_returns_buffer(self.reader.header)
+        # recorded tid of a vfork child -> its parent's, whose buffer it returns then
+        self._buffer_returns: dict[int, int] = {}
 
     # -- lifecycle --------------------------------------------------------------------
     def load(self) -> None:
@@ -363,6 +369,7 @@ class ReplaySession:
         self._arrived.clear()
         self._group_exits.clear()
         self._buffered = {state.tid: state.buffered} if state.buffered >= 0 else {}
+        self._buffer_returns.clear()
         self._signal_reported = -1
         self._seen = state.tid if state.seen else 0
         self.breakpoints.forget_written()  # the fork has none of the int3s (see snapshot)
@@ -794,6 +801,10 @@ class ReplaySession:
         elif isinstance(frame, FlushFrame):
             syscallbuf.put_records(task, frame.data)
             self._buffered[frame.tid] = len(frame.data) - syscallbuf.PREFIX
+        if isinstance(frame, (ExecFrame, ExitFrame)) and frame.tid in self._buffer_returns:
+            parent = self.tasks.get(self._buffer_returns.pop(frame.tid))
+            if parent is not None:
+                syscallbuf.enable(parent)
 
     def _code(self, task: Task, addr: int, length: int) -> bytes:
         """The program's code at addr: the debugger's int3s there are hidden (a step off a
@@ -904,8 +915,11 @@ class ReplaySession:
         finally:
             if lifted:
                 self.breakpoints.reinsert(task)
-        if clone_disables_buffer(flags):
-            syscallbuf.disable(task)  # as the recorder did
+        if clone_disables_buffer(flags):  # as the recorder did
+            threads = sum(1 for t in self.tasks.values() if t.tgid == task.tgid)
+            if self._vfork_returns_buffer and vfork_returns_buffer(flags, task, threads):
+                self._buffer_returns[frame.result] = frame.tid
+            syscallbuf.disable(task)
         child_regs = regs.copy()
         kernel_view = child.regs()
         child_regs.rax = 0
