@@ -137,3 +137,26 @@ def test_gdb_connects_while_the_replay_takes_long_to_start(
         t.expect(when, "Current event: ")
         t.expect_re(stepped, r"0x[0-9a-f]+ in _start")
 
+
+def test_stepping_on_after_reverse_execution_went_back_before_libc_was_loaded(
+        debuggee: Recording, tmp_path: Path) -> None:
+    """reverse-continue to the start of the recording, where libc is not mapped yet, then
+    `next`: gdb inserts its longjmp breakpoint in libc, as it has seen libc loaded. The
+    server refused a breakpoint where nothing was mapped, so `next` failed ("Cannot
+    insert breakpoint 0"), and `continue` after it. Such a breakpoint is now pending,
+    written once code is mapped there."""
+    s = GdbScript()
+    s("break main")
+    for _ in range(2):
+        s("continue")
+        back = s("reverse-continue")
+    stepped = s("next")
+    s("delete")
+    s(f"break gdb_debuggee.c:{debuggee.line('write')}")
+    hit = s("continue")
+    with replay_server(debuggee, tmp_path) as server:
+        t = s.run_remote(server)
+    t.expect(back, "No more reverse-execution history")
+    for index in (stepped, hit):
+        assert "Cannot insert breakpoint" not in t[index], t.context(index)
+    t.expect_line(hit, debuggee.line("write"))
