@@ -270,7 +270,11 @@ class _Session:
                 await self._write(self._conn.data_to_send())
                 for event in events:
                     if isinstance(event, Interrupt):
-                        if self._resume_running():
+                        # Between resumes too: gdb resumes after each stop it does not
+                        # show (a breakpoint whose condition is false, a step of `next`)
+                        # and waits for the interrupt's stop, which the target then
+                        # reports at its next resume (as gdbserver's SIGINT would).
+                        if self._dispatcher is not None:
                             self._interrupt()
                     else:
                         await self._requests_in.send(event)
