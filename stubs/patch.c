@@ -36,7 +36,10 @@
  * The saved flags leave the trap flag out: a debugger single-stepping here (replay's
  * reverse-stepi) would otherwise leave a stack word that differs from the one of a run
  * without steps, and replay finds moments again by their registers and stack. popfq then
- * clears TF, which still ends the step it is in.
+ * clears TF, which still ends the step it is in. For the same reason the copy of the
+ * flags that the exit pushes to make r11 is zeroed (with a mov, which keeps the flags)
+ * once popped: stepped through, it held TF, and a moment after it, in the dead stack
+ * that replay compares, was never found again by a run ("lost position").
  *
  * Its unwind information (CFI) skips the trampoline: the caller's frame is the function
  * that made the syscall, at the pushed address, with its own stack pointer. So a
@@ -104,6 +107,7 @@ __asm__(".text\n"
         "    .cfi_adjust_cfa_offset 8\n"
         "    pop %r11\n"
         "    .cfi_adjust_cfa_offset -8\n"
+        "    movq $0,-8(%rsp)\n" /* the flags' copy, with TF if stepped: see below */
         "    ret\n"
         "    .cfi_endproc\n"
         ".size rrgdb_syscall_hook, .-rrgdb_syscall_hook\n");

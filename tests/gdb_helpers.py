@@ -118,10 +118,11 @@ def free_port() -> int:
 
 
 class ReplayServer:
-    """``python -m rrgdb replay -s PORT TRACE`` with its output captured in files."""
+    """``python -m rrgdb replay -s PORT TRACE`` with its output captured in files
+    (``launcher``: what runs rrgdb's command line instead of ``-m rrgdb``)."""
 
     def __init__(self, trace: Path, logdir: Path, ready_timeout: float = 60.0,
-                 options: Sequence[str] = ()) -> None:
+                 options: Sequence[str] = (), launcher: Sequence[str] = ("-m", "rrgdb")) -> None:
         self.trace = trace
         self.port = free_port()
         logdir.mkdir(parents=True, exist_ok=True)
@@ -129,7 +130,7 @@ class ReplayServer:
         self.stderr_path = logdir / f"server-{self.port}.err"
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rrgdb", "replay", "-s", str(self.port), *options,
+                [sys.executable, *launcher, "replay", "-s", str(self.port), *options,
                  str(trace)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,

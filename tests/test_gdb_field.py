@@ -7,7 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
-from gdb_helpers import GdbScript, Recording, record_program, replay_server, requires_gdb
+from gdb_helpers import (
+    GdbScript,
+    Recording,
+    ReplayServer,
+    record_program,
+    replay_server,
+    requires_gdb,
+)
 
 pytestmark = requires_gdb
 
@@ -91,3 +98,65 @@ def test_rwatch_stops_at_reads_only(debuggee: Recording, tmp_path: Path) -> None
     t.expect_line(back, L("counter-store"))
     t.expect(back2, "Value = 1", "add_to_counter (delta=1)")
     t.expect_line(back2, L("counter-store") + 1)
+
+
+#: rrgdb's command line, with each replay target taking longer to make than gdb waits for
+#: a packet's ack (2 s) or for a reply (3 x 2 s): a loaded machine, or `-g EVENT` far
+#: into a long trace.
+_SLOW_TARGETS = """
+import sys, time
+import rrgdb.gdb.replay_target as replay_target
+from rrgdb.cli import main
+delays = [3.0, 7.0]
+made = replay_target.ReplayTarget.__init__
+def slowly(self, *args, **kwargs):
+    time.sleep(delays.pop(0) if delays else 0.0)
+    made(self, *args, **kwargs)
+replay_target.ReplayTarget.__init__ = slowly
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_gdb_connects_while_the_replay_takes_long_to_start(
+        debuggee: Recording, tmp_path: Path) -> None:
+    """The replay for a connection was made when gdb connected, before its first packet
+    was read: gdb sent qSupported again after 2 s without an ack, and took the second
+    answer for the answer to vMustReplyEmpty ("Remote replied unexpectedly"); past 6 s
+    it gave up on the reply. The first target is made before the server is announced,
+    packets are acked at once, and a `+` a second keeps gdb waiting for a slow reply."""
+    s = GdbScript()
+    when = s("monitor when")
+    stepped = s("stepi")
+    server = ReplayServer(debuggee.trace, tmp_path, launcher=("-c", _SLOW_TARGETS))
+    with server:
+        first = s.run_remote(server)
+        second = s.run_remote(server)  # its target is made when it connects: 7 s
+    for t in (first, second):
+        assert "Remote replied unexpectedly" not in t.text, t.context()
+        assert "Ignoring packet error" not in t.text, t.context()
+        t.expect(when, "Current event: ")
+        t.expect_re(stepped, r"0x[0-9a-f]+ in _start")
+
+
+def test_stepping_on_after_reverse_execution_went_back_before_libc_was_loaded(
+        debuggee: Recording, tmp_path: Path) -> None:
+    """reverse-continue to the start of the recording, where libc is not mapped yet, then
+    `next`: gdb inserts its longjmp breakpoint in libc, as it has seen libc loaded. The
+    server refused a breakpoint where nothing was mapped, so `next` failed ("Cannot
+    insert breakpoint 0"), and `continue` after it. Such a breakpoint is now pending,
+    written once code is mapped there."""
+    s = GdbScript()
+    s("break main")
+    for _ in range(2):
+        s("continue")
+        back = s("reverse-continue")
+    stepped = s("next")
+    s("delete")
+    s(f"break gdb_debuggee.c:{debuggee.line('write')}")
+    hit = s("continue")
+    with replay_server(debuggee, tmp_path) as server:
+        t = s.run_remote(server)
+    t.expect(back, "No more reverse-execution history")
+    for index in (stepped, hit):
+        assert "Cannot insert breakpoint" not in t[index], t.context(index)
+    t.expect_line(hit, debuggee.line("write"))

@@ -9,6 +9,7 @@ still works from there.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,30 @@ def test_mi_reverse_to_the_start_has_no_reason(debuggee: Recording, tmp_path: Pa
         forward = mi.run("-exec-continue")
         assert forward.get("reason") == "breakpoint-hit", forward
         assert _args(forward) == {"n": "1"}, forward
+
+
+def test_interrupt_while_gdb_resumes_after_each_hit(tmp_path_factory: pytest.TempPathFactory,
+                                                   tmp_path: Path) -> None:
+    """A breakpoint whose condition is never true: gdb resumes after each hit, so the
+    interrupt (`-exec-interrupt`, Ctrl-C) often comes between two resumes. It was dropped
+    then, and the continue ran on to the end of the recording (200 s here); it is now
+    kept for the next resume, which stops at once (gdbserver and a native gdb keep it
+    too, as a SIGINT the process gets at its next resume)."""
+    rec = record_program("busy_loop", "O0", tmp_path_factory.mktemp("gdb-mi-interrupt"))
+    with replay_server(rec, tmp_path) as server, MiSession() as mi:
+        mi.done("-gdb-set mi-async on")  # as IDEs: commands while the target runs
+        mi.done(f"-file-exec-and-symbols {rec.binary}")
+        mi.done(f"-target-select extended-remote {server.address}")
+        mi.done(f'-break-insert -c "sum < 0" busy_loop.c:{rec.line("loop-body")}')
+        assert mi.command("-exec-continue")["message"] == "running"
+        time.sleep(1.0)
+        mi.command("-exec-interrupt")
+        stopped = mi.stopped(timeout=20)
+        # an interrupt is reported as signal 0, as rr does (protocol.md)
+        assert stopped.get("reason") == "signal-received", f"{stopped}\n{mi.dump()}"
+        assert stopped.get("signal-name") == "0", f"{stopped}\n{mi.dump()}"
+        turns = int(mi.done("-data-evaluate-expression i")["value"])
+        assert 0 < turns < 50000, turns
+        mi.done("-break-delete")
+        end = mi.run("-exec-continue", timeout=60)
+        assert end.get("signal-name") == "SIGKILL", f"{end}\n{mi.dump()}"

@@ -233,3 +233,39 @@ def test_stepping_back_into_the_buffers_hook(tmp_path: Path) -> None:
     t.expect(hit, "rrgdb_buffered")
     t.expect(back, "rrgdb_syscall_hook")
     assert t.value(at_back) != t.value(at) and t.value(again) == t.value(at), t.context()
+
+
+@pytest.mark.needs_syscallbuf
+def test_reverse_stepi_after_stepping_out_of_the_buffers_hook(tmp_path: Path) -> None:
+    """stepi through the end of the buffer's hook (popfq; pushfq; pop r11; ret), then
+    reverse-stepi: the pushfq left a copy of the flags in the dead stack, with the trap
+    flag of the step. A run to that moment left it without, so the moment reached by
+    stepping was never found again ("lost position": E01, and gdb was shown some other
+    place). The hook now zeroes that copy."""
+    binary = tmp_path / "gdb_buffered"
+    compile_program(PROGRAMS_DIR / "gdb_buffered.c", binary, "O0", ())
+    rec = _recording(binary, tmp_path / "trace", [])
+    popfq = ("python [gdb.execute('break *%#x' % i['addr']) for i in gdb.selected_inferior()"
+             ".architecture().disassemble(int(gdb.parse_and_eval('(long) rrgdb_syscall_hook'))"
+             ", count=120) if i['asm'].startswith('popf')]")
+    s = GdbScript()
+    s(f"break gdb_buffered.c:{rec.line('read')}")
+    s("continue")
+    s("delete")
+    s(popfq)
+    hit = s("continue")
+    s("delete")
+    s("stepi 4")  # popfq, pushfq, pop r11, the zeroing or ret
+    s("stepi")
+    at = s("print/x $pc")
+    back = s("reverse-stepi")
+    at_back = s("print/x $pc")
+    forward = s("stepi")
+    again = s("print/x $pc")
+    with replay_server(rec, tmp_path / "log") as server:
+        t = s.run_remote(server)
+    t.expect(hit, "rrgdb_syscall_hook")
+    for index in (back, forward):
+        assert "E01" not in t[index] and "Program stopped" not in t[index], t.context(index)
+    assert t.value(at_back) != t.value(at), t.context()
+    assert t.value(again) == t.value(at), t.context()

@@ -77,6 +77,21 @@ def test_nack_from_gdb_resends_the_last_reply() -> None:
     assert conn.data_to_send() == sent
 
 
+def test_nack_while_a_reply_is_pending_resends_nothing() -> None:
+    """gdb sends '-' when a reply takes longer than its timeout: that is no request to
+    resend the reply to the request before, which gdb would take for this one's."""
+    conn = Connection()
+    conn.receive_data(packet(b"qC"))
+    conn.send(rp.CurrentThread(rq.ThreadId(None, 5)))
+    conn.receive_data(packet(b"vMustReplyEmpty"))
+    conn.data_to_send()
+    assert conn.receive_data(b"-") == []
+    assert conn.data_to_send() == b""
+    sent = conn.send(rp.EMPTY)
+    assert conn.receive_data(b"-") == []
+    assert conn.data_to_send() == sent
+
+
 def test_no_ack_mode_starts_after_the_ok_reply() -> None:
     conn = Connection()
     assert conn.receive_data(packet(b"QStartNoAckMode")) == [rq.StartNoAckMode()]

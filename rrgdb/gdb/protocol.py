@@ -174,6 +174,9 @@ class Connection:
             request = Malformed(payload, str(error))
         if request.expects_reply:
             self._awaiting.append(request)
+            # gdb has the previous reply: a '-' from now on is its timeout while it waits
+            # for this one, and resending the previous reply would answer this request.
+            self._last_sent = None
         return request
 
 

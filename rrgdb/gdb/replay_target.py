@@ -281,7 +281,8 @@ class ReplayTarget:
         if self.timeline.finished:
             return False
         if kind in (BreakpointKind.SOFTWARE, BreakpointKind.HARDWARE):
-            return self.timeline.add_breakpoint(addr)
+            self.timeline.add_breakpoint(addr)
+            return True
         watch = Watchpoint(_WATCH_KINDS[kind], addr, length)
         if watch in self.timeline.watchpoints:
             return True

@@ -5,7 +5,15 @@ Each connection runs in its own nursery: a reader task feeds bytes to the sans-I
 connection's main task sends each request to the engine thread and writes the reply.
 All DebugTarget calls except `interrupt` run in one long-lived `EngineThread`, because
 the kernel ties tracees to the thread that attached them. One gdb at a time: a second
-client gets an error message and is closed. Nothing a client sends stops the server."""
+client gets an error message and is closed. Nothing a client sends stops the server.
+
+gdb waits 2 s for the ack of a packet (then sends it again, and takes the answer to the
+copy as the answer to its next packet) and 3 x 2 s for a reply. Starting a replay takes
+longer on a loaded machine, or with `-g EVENT` far into a trace, so the first
+connection's target is made before the server is announced (as rr gets to its event
+before printing the gdb command line), a connection's packets are acked as they arrive,
+while its target is still being made, and a slow reply is preceded by a `+` a second,
+which gdb skips while it waits for the reply."""
 
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ import logging
 import math
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import outcome
@@ -34,6 +42,7 @@ _BUSY_MESSAGE = b"E.rrgdb: another debugger is already connected to this replay"
 _RECEIVE_SIZE = 65536
 _RECONNECT_GRACE_SECONDS = 3.0
 _SHUTDOWN_CLOSE_SECONDS = 5.0
+_KEEPALIVE_SECONDS = 1.0
 
 
 class EngineThread:
@@ -67,6 +76,10 @@ class EngineThread:
         await done.wait()
         return result[0].unwrap()
 
+    def post(self, function: Callable[[], None]) -> None:
+        """Run `function()` in the engine thread, without waiting for it."""
+        self._jobs.put(function)
+
     def stop(self) -> None:
         """Let the thread end after the jobs already queued."""
         self._jobs.put(None)
@@ -83,12 +96,14 @@ async def serve(
     socket listens (useful with port 0)."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     engine = EngineThread()
+    server = _Server(target_factory, engine)
     try:
-        server = _Server(target_factory, engine)
+        await server.prepare()
         if ready_callback is not None:
             ready_callback(listeners[0].socket.getsockname()[1])
         await trio.serve_listeners(server.handle, listeners)
     finally:
+        server.discard_prepared()
         engine.stop()
 
 
@@ -99,6 +114,31 @@ class _Server:
         self._target_factory = target_factory
         self._engine = engine
         self._in_use = trio.Lock()
+        self._prepared: Dispatcher | None = None
+
+    async def prepare(self) -> None:
+        """Makes the first connection's target now (a failure is logged, and the
+        connection tries again)."""
+        try:
+            self._prepared = await self._engine.call(self._new_dispatcher)
+        except Exception:
+            log.exception("could not start the replay")
+
+    def discard_prepared(self) -> None:
+        """Closes (in the engine thread) a prepared target no connection took."""
+        if self._prepared is not None:
+            self._engine.post(self._prepared.close)
+            self._prepared = None
+
+    def _new_dispatcher(self) -> Dispatcher:
+        return Dispatcher(self._target_factory())
+
+    async def _take_dispatcher(self) -> Dispatcher:
+        """The prepared target's dispatcher, or a new one."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            return prepared
+        return await self._engine.call(self._new_dispatcher)
 
     async def handle(self, stream: trio.SocketStream) -> None:
         # A gdb that reconnects (after `kill`) may arrive while the old session still
@@ -111,13 +151,7 @@ class _Server:
             await _refuse(stream)
             return
         try:
-            try:
-                dispatcher = await self._engine.call(lambda: Dispatcher(self._target_factory()))
-            except Exception:
-                log.exception("could not start the replay for a gdb connection")
-                await stream.aclose()
-                return
-            await _Session(stream, self._engine, dispatcher).run()
+            await _Session(stream, self._engine, self._take_dispatcher).run()
         finally:
             self._in_use.release()
 
@@ -145,28 +179,23 @@ async def _refuse(stream: trio.SocketStream) -> None:
 class _Session:
     """One gdb connection: a reader task and a request loop under one nursery."""
 
-    def __init__(self, stream: trio.SocketStream, engine: EngineThread, dispatcher: Dispatcher):
+    def __init__(self, stream: trio.SocketStream, engine: EngineThread,
+                 open_dispatcher: Callable[[], Awaitable[Dispatcher]]):
         self._stream = stream
         self._engine = engine
-        self._dispatcher = dispatcher
+        self._open_dispatcher = open_dispatcher
+        self._dispatcher: Dispatcher | None = None  # once the target is made
         self._conn = Connection()
         self._send_lock = trio.Lock()
         self._requests_in, self._requests_out = trio.open_memory_channel[rq.Request](256)
 
     async def run(self) -> None:
-        token = trio.lowlevel.current_trio_token()
-
-        def console(text: str) -> None:
-            """Called in the engine thread during a long request: an `O` packet to gdb."""
-            trio.from_thread.run(self._write_console, text, trio_token=token)
-
-        set_console = getattr(self._dispatcher.target, "set_console", None)
-        if set_console is not None:
-            await self._engine.call(set_console, console)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read_loop)
-                await self._request_loop()
+                nursery.start_soon(self._read_loop)  # acks gdb's packets meanwhile
+                nursery.start_soon(self._keep_gdb_waiting)
+                if await self._open():
+                    await self._request_loop()
                 nursery.cancel_scope.cancel()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             log.info("gdb connection lost")
@@ -178,10 +207,30 @@ class _Session:
             with trio.CancelScope(shield=True) as cleanup:
                 if stopping:
                     cleanup.deadline = trio.current_time() + _SHUTDOWN_CLOSE_SECONDS
-                if self._resume_running():
-                    self._dispatcher.target.interrupt()
-                await self._engine.call(self._dispatcher.close)
+                if self._dispatcher is not None:
+                    if self._resume_running():
+                        self._dispatcher.target.interrupt()
+                    await self._engine.call(self._dispatcher.close)
                 await self._stream.aclose()
+
+    async def _open(self) -> bool:
+        """Gets the connection's dispatcher and target; False if the replay failed."""
+        try:
+            dispatcher = await self._open_dispatcher()
+        except Exception:
+            log.exception("could not start the replay for a gdb connection")
+            return False
+        self._dispatcher = dispatcher
+        token = trio.lowlevel.current_trio_token()
+
+        def console(text: str) -> None:
+            """Called in the engine thread during a long request: an `O` packet to gdb."""
+            trio.from_thread.run(self._write_console, text, trio_token=token)
+
+        set_console = getattr(dispatcher.target, "set_console", None)
+        if set_console is not None:
+            await self._engine.call(set_console, console)
+        return True
 
     async def _write_console(self, text: str) -> None:
         try:
@@ -189,9 +238,21 @@ class _Session:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
+    async def _keep_gdb_waiting(self) -> None:
+        """A `+` every second while a request that is not a resume waits for its reply
+        (the target being made, `run N`, a long `monitor` command): gdb skips bytes
+        before a reply's `$`, and each one restarts its 2 s timeout."""
+        while True:
+            await trio.sleep(_KEEPALIVE_SECONDS)
+            async with self._send_lock:
+                awaiting = self._conn.awaiting_reply
+                if awaiting is not None and not awaiting.resumes:
+                    await self._stream.send_all(b"+")
+
     def _resume_running(self) -> bool:
+        """Whether the target runs a resume gdb asked for (one it can interrupt)."""
         awaiting = self._conn.awaiting_reply
-        return awaiting is not None and awaiting.resumes
+        return self._dispatcher is not None and awaiting is not None and awaiting.resumes
 
     async def _write(self, data: bytes) -> None:
         if data:
@@ -209,12 +270,20 @@ class _Session:
                 await self._write(self._conn.data_to_send())
                 for event in events:
                     if isinstance(event, Interrupt):
-                        if self._resume_running():
-                            self._dispatcher.target.interrupt()
+                        # Between resumes too: gdb resumes after each stop it does not
+                        # show (a breakpoint whose condition is false, a step of `next`)
+                        # and waits for the interrupt's stop, which the target then
+                        # reports at its next resume (as gdbserver's SIGINT would).
+                        if self._dispatcher is not None:
+                            self._interrupt()
                     else:
                         await self._requests_in.send(event)
             if self._resume_running():
-                self._dispatcher.target.interrupt()  # gdb hung up: stop what it asked for
+                self._interrupt()  # gdb hung up: stop what it asked for
+
+    def _interrupt(self) -> None:
+        assert self._dispatcher is not None
+        self._dispatcher.target.interrupt()
 
     async def _request_loop(self) -> None:
         async with self._requests_out:
@@ -222,11 +291,12 @@ class _Session:
                 reply = await self._engine.call(self._answer, request)
                 if reply is not None:
                     await self._write(self._conn.send(reply))
-                if self._dispatcher.closing:
+                if self._dispatcher is not None and self._dispatcher.closing:
                     return
 
     def _answer(self, request: rq.Request) -> rp.Reply | None:
         """Runs in the engine thread; an engine failure becomes an error reply."""
+        assert self._dispatcher is not None
         try:
             return self._dispatcher.handle(request)
         except Exception:

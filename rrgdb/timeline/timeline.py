@@ -218,13 +218,13 @@ class ReplayTimeline:
                 and self._identity(mark.tid) == mark.identity)
 
     # -- breakpoints ------------------------------------------------------------------
-    def add_breakpoint(self, addr: int) -> bool:
-        """False (and no breakpoint) where nothing is mapped now, as gdb is told."""
-        if not self.session.breakpoints.insert(self.task, addr):
-            self.session.breakpoints.remove(self.task, addr)
-            return False
+    def add_breakpoint(self, addr: int) -> None:
+        """Arms a breakpoint; where nothing is mapped now it is pending, written once code
+        is mapped there. gdb keeps the breakpoints of a library it has seen loaded (its
+        internal ones too: `next` sets one on longjmp), and reverse execution goes back
+        to before the library was mapped (libc, at the start of the recording)."""
+        self.session.breakpoints.insert(self.task, addr)
         self.user_breakpoints.add(addr)
-        return True
 
     def remove_breakpoint(self, addr: int) -> None:
         self.user_breakpoints.discard(addr)
