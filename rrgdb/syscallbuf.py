@@ -134,9 +134,10 @@ def mark_stdio_fds(task: Task, fds: dict[int, bool]) -> bytes | None:
     buffer: a vfork child, whose table is its parent's, leaves it as the parent has it
     when its buffer comes back)."""
     size = STDIO_FD_LIMIT // 8
-    raw = task.read(STDIO_FDS, size)
-    if len(raw) != size or not buffering(task):
+    header = task.read(BUFFER_ADDR, FIELDS + size)  # (one read: DISABLED, then the table)
+    if len(header) != FIELDS + size or header[DISABLED - BUFFER_ADDR]:
         return None
+    raw = header[FIELDS:]
     table = bytearray(raw)
     for fd, stdio in fds.items():
         if 0 <= fd < STDIO_FD_LIMIT:

@@ -804,8 +804,7 @@ class RecordSession:
         tgid = parent.task.tgid if flags & CLONE_THREAD else child_tid
         returns_buffer = False
         if clone_disables_buffer(flags):
-            threads = sum(1 for t in self.tasks.values()
-                          if t.task.tgid == parent.task.tgid and not t.exit_written)
+            threads = sum(1 for t in self._threads(parent.task.tgid) if not t.exit_written)
             returns_buffer = vfork_returns_buffer(flags, parent.task, threads)
             syscallbuf.disable(parent.task)
         child = _RecordTask(Task(child_tid, tgid), seccomp=parent.seccomp,
@@ -1107,10 +1106,10 @@ class RecordSession:
         signo = stop.signo
         task = rt.task
         regs = task.regs()
+        raw = regs.to_bytes()
         if (signo not in SYNCHRONOUS_SIGNALS and signo not in JOB_CONTROL_SIGNALS
                 and _parked_already(rt, signo)
-                and (regs.to_bytes() != rt.boundary
-                     or rt.last_async == (signo, regs.to_bytes()))):
+                and (raw != rt.boundary or rt.last_async == (signo, raw))):
             # a repeat of a parked signal while user code runs, or while it waits to run
             # (_starving), is dropped (as below: the kernel keeps it pending once) before
             # anything else is read: a fast timer fires again within each stop's handling.
@@ -1140,11 +1139,11 @@ class RecordSession:
             self._continue_group(task.tgid)
         disposition = signal_disposition(task.tid, signo)
         if _is_fault(signo, info):
-            self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, True))
+            self._write(SignalFrame(task.tid, raw, signo, info, True))
             return self._deliver(rt, signo, disposition == "caught", fault=True)
         if disposition == "ignored":
             return 0  # delivering it would change nothing; replay need not know
-        if not self._at_boundary(rt, regs) or _starving(rt, signo, info, regs):
+        if not self._at_boundary(rt, regs) or _starving(rt, signo, info, raw):
             # Arrived while user code ran: no deterministic point to replay it at. Park it
             # until the task's next syscall, where it is raised again (DESIGN.md §6).
             if not rt.parked:
@@ -1166,8 +1165,8 @@ class RecordSession:
                 info = parked[1]
                 task.set_siginfo(info)
                 break
-        self._write(SignalFrame(task.tid, regs.to_bytes(), signo, info, False))
-        rt.last_async = (signo, regs.to_bytes())
+        self._write(SignalFrame(task.tid, raw, signo, info, False))
+        rt.last_async = (signo, raw)
         return self._deliver(rt, signo, disposition == "caught", fault=False)
 
     def _deliver(self, rt: _RecordTask, signo: int, caught: bool, fault: bool) -> int | None:
@@ -1176,7 +1175,7 @@ class RecordSession:
         signal still to deliver (None: the task is not to be resumed)."""
         task = rt.task
         if (not fault and self.scheduler.running(task.tgid) in (0, task.tid)
-                and not any(t.parked for t in self.tasks.values() if t.task.tgid == task.tgid)):
+                and not any(t.parked for t in self._threads(task.tgid))):
             # nothing waits for a syscall any more. (Not while a sibling runs: a call it is
             # making now may have been traced for the old ordinal, which its flush must say.)
             syscallbuf.stop_trapping(task)
@@ -1352,11 +1351,15 @@ def _siginfo(task: Task) -> bytes | None:
 def _is_fault(signo: int, siginfo: bytes) -> bool:
     """Whether the signal is a synchronous fault the CPU raised (si_code > 0), not one
     sent (kill, tgkill, a timer: si_code <= 0)."""
-    code = int.from_bytes(siginfo[SIGINFO_CODE], "little", signed=True)
-    return signo in SYNCHRONOUS_SIGNALS and code > 0
+    return signo in SYNCHRONOUS_SIGNALS and _si_code(siginfo) > 0
 
 
-def _starving(rt: _RecordTask, signo: int, siginfo: bytes, regs: Registers) -> bool:
+def _si_code(siginfo: bytes) -> int:
+    """The siginfo's si_code: > 0 from the kernel (a fault's kind), <= 0 for a sent one."""
+    return int.from_bytes(siginfo[SIGINFO_CODE], "little", signed=True)
+
+
+def _starving(rt: _RecordTask, signo: int, siginfo: bytes, regs: bytes) -> bool:
     """Whether a timer's signal (or a standard signal, pending once) came again when its
     handler returned, before the interrupted code ran an instruction: the registers are
     those its last delivery interrupted, and no syscall but rt_sigreturn came since (a
@@ -1365,10 +1368,9 @@ def _starving(rt: _RecordTask, signo: int, siginfo: bytes, regs: Registers) -> b
     under the recorder take longer than the timer's period (a timer every 150 us into a
     loop without syscalls: the loop never ran on), so it is parked like one that came
     while user code ran, and the code runs until the park's end."""
-    if rt.last_async != (signo, regs.to_bytes()):
+    if rt.last_async != (signo, regs):
         return False
-    code = int.from_bytes(siginfo[SIGINFO_CODE], "little", signed=True)
-    return signo < KERNEL_SIGRTMIN or code == SI_TIMER
+    return signo < KERNEL_SIGRTMIN or _si_code(siginfo) == SI_TIMER
 
 
 def _parked_already(rt: _RecordTask, signo: int) -> bool:
