@@ -112,6 +112,10 @@ class _PendingSyscall:
     spec: SyscallSpec
     state: dict[int, int] = field(default_factory=dict)
     written: bool = False  # already in the trace (fork-like syscalls are written early)
+    # a clone that stopped its process's buffering at its entry (clone_disables_buffer),
+    # and whether its child gives the buffer back (vfork_returns_buffer)
+    stops_buffer: bool = False
+    returns_buffer: bool = False
 
 
 @dataclass
@@ -139,9 +143,12 @@ class _RecordTask:
     seccomp: bool = False  # under the syscall buffer's seccomp filter
     trap_requested: bool = False  # rrgdb set the buffer's trap_at since the last flush
     vfork_parent: int = 0  # for a vfork child until it execs or exits: the parent's tid
-    # a vfork child whose parent buffered alone before it: the parent's buffer comes back
-    # at the child's exec or exit (vfork_returns_buffer)
+    # a vfork child whose parent's process buffered before it: the buffer comes back once
+    # the child has exec'd or exited (vfork_returns_buffer)
     returns_buffer: bool = False
+    # a vfork parent whose child has given the buffer back: buffering resumes at its next
+    # syscall's entry (see _on_syscall_entry)
+    buffer_returning: bool = False
     held: bool = False  # a vfork parent kept stopped until its child's exec is recorded
     parked_at: float = 0.0  # when its oldest parked signal arrived
     park_timeout: float = PARK_TIMEOUT_MIN  # how long its parked signals wait for a syscall
@@ -212,15 +219,21 @@ _CPU = "cpu_number"
 _CPUID_FAULTING = "cpuid_faulting"
 
 
-# The header's extra key saying that a vfork parent's buffer came back at its child's exec
-# or exit (vfork_returns_buffer): "yes", or absent in a trace from before, where it
-# stayed off.
+# The header's extra key saying when a vfork parent's buffer came back (vfork_returns_buffer):
+# "parent_syscall", at the parent's first syscall entry after its child's exec or exit
+# (with or without other threads); "yes" in traces from before, at the child's exec or
+# exit itself, to a parent that had no other thread; absent in older ones, where it stayed
+# off.
 _VFORK_BUFFER = "vfork_returns_buffer"
+VFORK_BUFFER_AT_PARENT_SYSCALL = "parent_syscall"
+VFORK_BUFFER_AT_CHILD_EXEC = "yes"
 
 
-def recorded_vfork_returns_buffer(header: TraceHeader) -> bool:
-    """Whether the recorder gave vfork parents their buffer back (vfork_returns_buffer)."""
-    return header.extra.get(_VFORK_BUFFER) == "yes"
+def recorded_vfork_buffer_return(header: TraceHeader) -> str | None:
+    """When the recorder gave vfork parents their buffer back: VFORK_BUFFER_AT_PARENT_SYSCALL,
+    VFORK_BUFFER_AT_CHILD_EXEC, or None (never)."""
+    value = header.extra.get(_VFORK_BUFFER)
+    return value if value in (VFORK_BUFFER_AT_PARENT_SYSCALL, VFORK_BUFFER_AT_CHILD_EXEC) else None
 
 
 def recorded_cpu(header: TraceHeader) -> int | None:
@@ -353,7 +366,7 @@ class RecordSession:
                    _IGNORED_SIGNALS: ",".join(map(str, sorted(self._ignored_signals))),
                    _CPU: str(cpu),
                    _CPUID_FAULTING: "yes" if self.cpuid_faulting else "no",
-                   _VFORK_BUFFER: "yes"})
+                   _VFORK_BUFFER: VFORK_BUFFER_AT_PARENT_SYSCALL})
         self.writer = TraceWriter(self.trace_dir, header)
         try:
             status = self._record()
@@ -741,6 +754,12 @@ class RecordSession:
                 self.writer.write(held)
         self.writer.write(frame)
 
+    def _emit_held(self, tid: int) -> None:
+        """Writes the held entries that a frame of tid would have to follow."""
+        assert self.writer is not None
+        for held in self._take_held(tid):
+            self.writer.write(held)
+
     def _hold_entry(self, rt: _RecordTask, frame: SyscallEntryFrame) -> None:
         """Orders a syscall entry against what else may run before the syscall returns
         (the other threads of its process, the processes it shares memory with): the frame
@@ -775,9 +794,10 @@ class RecordSession:
         rt = self.tasks.get(tid)
         if rt is None:
             return
-        if self.scheduler.running(rt.task.tgid) not in (0, tid):
+        if self.scheduler.running(rt.task.tgid) not in (0, tid) or rt.vfork_parent:
             # a sibling runs user code: the records are its own (threads share the
-            # buffer), taken at its next event while it is stopped
+            # buffer), taken at its next event while it is stopped; a vfork child's
+            # buffer is its parent's (its memory), where it makes no calls itself
             return
         data = syscallbuf.take_records(rt.task)
         if data is None:
@@ -802,13 +822,8 @@ class RecordSession:
                                  0, ""))
         pending.written = True
         tgid = parent.task.tgid if flags & CLONE_THREAD else child_tid
-        returns_buffer = False
-        if clone_disables_buffer(flags):
-            threads = sum(1 for t in self._threads(parent.task.tgid) if not t.exit_written)
-            returns_buffer = vfork_returns_buffer(flags, parent.task, threads)
-            syscallbuf.disable(parent.task)
         child = _RecordTask(Task(child_tid, tgid), seccomp=parent.seccomp,
-                            returns_buffer=returns_buffer)
+                            returns_buffer=pending.returns_buffer)
         if not flags & CLONE_THREAD:
             if self.scheduler.sharing(parent.task.tgid):
                 self.scheduler.share(child_tid)  # it inherits the shared mappings
@@ -898,13 +913,61 @@ class RecordSession:
             self.tasks[tgid] = execing
         return execing
 
+    def _stop_buffering_for_clone(self, rt: _RecordTask, pending: _PendingSyscall) -> None:
+        """At the entry of a clone whose child will share the memory, and so the buffer
+        (clone_disables_buffer), buffering stops, and the clone decides whether its child
+        gives it back: yes if the process buffered, or if it takes that over from another
+        vfork child still sharing the memory or a parent whose buffer is about to return
+        (vfork_returns_buffer). At the entry, not at the clone's event: rt holds its
+        process's turn here, so no sibling runs user code, and replay stops buffering at
+        the same moment (the clone's arrival); by the event rt has given the turn up in
+        the kernel, and a sibling could be between the library's check of the switch and
+        its call, or have left records in the buffer that the child's first flush took as
+        its own (replay diverged)."""
+        tgid = rt.task.tgid
+        returning = [t for t in self._threads(tgid) if t.buffer_returning]
+        for thread in returning:
+            thread.buffer_returning = False  # (this child gives it back instead)
+        taken_over = bool(returning) or any(
+            c.returns_buffer for c in self._vfork_children(tgid)) or any(
+            t.pending.returns_buffer for t in self._clones_under_way(tgid))
+        pending.stops_buffer = True
+        pending.returns_buffer = vfork_returns_buffer(
+            clone_flags(rt.task, pending.regs), rt.task, taken_over)
+        syscallbuf.disable(rt.task)
+
+    def _vfork_children(self, tgid: int) -> list[_RecordTask]:
+        """The vfork children still sharing the memory of process tgid."""
+        return [t for t in self.tasks.values() if t.vfork_parent
+                and t.vfork_parent in self.tasks and self.tasks[t.vfork_parent].task.tgid == tgid]
+
+    def _clones_under_way(self, tgid: int) -> list[_RecordTask]:
+        """The threads of process tgid inside a clone that stopped buffering at its entry,
+        whose child the kernel has not reported yet."""
+        return [t for t in self._threads(tgid) if t.pending is not None
+                and t.pending.stops_buffer and not t.pending.written]
+
+    def _return_buffer(self, parent: _RecordTask) -> None:
+        """A clone that stopped buffering in parent's process no longer shares its memory
+        (its child exec'd or exited, or it failed): buffering comes back at parent's next
+        syscall entry, unless another vfork child, or a clone under way, still shares it
+        (that one gives it back; replay sees the same, as the entries of such clones are
+        in the trace before this frame)."""
+        tgid = parent.task.tgid
+        if not self._vfork_children(tgid) and not self._clones_under_way(tgid):
+            parent.buffer_returning = True
+
     def _release_vfork_parent(self, child: _RecordTask) -> None:
-        """At a vfork child's exec or exit (after its frame): the parent runs on, with its
-        buffer back if the child returns it."""
+        """At a vfork child's exec or exit (after its frame): the parent runs on. If the
+        child returns the buffer and was the last to share it, buffering comes back at the
+        parent's next syscall entry: a sibling thread may be running user code now, between
+        the library's check of the switch and its syscall, while at that entry, where the
+        parent holds its process's turn, none is, and replay finds the same moment (the
+        parent's first syscall event after this one)."""
         parent = self.tasks.get(child.vfork_parent)
         child.vfork_parent = 0
         if parent is not None and child.returns_buffer:
-            syscallbuf.enable(parent.task)
+            self._return_buffer(parent)
         child.returns_buffer = False
         if parent is not None and parent.held:
             parent.held = False
@@ -930,6 +993,9 @@ class RecordSession:
         if self._restarted(rt, regs):
             self._raise_parked(rt)  # as below: it interrupts the call if it blocks again
             return
+        if rt.buffer_returning:
+            rt.buffer_returning = False
+            syscallbuf.enable(task)  # (_release_vfork_parent)
         nr = regs.syscallno
         spec = SPECS.get(nr)
         try:
@@ -950,11 +1016,19 @@ class RecordSession:
             # the buffer goes with the old program; a new process must start with an empty
             # copy, as it does in replay, where the fork follows the parent's flush
             self._flush(task.tid)
+        stops_buffer = (self.syscallbuf and spec.special == "clone"
+                        and clone_disables_buffer(clone_flags(task, regs)))
+        if stops_buffer:
+            self._stop_buffering_for_clone(rt, rt.pending)
         if self.scheduler.sharing(task.tgid) or any(
                 t.task.tgid == task.tgid and t is not rt for t in self.tasks.values()):
             # other threads, or processes sharing memory, may run before this syscall
             # returns: order its entry
             self._hold_entry(rt, SyscallEntryFrame(task.tid, regs.to_bytes()))
+            if stops_buffer:
+                # written now: replay takes the clone's decision at its arrival, and must
+                # see what the recorder saw here (vfork children that exec or exit next)
+                self._emit_held(task.tid)
         self._raise_parked(rt)  # delivered now: it interrupts this syscall if it blocks
 
     def _raise_parked(self, rt: _RecordTask) -> None:
@@ -1012,6 +1086,10 @@ class RecordSession:
             after.rdi = regs.rdi  # CLONE_UNTRACED, cleared for the call (_trace_the_clone)
             task.set_regs(after)
         rt.boundary, rt.boundary_calls = after.to_bytes(), BOUNDARY_UNRESUMED
+        if pending.stops_buffer and result < 0:
+            pending.stops_buffer = False  # the clone failed: no child shares the memory
+            if pending.returns_buffer:
+                self._return_buffer(rt)
         fds = self._fds_changed(task, regs, result)
         if (spec.special == "prctl" and regs.arg(0) == syscallbuf.PR_SET_SECCOMP
                 and result == 0 and syscallbuf.pending_bytes(task) == 0
@@ -1464,16 +1542,16 @@ def clone_disables_buffer(flags: int) -> bool:
     return bool(flags & CLONE_VM and not flags & CLONE_THREAD)
 
 
-def vfork_returns_buffer(flags: int, parent: Task, threads: int) -> bool:
+def vfork_returns_buffer(flags: int, parent: Task, taken_over: bool) -> bool:
     """Whether buffering, which a clone with these flags stops in parent's process (see
-    clone_disables_buffer), comes back at the child's exec or exit, once the two no longer
-    share memory: for a vfork (CLONE_VFORK, as posix_spawn, system() and Python's
-    subprocess make them), when the process buffered before it and has no other thread
-    (threads: its threads whose ExitFrame is not written yet, the parent's included), which
-    could be running user code, and making calls, when the child execs. A process stayed
-    unbuffered after its first vfork: Python's os.stat ran ~4x slower after one
-    subprocess.run."""
-    return threads == 1 and bool(flags & CLONE_VFORK) and syscallbuf.buffering(parent)
+    clone_disables_buffer), comes back once the child no longer shares its memory (exec or
+    exit): for a vfork (CLONE_VFORK, as posix_spawn, system() and Python's subprocess make
+    them), when the process buffered before it, or when the vfork of another of its threads
+    stopped it, whose child, still sharing the memory, would return it (taken_over: the
+    last child to leave returns it). A process stayed unbuffered after its first vfork:
+    Python's os.stat ran ~4x slower after one subprocess.run, and every syscall of a
+    multi-threaded one was traced after it."""
+    return bool(flags & CLONE_VFORK) and (taken_over or syscallbuf.buffering(parent))
 
 
 def clone_flags(task: Task, regs: Registers) -> int:

@@ -65,6 +65,8 @@ from rrgdb.record.session import (
     CLONE_VFORK,
     RDTSCP,
     STOP_SIGNALS,
+    VFORK_BUFFER_AT_CHILD_EXEC,
+    VFORK_BUFFER_AT_PARENT_SYSCALL,
     apply_rdtsc,
     blocked_signals,
     clone_disables_buffer,
@@ -72,7 +74,7 @@ from rrgdb.record.session import (
     ignored_signals_at_start,
     recorded_cpu,
     recorded_cpuid_faulting,
-    recorded_vfork_returns_buffer,
+    recorded_vfork_buffer_return,
     signal_disposition,
     vfork_returns_buffer,
 )
@@ -163,6 +165,7 @@ class ReplayState:
     buffered: int  # bytes of flushed records the main thread has still to use up (-1: none)
     tid: int  # the recorded tid of the one task snapshot
     seen: bool  # its position was a stop reported to the caller (see ReplaySession._seen)
+    buffer_returning: bool  # its buffer comes back at its next syscall event
 
 
 def write_to_fd(stream: int, data: bytes) -> None:
@@ -219,10 +222,15 @@ class ReplaySession:
         self._patching: dict[int, list[range]] = {}
         # cpuid faults in every tracee, as it did when recorded (CpuidFrames hold its values)
         self._cpuid_faulting = recorded_cpuid_faulting(self.reader.header)
-        # vfork parents get their buffer back at the child's exec or exit, as recorded
-        self._vfork_returns_buffer = recorded_vfork_returns_buffer(self.reader.header)
-        # recorded tid of a vfork child -> its parent's, whose buffer it returns then
+        # when vfork parents get their buffer back, as recorded (None: never)
+        self._vfork_buffer_return = recorded_vfork_buffer_return(self.reader.header)
+        # recorded tid of a vfork child -> its parent's, whose buffer it returns
         self._buffer_returns: dict[int, int] = {}
+        # vfork parents whose buffer comes back at their next syscall event
+        self._buffer_returning: set[int] = set()
+        # clones arrived at, not yet applied, that stopped buffering: whether the child
+        # gives the buffer back (vfork_returns_buffer)
+        self._clone_returns: dict[int, bool] = {}
 
     # -- lifecycle --------------------------------------------------------------------
     def load(self) -> None:
@@ -337,7 +345,8 @@ class ReplaySession:
         """The state that goes with snapshot() (one task live)."""
         tid = next(iter(self.tasks))
         return ReplayState(self.applied, self._signals.get(tid, 0), self.exit_status,
-                           self._buffered.get(tid, -1), tid, self._seen == tid)
+                           self._buffered.get(tid, -1), tid, self._seen == tid,
+                           tid in self._buffer_returning)
 
     @property
     def can_snapshot(self) -> bool:
@@ -370,6 +379,8 @@ class ReplaySession:
         self._group_exits.clear()
         self._buffered = {state.tid: state.buffered} if state.buffered >= 0 else {}
         self._buffer_returns.clear()
+        self._buffer_returning = {state.tid} if state.buffer_returning else set()
+        self._clone_returns.clear()
         self._signal_reported = -1
         self._seen = state.tid if state.seen else 0
         self.breakpoints.forget_written()  # the fork has none of the int3s (see snapshot)
@@ -466,6 +477,8 @@ class ReplaySession:
                 self._buffered.pop(tid)
             else:
                 self._check_buffer_consumed(task, frame)
+        if not entered and isinstance(frame, SyscallFrame | SyscallEntryFrame):
+            self._switch_buffer_at_syscall(task, frame)
         if not entered and followed and self._catches(frame):
             return Interruption(Trap.SYSCALL_ENTRY, tid=tid)
         if isinstance(frame, SyscallEntryFrame):
@@ -802,9 +815,54 @@ class ReplaySession:
             syscallbuf.put_records(task, frame.data)
             self._buffered[frame.tid] = len(frame.data) - syscallbuf.PREFIX
         if isinstance(frame, (ExecFrame, ExitFrame)) and frame.tid in self._buffer_returns:
-            parent = self.tasks.get(self._buffer_returns.pop(frame.tid))
-            if parent is not None:
-                syscallbuf.enable(parent)
+            self._return_buffer(self._buffer_returns.pop(frame.tid))
+
+    def _switch_buffer_at_syscall(self, task: Task, frame: SyscallFrame | SyscallEntryFrame
+                                  ) -> None:
+        """At a syscall's arrival, the buffer goes on or off where the recorder switched it,
+        at the syscall's entry: on for a vfork parent whose child has given it back
+        (_release_vfork_parent), off for a clone whose child will share the memory
+        (_stop_buffering_for_clone), whose decision to give it back waits for the clone's
+        application."""
+        if (not self.reader.header.syscallbuf
+                or self._vfork_buffer_return != VFORK_BUFFER_AT_PARENT_SYSCALL):
+            return  # (older traces: see _replay_clone)
+        if frame.tid in self._buffer_returning:
+            self._buffer_returning.discard(frame.tid)
+            syscallbuf.enable(task)
+        regs = Registers.from_bytes(frame.regs)
+        spec = SPECS.get(regs.syscallno)
+        if spec is None or spec.special != "clone":
+            return
+        flags = clone_flags(task, regs)
+        if clone_disables_buffer(flags):
+            returning = {t for t in self._buffer_returning if self._in_process(t, task.tgid)}
+            self._buffer_returning -= returning  # (this child gives it back instead)
+            taken_over = bool(returning) or any(
+                self._in_process(p, task.tgid) for p in self._buffer_returns.values()) or any(
+                returns and self._in_process(t, task.tgid)
+                for t, returns in self._clone_returns.items())
+            self._clone_returns[frame.tid] = vfork_returns_buffer(flags, task, taken_over)
+            syscallbuf.disable(task)
+
+    def _in_process(self, tid: int, tgid: int) -> bool:
+        """Whether recorded thread tid is alive in process tgid."""
+        task = self.tasks.get(tid)
+        return task is not None and task.tgid == tgid
+
+    def _return_buffer(self, parent_tid: int) -> None:
+        """A vfork child that returns its parent's buffer has exec'd or exited: as the
+        recorder did, the last one to share the memory gives it back, at the parent's next
+        syscall event (or, in traces from before that, at once)."""
+        parent = self.tasks.get(parent_tid)
+        if parent is None or any(
+                self._in_process(t, parent.tgid)
+                for t in (*self._buffer_returns.values(), *self._clone_returns)):
+            return  # another vfork child, or a clone under way, shares the memory still
+        if self._vfork_buffer_return == VFORK_BUFFER_AT_CHILD_EXEC:
+            syscallbuf.enable(parent)
+        else:
+            self._buffer_returning.add(parent_tid)
 
     def _code(self, task: Task, addr: int, length: int) -> bytes:
         """The program's code at addr: the debugger's int3s there are hidden (a step off a
@@ -886,6 +944,8 @@ class ReplaySession:
         """fork/vfork/clone/clone3 for real, as a plain process copy that does not suspend
         the parent (replay order already puts the parent after its vfork child's exec)."""
         if frame.result <= 0:  # it failed when recorded
+            if self._clone_returns.pop(frame.tid, False):
+                self._return_buffer(frame.tid)  # no child is to give it back
             regs.rax = frame.result
             task.set_regs(regs)
             return
@@ -915,9 +975,13 @@ class ReplaySession:
         finally:
             if lifted:
                 self.breakpoints.reinsert(task)
-        if clone_disables_buffer(flags):  # as the recorder did
+        if self._clone_returns.pop(frame.tid, False):
+            self._buffer_returns[frame.result] = frame.tid
+        elif self._vfork_buffer_return != VFORK_BUFFER_AT_PARENT_SYSCALL and (
+                clone_disables_buffer(flags)):  # older traces: stopped at the clone's event
             threads = sum(1 for t in self.tasks.values() if t.tgid == task.tgid)
-            if self._vfork_returns_buffer and vfork_returns_buffer(flags, task, threads):
+            if (self._vfork_buffer_return == VFORK_BUFFER_AT_CHILD_EXEC and threads == 1
+                    and vfork_returns_buffer(flags, task, False)):
                 self._buffer_returns[frame.result] = frame.tid
             syscallbuf.disable(task)
         child_regs = regs.copy()
