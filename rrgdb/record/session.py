@@ -529,10 +529,14 @@ class RecordSession:
                 return
             self._stdio_writer = rt.task.tid
         pending = rt.pending
-        if pending is not None and pending.regs.syscallno in ADDRESS_SPACE_SYSCALLS:
+        if pending is not None and (pending.regs.syscallno in ADDRESS_SPACE_SYSCALLS
+                                    or _copies_memory(rt.task, pending)):
             # Its siblings wait for its exit: the kernel's choice of where their mappings
             # go depends on this one's, and replay makes it at its frame. (A munmap that a
-            # sibling's mmap overtook in replay took that mmap's pages away.)
+            # sibling's mmap overtook in replay took that mmap's pages away.) A fork copies
+            # the memory as it is when the kernel gets to it, and replay forks at the
+            # frame: a sibling running meanwhile left its state of that moment in the
+            # child (its syscall buffer's records, which the child flushed as its own).
             self._resume(rt)
             return
         if pending is not None and _sends_sigcont(pending.regs):
@@ -1530,6 +1534,14 @@ def signal_disposition(tid: int, signo: int) -> str:
 
 CLONE_VM, CLONE_VFORK, CLONE_THREAD, CLONE_UNTRACED = 0x100, 0x4000, 0x10000, 0x800000
 CLONE_PARENT_SETTID, CLONE_CHILD_SETTID = 0x100000, 0x1000000
+
+
+def _copies_memory(task: Task, pending: _PendingSyscall) -> bool:
+    """Whether the pending syscall is a fork: a clone whose child gets a copy of the
+    memory (no CLONE_VM) and that returns at once (no CLONE_VFORK: a vfork parent waits
+    for its child's exec, which may wait for a sibling)."""
+    return (pending.spec.special == "clone"
+            and not clone_flags(task, pending.regs) & (CLONE_VM | CLONE_VFORK))
 
 
 def clone_disables_buffer(flags: int) -> bool:
