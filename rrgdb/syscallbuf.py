@@ -4,10 +4,11 @@ refills it."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from rrgdb import native
-from rrgdb.kernel.address_space import SYSCALL_BUFFER_ADDR
+from rrgdb.kernel.address_space import SYSCALL_BUFFER_ADDR, read_maps
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
 from rrgdb.syscall_numbers import NUMBERS
@@ -31,6 +32,17 @@ UNTRACED_STUB = 0x70000010  # `syscall; ret` in the scratch page; seccomp lets i
 PR_SET_SECCOMP = 22
 ABANDONED = -512  # ERESTARTSYS, which user space never sees: "retry this call traced"
 _RESTART_CODES = {-512, -513, -514, -516}  # ERESTARTSYS, -NOINTR, -NOHAND, _RESTARTBLOCK
+HOOK = "rrgdb_syscall_hook"  # stubs/patch.c: every buffered call runs through it
+HOOK_FRAME = 144  # what the hook's caller pushed and skipped: return and resume addresses,
+#                   the red zone (the stack pointer at the hook's ret, plus this, is the
+#                   caller's again where it resumes)
+TRAMPOLINE_SIZE = 128  # stubs/patch.c: the slots the patched sites jump to
+#: how the code entering the hook starts, in a trampoline slot and in hooked() alike:
+#: lea -128(%rsp),%rsp (past the red zone); lea <resume>(%rip),%r11; push %r11; ...; call
+HOOK_ENTRY = bytes.fromhex("488d642480") + bytes.fromhex("4c8d1d")
+ENTRY_TO_RETURN = {"trampoline": 24, "hooked": 19}  # bytes from that lea to the call's end
+SITE_LENGTHS = (7, 8, 10)  # stubs/patch.c: MOV, CMP and XOR sites, from jump to resume
+JMP_REL32 = 0xE9
 
 
 def preload_library() -> Path:
@@ -209,3 +221,60 @@ def _abandon(task: Task, regs: Registers) -> None:
     regs.rax = ABANDONED
     regs.orig_rax = -1  # not in a syscall any more: the kernel does not restart it
     task.set_regs(regs)
+
+
+def hook_return(task: Task, pc: int) -> int | None:
+    """The address of the `ret` that ends the buffer's hook in the preload library whose
+    code pc is in (from the library's symbols); None if pc is in no such library."""
+    maps = read_maps(task.tid)
+    path = next((m.path for m in maps if m.start <= pc < m.end), "")
+    base = next((m.start for m in maps if m.path == path and m.offset == 0), None)
+    found = _hook_symbol(path) if path and base is not None else None
+    if found is None or base is None:
+        return None
+    value, size = found
+    return base + value + size - 1
+
+
+@functools.lru_cache(maxsize=8)
+def _hook_symbol(path: str) -> tuple[int, int] | None:
+    """The hook's (address, size) in a shared object's .symtab, if it has it."""
+    from elftools.common.exceptions import ELFError  # 60 ms to import: only when needed
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(path, "rb") as f:
+            table = ELFFile(f).get_section_by_name(".symtab")
+            if table is None or not hasattr(table, "get_symbol_by_name"):
+                return None
+            symbols = table.get_symbol_by_name(HOOK) or []
+            return next(((sym["st_value"], sym["st_size"]) for sym in symbols
+                         if sym["st_size"]), None)
+    except (OSError, ELFError):
+        return None
+
+
+def call_site(task: Task, return_address: int, resume: int) -> int:
+    """Where the code that made a buffered call entered the buffer's code, from the hook's
+    return address and the caller's resume address: the jump of a patched site (in libc)
+    to its trampoline, or the start of the hook's call in an exported wrapper (hooked()),
+    where the stack is still as the wrapper's unwind information says; else the call."""
+    slot = return_address - ENTRY_TO_RETURN["trampoline"]
+    if slot % TRAMPOLINE_SIZE == 0 and _enters_hook(task, slot, resume):
+        for length in SITE_LENGTHS:
+            code = task.read(resume - length, 5)
+            if (len(code) == 5 and code[0] == JMP_REL32
+                    and resume - length + 5 + int.from_bytes(code[1:], "little", signed=True)
+                    == slot):
+                return resume - length
+        return slot
+    start = return_address - ENTRY_TO_RETURN["hooked"]
+    return start if _enters_hook(task, start, resume) else return_address - 5
+
+
+def _enters_hook(task: Task, at: int, resume: int) -> bool:
+    """Whether the code at `at` starts a call of the hook that resumes at resume."""
+    code = task.read(at, len(HOOK_ENTRY) + 4)
+    end = at + len(code)
+    return (len(code) == len(HOOK_ENTRY) + 4 and code.startswith(HOOK_ENTRY)
+            and end + int.from_bytes(code[-4:], "little", signed=True) == resume)

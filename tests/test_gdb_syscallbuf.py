@@ -126,6 +126,62 @@ def test_watchpoint_sees_memory_a_syscall_wrote(tmp_path: Path) -> None:
         t.expect_line(changes[2], rec.line("mix-call"))  # and forward over it again
 
 
+def test_watchpoint_on_a_buffered_calls_output_stops_where_the_call_returns(
+        tmp_path: Path) -> None:
+    """A watchpoint on memory a buffered call writes (a pipe's read() into buf, fstat()
+    into st) stops where the call returns to the code that made it, and reversed, where
+    that code made it, as without the buffer (the kernel's write, reported after and
+    before the syscall instruction): not in the preload library, whose copy out of the
+    record the debug registers see. Same positions and values in both recordings."""
+    binary = tmp_path / "gdb_buffered_outputs"
+    compile_program(PROGRAMS_DIR / "gdb_buffered_outputs.c", binary, "O0", ())
+    sessions = []
+    for options in ([], ["--no-syscallbuf"]):
+        name = f"trace{len(options)}"
+        recorded = run_rrgdb(["record", *options, "-o", tmp_path / name, "--", binary,
+                              tmp_path / f"{name}.data"])
+        assert recorded.returncode == 0 and b"total " in recorded.stdout, describe(recorded)
+        source = PROGRAMS_DIR / "gdb_buffered_outputs.c"
+        rec = Recording("gdb_buffered_outputs", "O0", binary, source, tmp_path / name,
+                        recorded.stdout, 0, marked_lines(source))
+        s = GdbScript()
+        s(f"break gdb_buffered_outputs.c:{rec.line('sum')}")
+        s("continue")
+        s("delete")
+        shown = [s("watch -l buf[3]")]
+        for command in ("continue", "continue", "reverse-continue", "reverse-continue"):
+            shown += [s(command), s("where-line")]
+            s("frame function main")
+            shown += [s("where-line")]
+        s("delete")
+        shown += [s("watch -l st.st_size")]
+        for command in ("continue", "reverse-continue"):  # frame 0: libc's or the wrapper
+            shown += [s(command)]
+            s("frame function main")
+            shown += [s("where-line")]
+        sessions.append([_changes(text) for text in _shown(s, shown, rec, tmp_path / name)])
+    with_buffer, without = sessions
+    _assert_same(with_buffer, without)
+    joined = "\n".join(with_buffer)
+    store, read, fstat = (f"@@ main {rec.line(m)}" for m in ("store", "read", "fstat"))
+    # past the store of round 1, then the read's write after the call, back before the
+    # call (in libc's read both times), back to the store
+    assert with_buffer[1:4] == ["Old value = 97 'a'\nNew value = 46 '.'", read, read], joined
+    for index, (old, new) in ((4, ("46 '.'", "98 'b'")), (7, ("98 'b'", "46 '.'"))):
+        assert with_buffer[index] == f"Old value = {old}\nNew value = {new}", joined
+        assert with_buffer[index + 1].startswith("@@ __GI___libc_read "), joined
+        assert with_buffer[index + 2] == read, joined
+    assert with_buffer[10:13] == ["Old value = 46 '.'\nNew value = 97 'a'", store, store], joined
+    assert with_buffer[14:] == ["Old value = 16\nNew value = 32", fstat,
+                                "Old value = 32\nNew value = 16", fstat], joined
+
+
+def _changes(output: str) -> str:
+    """A watchpoint stop's Old and New values; any other output's essence."""
+    values = re.search(r"^Old value = .*\nNew value = .*$", output, re.MULTILINE)
+    return values.group(0) if values else _essence(output)
+
+
 @pytest.mark.needs_syscallbuf
 def test_handlers_of_signals_a_buffered_unblock_lets_in(tmp_path: Path) -> None:
     """buffered_masks raises SIGUSR1 while it is blocked and then unblocks it (a buffered

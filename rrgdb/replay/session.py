@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import MAP_PRIVATE, memory_hash, read_maps
-from rrgdb.kernel.breakpoints import INT3, Breakpoints, WatchKind, Watchpoint
+from rrgdb.kernel.breakpoints import DR7, INT3, Breakpoints, WatchKind, Watchpoint
 from rrgdb.kernel.cpuid import CPUID, complete_cpuid, set_cpuid_faulting
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import (
@@ -101,6 +101,7 @@ REPLAY_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
                   | native.PTRACE_O_TRACEVFORK | native.PTRACE_O_TRACECLONE
                   | native.PTRACE_O_EXITKILL)
 PREEMPTION_SEARCH_LIMIT = 200_000  # visits of the recorded pc tried before giving up
+RETURN_STEPS = 16  # instructions from the buffer's hook's ret to its caller's resume address
 TRACE_FDS_KEPT = 256  # descriptors of trace files a replayed process keeps open at most
 MMAP = NUMBERS["mmap"]
 BRK = NUMBERS["brk"]
@@ -151,6 +152,9 @@ class Interruption:
     watch: Watchpoint | None = None
     signo: int = 0
     tid: int = 0  # the recorded tid of the thread that stopped
+    #: a watchpoint stop where a buffered call returned (see _out_of_buffered_call): where
+    #: the program's code entered that call, 0 otherwise
+    call_site: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +457,10 @@ class ReplaySession:
             if over_breakpoint:
                 self.breakpoints.reinsert(task)
             trap = self._classify(task, stop, frame, step)
+            if trap is not None and trap.trap is Trap.WATCHPOINT and not step:
+                site = self._out_of_buffered_call(task, frame)
+                if site is not None:
+                    trap = Interruption(Trap.WATCHPOINT, trap.watch, tid=tid, call_site=site)
             if (preempt and trap is not None and trap.trap is Trap.STEP
                     and self._at_preemption(task, frame)):
                 self._arrived.add(tid)  # the step ended at the moment: it is applied
@@ -492,6 +500,58 @@ class ReplaySession:
         if followed and isinstance(frame, SyscallFrame) and self._catches(frame):
             return Interruption(Trap.SYSCALL_RETURN, tid=tid)
         return Interruption(Trap.STEP, tid=tid) if step else None
+
+    def _out_of_buffered_call(self, task: Task, frame: Frame) -> int | None:
+        """After a watchpoint fired in a buffered call (the preload library copying the
+        recorded output into the program's memory, where without the buffer the kernel
+        writes and _watch_written_by reports the stop after the syscall): runs the thread
+        on, with no breakpoint or watchpoint armed, to where the call returns to the code
+        that made it, so that gdb sees the stop there in both kinds of recording. Returns
+        where that code entered the call (syscallbuf.call_site: a reverse search stops
+        there, as at the syscall instruction without the buffer); None, leaving the
+        thread where it is, outside a buffered call."""
+        if not syscallbuf.in_call(task):
+            return None
+        hook_return = syscallbuf.hook_return(task, task.regs().rip)
+        if hook_return is None:
+            return None
+        bps = self.breakpoints
+        bps.lift(task)
+        task.set_debugreg(DR7, 0)
+        original = task.read(hook_return, 1)
+        task.write(hook_return, INT3)
+        try:
+            while True:
+                stop = resume_keeping_sigtrap(task, native.PTRACE_SYSEMU)
+                if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
+                    continue  # a replayed child really exited
+                if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP
+                        and task.regs().rip == hook_return + 1):
+                    raise self._diverged(frame, "a buffered call did not return from the "
+                                         f"buffer's hook: {_describe(stop)}")
+                break
+        finally:
+            task.write(hook_return, original)
+        regs = task.regs()
+        regs.rip = hook_return
+        task.set_regs(regs)
+        return_address, resume = task.read_u64(regs.rsp), task.read_u64(regs.rsp + 8)
+        site = syscallbuf.call_site(task, return_address, resume)
+        caller_rsp = regs.rsp + syscallbuf.HOOK_FRAME
+        for _ in range(RETURN_STEPS):
+            if regs.rip == resume and regs.rsp == caller_rsp:
+                break
+            stop = self._step_unseen(task)
+            if stop is not None:
+                raise self._diverged(frame, "a buffered call did not return to its caller: "
+                                     f"{_describe(stop)}")
+            regs = task.regs()
+        else:
+            raise self._diverged(frame, "a buffered call did not return to its caller at "
+                                 f"{resume:#x}")
+        bps.reinsert(task)
+        bps.apply_debug_registers(task)
+        return site
 
     def _catches(self, frame: Frame) -> bool:
         """Whether frame is a syscall (or its entry) that stop_at_syscalls catches."""
