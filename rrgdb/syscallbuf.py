@@ -4,11 +4,11 @@ refills it."""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from rrgdb import native
-from rrgdb.kernel.address_space import SYSCALL_BUFFER_ADDR, read_maps
+from rrgdb.kernel.address_space import PROT_EXEC, SYSCALL_BUFFER_ADDR, read_maps
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
 from rrgdb.syscall_numbers import NUMBERS
@@ -32,15 +32,14 @@ UNTRACED_STUB = 0x70000010  # `syscall; ret` in the scratch page; seccomp lets i
 PR_SET_SECCOMP = 22
 ABANDONED = -512  # ERESTARTSYS, which user space never sees: "retry this call traced"
 _RESTART_CODES = {-512, -513, -514, -516}  # ERESTARTSYS, -NOINTR, -NOHAND, _RESTARTBLOCK
-HOOK = "rrgdb_syscall_hook"  # stubs/patch.c: every buffered call runs through it
-HOOK_FRAME = 144  # what the hook's caller pushed and skipped: return and resume addresses,
-#                   the red zone (the stack pointer at the hook's ret, plus this, is the
-#                   caller's again where it resumes)
+HOOK_SEARCH = 4096  # bytes above the stack pointer in a buffered call that hold the hook's
+#                    frame (the library's frames below it take ~420 bytes at most)
 TRAMPOLINE_SIZE = 128  # stubs/patch.c: the slots the patched sites jump to
 #: how the code entering the hook starts, in a trampoline slot and in hooked() alike:
 #: lea -128(%rsp),%rsp (past the red zone); lea <resume>(%rip),%r11; push %r11; ...; call
 HOOK_ENTRY = bytes.fromhex("488d642480") + bytes.fromhex("4c8d1d")
-ENTRY_TO_RETURN = {"trampoline": 24, "hooked": 19}  # bytes from that lea to the call's end
+TRAMPOLINE_CALL_END = 24  # bytes from that lea to the end of the call, in a trampoline
+WRAPPER_CALL_END = 19  # and in hooked()
 SITE_LENGTHS = (7, 8, 10)  # stubs/patch.c: MOV, CMP and XOR sites, from jump to resume
 JMP_REL32 = 0xE9
 
@@ -223,58 +222,51 @@ def _abandon(task: Task, regs: Registers) -> None:
     task.set_regs(regs)
 
 
-def hook_return(task: Task, pc: int) -> int | None:
-    """The address of the `ret` that ends the buffer's hook in the preload library whose
-    code pc is in (from the library's symbols); None if pc is in no such library."""
+def buffered_call(task: Task, pc: int, rsp: int, read_code: Callable[[int, int], bytes]
+                  ) -> tuple[int, int] | None:
+    """Inside a buffered call (the thread at pc and rsp in the preload library's code):
+    where the code that made it entered the buffer's code (call_site) and the address it
+    resumes at once the call is done. Read off the hook's frame: the nearest pair of
+    words above rsp that are a return address after a call of the hook and the resume
+    address that call pushed; None if there is none. read_code reads code as the program
+    has it (without the debugger's int3s)."""
     maps = read_maps(task.tid)
-    path = next((m.path for m in maps if m.start <= pc < m.end), "")
-    base = next((m.start for m in maps if m.path == path and m.offset == 0), None)
-    found = _hook_symbol(path) if path and base is not None else None
-    if found is None or base is None:
-        return None
-    value, size = found
-    return base + value + size - 1
+    path = next((m.path for m in maps if m.start <= pc < m.end), None)
+    # (the trampolines are a mapping of their own: the library's set-up mprotects them)
+    library = [(m.start, m.end) for m in maps if m.path == path and m.prot & PROT_EXEC]
+    stack = task.read(rsp, HOOK_SEARCH)
+    words = [int.from_bytes(stack[i:i + 8], "little") for i in range(0, len(stack) - 7, 8)]
+    for return_address, resume in zip(words, words[1:], strict=False):
+        if any(start <= return_address < end for start, end in library):
+            site = call_site(read_code, return_address, resume)
+            if site is not None:
+                return site, resume
+    return None
 
 
-@functools.lru_cache(maxsize=8)
-def _hook_symbol(path: str) -> tuple[int, int] | None:
-    """The hook's (address, size) in a shared object's .symtab, if it has it."""
-    from elftools.common.exceptions import ELFError  # 60 ms to import: only when needed
-    from elftools.elf.elffile import ELFFile
-
-    try:
-        with open(path, "rb") as f:
-            table = ELFFile(f).get_section_by_name(".symtab")
-            if table is None or not hasattr(table, "get_symbol_by_name"):
-                return None
-            symbols = table.get_symbol_by_name(HOOK) or []
-            return next(((sym["st_value"], sym["st_size"]) for sym in symbols
-                         if sym["st_size"]), None)
-    except (OSError, ELFError):
-        return None
-
-
-def call_site(task: Task, return_address: int, resume: int) -> int:
+def call_site(read_code: Callable[[int, int], bytes], return_address: int, resume: int
+              ) -> int | None:
     """Where the code that made a buffered call entered the buffer's code, from the hook's
     return address and the caller's resume address: the jump of a patched site (in libc)
     to its trampoline, or the start of the hook's call in an exported wrapper (hooked()),
-    where the stack is still as the wrapper's unwind information says; else the call."""
-    slot = return_address - ENTRY_TO_RETURN["trampoline"]
-    if slot % TRAMPOLINE_SIZE == 0 and _enters_hook(task, slot, resume):
+    where the stack is still as the wrapper's unwind information says. None if
+    return_address does not follow such a call."""
+    slot = return_address - TRAMPOLINE_CALL_END
+    if slot % TRAMPOLINE_SIZE == 0 and _enters_hook(read_code, slot, resume):
         for length in SITE_LENGTHS:
-            code = task.read(resume - length, 5)
+            code = read_code(resume - length, 5)
             if (len(code) == 5 and code[0] == JMP_REL32
                     and resume - length + 5 + int.from_bytes(code[1:], "little", signed=True)
                     == slot):
                 return resume - length
         return slot
-    start = return_address - ENTRY_TO_RETURN["hooked"]
-    return start if _enters_hook(task, start, resume) else return_address - 5
+    start = return_address - WRAPPER_CALL_END
+    return start if _enters_hook(read_code, start, resume) else None
 
 
-def _enters_hook(task: Task, at: int, resume: int) -> bool:
+def _enters_hook(read_code: Callable[[int, int], bytes], at: int, resume: int) -> bool:
     """Whether the code at `at` starts a call of the hook that resumes at resume."""
-    code = task.read(at, len(HOOK_ENTRY) + 4)
+    code = read_code(at, len(HOOK_ENTRY) + 4)
     end = at + len(code)
     return (len(code) == len(HOOK_ENTRY) + 4 and code.startswith(HOOK_ENTRY)
             and end + int.from_bytes(code[-4:], "little", signed=True) == resume)

@@ -133,17 +133,9 @@ def test_watchpoint_on_a_buffered_calls_output_stops_where_the_call_returns(
     that code made it, as without the buffer (the kernel's write, reported after and
     before the syscall instruction): not in the preload library, whose copy out of the
     record the debug registers see. Same positions and values in both recordings."""
-    binary = tmp_path / "gdb_buffered_outputs"
-    compile_program(PROGRAMS_DIR / "gdb_buffered_outputs.c", binary, "O0", ())
     sessions = []
     for options in ([], ["--no-syscallbuf"]):
-        name = f"trace{len(options)}"
-        recorded = run_rrgdb(["record", *options, "-o", tmp_path / name, "--", binary,
-                              tmp_path / f"{name}.data"])
-        assert recorded.returncode == 0 and b"total " in recorded.stdout, describe(recorded)
-        source = PROGRAMS_DIR / "gdb_buffered_outputs.c"
-        rec = Recording("gdb_buffered_outputs", "O0", binary, source, tmp_path / name,
-                        recorded.stdout, 0, marked_lines(source))
+        rec = _outputs_recording(tmp_path, options)
         s = GdbScript()
         s(f"break gdb_buffered_outputs.c:{rec.line('sum')}")
         s("continue")
@@ -159,7 +151,8 @@ def test_watchpoint_on_a_buffered_calls_output_stops_where_the_call_returns(
             shown += [s(command)]
             s("frame function main")
             shown += [s("where-line")]
-        sessions.append([_changes(text) for text in _shown(s, shown, rec, tmp_path / name)])
+        logs = tmp_path / f"log{len(options)}"
+        sessions.append([_changes(text) for text in _shown(s, shown, rec, logs)])
     with_buffer, without = sessions
     _assert_same(with_buffer, without)
     joined = "\n".join(with_buffer)
@@ -174,6 +167,55 @@ def test_watchpoint_on_a_buffered_calls_output_stops_where_the_call_returns(
     assert with_buffer[10:13] == ["Old value = 46 '.'\nNew value = 97 'a'", store, store], joined
     assert with_buffer[14:] == ["Old value = 16\nNew value = 32", fstat,
                                 "Old value = 32\nNew value = 16", fstat], joined
+
+
+def test_reverse_step_back_out_of_a_patched_libc_function(tmp_path: Path) -> None:
+    """reverse-step from the line after read() goes into libc's read at its last line,
+    then back out to the line of the call, past the patched site as past the syscall
+    without the buffer. gdb steps back from the site's end into the trampoline's last
+    jump and runs back to the start of the function it is in: with one symbol for all
+    the trampolines that was the first slot, which the call never ran, and reverse-step
+    ended at an earlier iteration's breakpoint."""
+    sessions = []
+    for options in ([], ["--no-syscallbuf"]):
+        rec = _outputs_recording(tmp_path, options)
+        logs = tmp_path / f"log{len(options)}"
+        s = GdbScript()
+        s(f"break gdb_buffered_outputs.c:{rec.line('fstat')}")
+        s("continue")
+        s("continue")
+        shown = [s("reverse-step"), s("where-line"), s("reverse-step"), s("where-line"),
+                 s("reverse-step"), s("where-line"), s("print round")]
+        # again with a watchpoint on what read() writes: the second reverse-step, which
+        # runs back from inside the trampoline, stops at the read's write
+        s("continue")
+        s("watch -l buf[3]")
+        shown += [s("reverse-step"), s("where-line"), s("reverse-step"), s("where-line")]
+        sessions.append([_changes(text) for text in _shown(s, shown, rec, logs)])
+    with_buffer, without = sessions
+    _assert_same(with_buffer, without)
+    joined = "\n".join(with_buffer)
+    libc_read = "@@ __GI___libc_read "
+    assert with_buffer[1].startswith(libc_read), joined
+    assert [with_buffer[i] for i in (3, 5, 6)] == [
+        f"@@ main {rec.line('read')}", f"@@ main {rec.line('store')}", "= 1"], joined
+    assert with_buffer[8].startswith(libc_read), joined
+    assert with_buffer[9] == "Old value = 98 'b'\nNew value = 46 '.'", joined
+    assert with_buffer[10].startswith(libc_read), joined
+
+
+def _outputs_recording(tmp_path: Path, options: list[str]) -> Recording:
+    """gdb_buffered_outputs recorded (with the record options given)."""
+    binary = tmp_path / "gdb_buffered_outputs"
+    source = PROGRAMS_DIR / "gdb_buffered_outputs.c"
+    if not binary.exists():
+        compile_program(source, binary, "O0", ())
+    trace = tmp_path / f"trace{len(options)}"
+    recorded = run_rrgdb(["record", *options, "-o", trace, "--", binary,
+                          tmp_path / f"{trace.name}.data"])
+    assert recorded.returncode == 0 and b"total " in recorded.stdout, describe(recorded)
+    return Recording("gdb_buffered_outputs", "O0", binary, source, trace, recorded.stdout, 0,
+                     marked_lines(source))
 
 
 def _changes(output: str) -> str:
@@ -258,7 +300,7 @@ def test_stepping_through_a_patched_libc_function(tmp_path: Path) -> None:
     buffered = _recording(binary, tmp_path / "trace-again", [], "gdb_debuggee", b"done", 42)
     with replay_server(buffered, tmp_path / "log-inside") as server:
         t = s.run_remote(server)
-    t.expect_re(inside, r"#0 .* in rrgdb_trampolines \(\)")
+    t.expect_re(inside, r"#0 .* in rrgdb_trampoline_\d+ \(\)")
     t.expect_re(inside, r"#1 .* in __GI___libc_write \(")
     t.expect_re(inside, r"#2 .* in main \(\)")
     t.expect_re(finished, r"in __GI___libc_write \(")

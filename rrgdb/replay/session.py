@@ -101,7 +101,6 @@ REPLAY_OPTIONS = (native.PTRACE_O_TRACESYSGOOD | native.PTRACE_O_TRACEEXEC
                   | native.PTRACE_O_TRACEVFORK | native.PTRACE_O_TRACECLONE
                   | native.PTRACE_O_EXITKILL)
 PREEMPTION_SEARCH_LIMIT = 200_000  # visits of the recorded pc tried before giving up
-RETURN_STEPS = 16  # instructions from the buffer's hook's ret to its caller's resume address
 TRACE_FDS_KEPT = 256  # descriptors of trace files a replayed process keeps open at most
 MMAP = NUMBERS["mmap"]
 BRK = NUMBERS["brk"]
@@ -505,51 +504,42 @@ class ReplaySession:
         """After a watchpoint fired in a buffered call (the preload library copying the
         recorded output into the program's memory, where without the buffer the kernel
         writes and _watch_written_by reports the stop after the syscall): runs the thread
-        on, with no breakpoint or watchpoint armed, to where the call returns to the code
-        that made it, so that gdb sees the stop there in both kinds of recording. Returns
+        on, with the watchpoints off, to where the call returns to the code that made it,
+        so that gdb sees the stop there in both kinds of recording, or to a breakpoint
+        on the way (a mark or a step of the debugger's may be inside the call). Returns
         where that code entered the call (syscallbuf.call_site: a reverse search stops
         there, as at the syscall instruction without the buffer); None, leaving the
         thread where it is, outside a buffered call."""
+        regs = task.regs()
         if not syscallbuf.in_call(task):
             return None
-        hook_return = syscallbuf.hook_return(task, task.regs().rip)
-        if hook_return is None:
-            return None
         bps = self.breakpoints
-        bps.lift(task)
+        found = syscallbuf.buffered_call(task, regs.rip, regs.rsp,
+                                         lambda addr, n: bps.shadow(addr, task.read(addr, n)))
+        if found is None:
+            return None
+        site, resume = found
+        temporary = resume not in bps.software
+        original = task.read(resume, 1)
         task.set_debugreg(DR7, 0)
-        original = task.read(hook_return, 1)
-        task.write(hook_return, INT3)
+        if temporary:
+            task.write(resume, INT3)
         try:
             while True:
                 stop = resume_keeping_sigtrap(task, native.PTRACE_SYSEMU)
                 if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
                     continue  # a replayed child really exited
+                regs = task.regs()
                 if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP
-                        and task.regs().rip == hook_return + 1):
-                    raise self._diverged(frame, "a buffered call did not return from the "
-                                         f"buffer's hook: {_describe(stop)}")
+                        and regs.rip - 1 in (resume, *bps.software)):
+                    raise self._diverged(frame, "a buffered call did not return to its "
+                                         f"caller at {resume:#x}: {_describe(stop)}")
+                regs.rip -= 1
+                task.set_regs(regs)
                 break
         finally:
-            task.write(hook_return, original)
-        regs = task.regs()
-        regs.rip = hook_return
-        task.set_regs(regs)
-        return_address, resume = task.read_u64(regs.rsp), task.read_u64(regs.rsp + 8)
-        site = syscallbuf.call_site(task, return_address, resume)
-        caller_rsp = regs.rsp + syscallbuf.HOOK_FRAME
-        for _ in range(RETURN_STEPS):
-            if regs.rip == resume and regs.rsp == caller_rsp:
-                break
-            stop = self._step_unseen(task)
-            if stop is not None:
-                raise self._diverged(frame, "a buffered call did not return to its caller: "
-                                     f"{_describe(stop)}")
-            regs = task.regs()
-        else:
-            raise self._diverged(frame, "a buffered call did not return to its caller at "
-                                 f"{resume:#x}")
-        bps.reinsert(task)
+            if temporary:
+                task.write(resume, original)
         bps.apply_debug_registers(task)
         return site
 
