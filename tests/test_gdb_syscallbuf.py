@@ -204,6 +204,40 @@ def test_reverse_step_back_out_of_a_patched_libc_function(tmp_path: Path) -> Non
     assert with_buffer[10].startswith(libc_read), joined
 
 
+@pytest.mark.needs_syscallbuf
+def test_breakpoint_in_the_buffers_hook_after_a_watched_copy(tmp_path: Path) -> None:
+    """A breakpoint in the buffer's hook after its call of the dispatcher, and a
+    watchpoint on what a buffered read() copies: forwards the watchpoint stops at that
+    breakpoint (the run out of the call ends there), and backwards the breakpoint's hit,
+    which comes after the copy, is found before the copy is."""
+    rec = _outputs_recording(tmp_path, [])
+    after_call = ("python [gdb.execute('break *%#x' % (i['addr'] + i['length'])) for i in "
+                  "gdb.selected_inferior().architecture().disassemble(int(gdb.parse_and_eval("
+                  "'(long) rrgdb_syscall_hook')), count=40) if 'rrgdb_buffered' in i['asm']]")
+    s = GdbScript()
+    s(f"break gdb_buffered_outputs.c:{rec.line('fstat')}")
+    s("continue")
+    s("delete")
+    s("watch -l buf[3]")
+    store = s("continue")  # round 1's store, before its read: the hook's next call
+    s(after_call)
+    copied = s("continue")
+    at_copy = s("print/x $pc")
+    later = s("continue")  # the hook again, in fstat's call
+    back = [s("reverse-continue"), s("print/x $pc"), s("bt 2"), s("reverse-continue"),
+            s("where-line")]
+    with replay_server(rec, tmp_path / "log") as server:
+        t = s.run_remote(server)
+    t.expect(store, "Old value = 97 'a'", "New value = 46 '.'")
+    t.expect(copied, "Old value = 46 '.'", "New value = 98 'b'", "rrgdb_syscall_hook")
+    t.expect(later, "Breakpoint 3, ", "rrgdb_syscall_hook")
+    t.expect(back[0], "Breakpoint 3, ", "rrgdb_syscall_hook")
+    assert t.value(back[1]) == t.value(at_copy), t.context()
+    t.expect(back[2], "__GI___libc_read")
+    t.expect(back[3], "Old value = 98 'b'", "New value = 46 '.'")
+    assert t.where(back[4]).startswith("__GI___libc_read "), t.context(back[4])
+
+
 def _outputs_recording(tmp_path: Path, options: list[str]) -> Recording:
     """gdb_buffered_outputs recorded (with the record options given)."""
     binary = tmp_path / "gdb_buffered_outputs"
