@@ -4,10 +4,11 @@ refills it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rrgdb import native
-from rrgdb.kernel.address_space import SYSCALL_BUFFER_ADDR
+from rrgdb.kernel.address_space import PROT_EXEC, SYSCALL_BUFFER_ADDR, read_maps
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
 from rrgdb.syscall_numbers import NUMBERS
@@ -31,6 +32,16 @@ UNTRACED_STUB = 0x70000010  # `syscall; ret` in the scratch page; seccomp lets i
 PR_SET_SECCOMP = 22
 ABANDONED = -512  # ERESTARTSYS, which user space never sees: "retry this call traced"
 _RESTART_CODES = {-512, -513, -514, -516}  # ERESTARTSYS, -NOINTR, -NOHAND, _RESTARTBLOCK
+HOOK_SEARCH = 4096  # bytes above the stack pointer in a buffered call that hold the hook's
+#                    frame (the library's frames below it take ~420 bytes at most)
+TRAMPOLINE_SIZE = 128  # stubs/patch.c: the slots the patched sites jump to
+#: how the code entering the hook starts, in a trampoline slot and in hooked() alike:
+#: lea -128(%rsp),%rsp (past the red zone); lea <resume>(%rip),%r11; push %r11; ...; call
+HOOK_ENTRY = bytes.fromhex("488d642480") + bytes.fromhex("4c8d1d")
+TRAMPOLINE_CALL_END = 24  # bytes from that lea to the end of the call, in a trampoline
+WRAPPER_CALL_END = 19  # and in hooked()
+SITE_LENGTHS = (7, 8, 10)  # stubs/patch.c: MOV, CMP and XOR sites, from jump to resume
+JMP_REL32 = 0xE9
 
 
 def preload_library() -> Path:
@@ -209,3 +220,53 @@ def _abandon(task: Task, regs: Registers) -> None:
     regs.rax = ABANDONED
     regs.orig_rax = -1  # not in a syscall any more: the kernel does not restart it
     task.set_regs(regs)
+
+
+def buffered_call(task: Task, pc: int, rsp: int, read_code: Callable[[int, int], bytes]
+                  ) -> tuple[int, int] | None:
+    """Inside a buffered call (the thread at pc and rsp in the preload library's code):
+    where the code that made it entered the buffer's code (call_site) and the address it
+    resumes at once the call is done. Read off the hook's frame: the nearest pair of
+    words above rsp that are a return address after a call of the hook and the resume
+    address that call pushed; None if there is none. read_code reads code as the program
+    has it (without the debugger's int3s)."""
+    maps = read_maps(task.tid)
+    path = next((m.path for m in maps if m.start <= pc < m.end), None)
+    # (the trampolines are a mapping of their own: the library's set-up mprotects them)
+    library = [(m.start, m.end) for m in maps if m.path == path and m.prot & PROT_EXEC]
+    stack = task.read(rsp, HOOK_SEARCH)
+    words = [int.from_bytes(stack[i:i + 8], "little") for i in range(0, len(stack) - 7, 8)]
+    for return_address, resume in zip(words, words[1:], strict=False):
+        if any(start <= return_address < end for start, end in library):
+            site = call_site(read_code, return_address, resume)
+            if site is not None:
+                return site, resume
+    return None
+
+
+def call_site(read_code: Callable[[int, int], bytes], return_address: int, resume: int
+              ) -> int | None:
+    """Where the code that made a buffered call entered the buffer's code, from the hook's
+    return address and the caller's resume address: the jump of a patched site (in libc)
+    to its trampoline, or the start of the hook's call in an exported wrapper (hooked()),
+    where the stack is still as the wrapper's unwind information says. None if
+    return_address does not follow such a call."""
+    slot = return_address - TRAMPOLINE_CALL_END
+    if slot % TRAMPOLINE_SIZE == 0 and _enters_hook(read_code, slot, resume):
+        for length in SITE_LENGTHS:
+            code = read_code(resume - length, 5)
+            if (len(code) == 5 and code[0] == JMP_REL32
+                    and resume - length + 5 + int.from_bytes(code[1:], "little", signed=True)
+                    == slot):
+                return resume - length
+        return slot
+    start = return_address - WRAPPER_CALL_END
+    return start if _enters_hook(read_code, start, resume) else None
+
+
+def _enters_hook(read_code: Callable[[int, int], bytes], at: int, resume: int) -> bool:
+    """Whether the code at `at` starts a call of the hook that resumes at resume."""
+    code = read_code(at, len(HOOK_ENTRY) + 4)
+    end = at + len(code)
+    return (len(code) == len(HOOK_ENTRY) + 4 and code.startswith(HOOK_ENTRY)
+            and end + int.from_bytes(code[-4:], "little", signed=True) == resume)

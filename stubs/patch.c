@@ -139,7 +139,11 @@ TRACED_STUB(rrgdb_traced_cmp4095, -4095);
 /* The trampolines: MAX_SITES slots of this library's own code (16 pages of int3 until the
  * constructor writes them, see write_trampoline), so that a debugger finds a symbol and
  * unwind information there: `next` over a patched site steps over its trampoline as over
- * a call, and a backtrace from inside one reaches the program. Every slot has the same
+ * a call, and a backtrace from inside one reaches the program. Each slot is a function
+ * of its own (rrgdb_trampoline_N): gdb's reverse-step, back from a site's end into the
+ * slot's last jump, runs back to the start of the function it is in before it steps out
+ * to the site, and with one symbol for the whole area it went back to the area's start,
+ * which the call had never run, and on to an earlier stop. Every slot has the same
  * layout, so one set of rules describes them all: the CFA is the stack pointer plus what
  * the slot has pushed or skipped so far (0, then the red zone, then the resume address,
  * then 0 again), and the caller resumes at the site's end, which the rule reads from the
@@ -162,9 +166,17 @@ __asm__(".pushsection .text.rrgdb_trampolines,\"ax\",@progbits\n"
         ".balign 4096\n"
         ".globl rrgdb_trampolines\n"
         ".hidden rrgdb_trampolines\n"
-        ".type rrgdb_trampolines,@function\n"
         "rrgdb_trampolines:\n"
+        ".altmacro\n"
+        ".macro rrgdb_trampoline_symbol n\n" /* rrgdb_trampoline_N: slot N */
+        "rrgdb_trampoline_\\n:\n"
+        "    .type rrgdb_trampoline_\\n,@function\n"
+        "    .size rrgdb_trampoline_\\n," RRGDB_STR(TRAMPOLINE_SIZE) "\n"
+        ".endm\n"
+        ".set .Lrrgdb_slot,0\n"
         ".rept " RRGDB_STR(MAX_SITES) "\n"
+        "    rrgdb_trampoline_symbol %.Lrrgdb_slot\n"
+        "    .set .Lrrgdb_slot,.Lrrgdb_slot+1\n"
         "    .cfi_startproc simple\n"
         "    .cfi_def_cfa %rsp, 0\n"
         "    " TRAMPOLINE_CFI_RIP
@@ -184,7 +196,7 @@ __asm__(".pushsection .text.rrgdb_trampolines,\"ax\",@progbits\n"
         "    .fill 68,1,0xcc\n"  /* 60: (MOV) jmp <the site's syscall> */
         "    .cfi_endproc\n"
         ".endr\n"
-        ".size rrgdb_trampolines, .-rrgdb_trampolines\n"
+        ".noaltmacro\n"
         ".popsection\n");
 __attribute__((visibility("hidden"))) extern uint8_t rrgdb_trampolines[];
 

@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 from rrgdb import native, syscallbuf
 from rrgdb.kernel.address_space import MAP_PRIVATE, memory_hash, read_maps
-from rrgdb.kernel.breakpoints import INT3, Breakpoints, WatchKind, Watchpoint
+from rrgdb.kernel.breakpoints import DR7, INT3, Breakpoints, WatchKind, Watchpoint
 from rrgdb.kernel.cpuid import CPUID, complete_cpuid, set_cpuid_faulting
 from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.remote_syscalls import (
@@ -153,6 +153,12 @@ class Interruption:
     watch: Watchpoint | None = None
     signo: int = 0
     tid: int = 0  # the recorded tid of the thread that stopped
+    #: a watchpoint stop where a buffered call returned (see _out_of_buffered_call): where
+    #: the program's code entered that call, 0 otherwise
+    call_site: int = 0
+    #: the thread stands on an armed int3 it has not run: the next advance reports that
+    #: breakpoint's hit (the watchpoint stop came first, as the CPU's would)
+    before_breakpoint: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,7 +401,7 @@ class ReplaySession:
         of one instruction interrupts the arrival. A completed single step that ends
         with an event (a syscall instruction) also returns Trap.STEP."""
         result = self._advance(step)
-        self._seen = result.tid if result is not None else 0
+        self._seen = result.tid if result is not None and not result.before_breakpoint else 0
         self._suspend_breakpoints_while_patching()
         return result
 
@@ -464,6 +470,11 @@ class ReplaySession:
             if over_breakpoint:
                 self.breakpoints.reinsert(task)
             trap = self._classify(task, stop, frame, step)
+            if trap is not None and trap.trap is Trap.WATCHPOINT and not step:
+                out = self._out_of_buffered_call(task, frame)
+                if out is not None:
+                    trap = Interruption(Trap.WATCHPOINT, trap.watch, tid=tid, call_site=out[0],
+                                        before_breakpoint=out[1])
             if (preempt and trap is not None and trap.trap is Trap.STEP
                     and self._at_preemption(task, frame)):
                 self._arrived.add(tid)  # the step ended at the moment: it is applied
@@ -505,6 +516,50 @@ class ReplaySession:
         if followed and isinstance(frame, SyscallFrame) and self._catches(frame):
             return Interruption(Trap.SYSCALL_RETURN, tid=tid)
         return Interruption(Trap.STEP, tid=tid) if step else None
+
+    def _out_of_buffered_call(self, task: Task, frame: Frame) -> tuple[int, bool] | None:
+        """After a watchpoint fired in a buffered call (the preload library copying the
+        recorded output into the program's memory, where without the buffer the kernel
+        writes and _watch_written_by reports the stop after the syscall): runs the thread
+        on, with the watchpoints off, to where the call returns to the code that made it,
+        so that gdb sees the stop there in both kinds of recording, or to an armed
+        breakpoint on the way (a mark or a step of the debugger's may be inside the call),
+        before its int3. Returns where that code entered the call (syscallbuf.call_site: a
+        reverse search stops there, as at the syscall instruction without the buffer) and
+        whether the thread stands on an armed breakpoint; None, leaving the thread where
+        it is, outside a buffered call."""
+        regs = task.regs()
+        if not syscallbuf.in_call(task):
+            return None
+        bps = self.breakpoints
+        found = syscallbuf.buffered_call(task, regs.rip, regs.rsp,
+                                         lambda addr, n: bps.shadow(addr, task.read(addr, n)))
+        if found is None:
+            return None
+        site, resume = found
+        temporary = resume not in bps.software
+        original = task.read(resume, 1)
+        task.set_debugreg(DR7, 0)
+        if temporary:
+            task.write(resume, INT3)
+        try:
+            while True:
+                stop = resume_keeping_sigtrap(task, native.PTRACE_SYSEMU)
+                if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
+                    continue  # a replayed child really exited
+                regs = task.regs()
+                if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP
+                        and regs.rip - 1 in (resume, *bps.software)):
+                    raise self._diverged(frame, "a buffered call did not return to its "
+                                         f"caller at {resume:#x}: {_describe(stop)}")
+                regs.rip -= 1
+                task.set_regs(regs)
+                break
+        finally:
+            if temporary:
+                task.write(resume, original)
+        bps.apply_debug_registers(task)
+        return site, regs.rip in bps.software
 
     def _catches(self, frame: Frame) -> bool:
         """Whether frame is a syscall (or its entry) that stop_at_syscalls catches."""

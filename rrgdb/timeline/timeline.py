@@ -559,10 +559,27 @@ class ReplayTimeline:
                     self._replay_scan_to(cp, end, hits)
                 if result.trap is Trap.WATCHPOINT:
                     self._note_thread(_outcome(result))  # step back in the writing thread
-                    self._reverse_stepi(keep_window=False)
+                    if result.call_site:
+                        self._back_to_call(result.call_site)
+                    else:
+                        self._reverse_stepi(keep_window=False)
                     return Outcome("watchpoint", watch=result.watch, tid=result.tid)
                 return _outcome(result)
             end = cp.mark
+
+    def _back_to_call(self, site: int) -> None:
+        """From a watchpoint stop where a buffered call returned, back to the moment its
+        caller entered it at site (no event comes in between): the last visit of site
+        before now, as the stop for a traced syscall's write goes back to the syscall
+        instruction."""
+        end = self.mark()
+        cp = self._checkpoint_before(end) or self.checkpoints[0]
+        anchors = frozenset({site, end.pc})
+        self._to_boundary(cp, end.applied)
+        hits = self._run_to(end, anchors=anchors)
+        self._to_boundary(cp, end.applied)
+        self._run_to_hit(anchors, hits)
+        self._restore_user_breakpoints()
 
     def _waiting_on_breakpoint(self) -> int:
         """A thread, other than the current one, that stands on a breakpoint at this
