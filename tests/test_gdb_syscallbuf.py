@@ -66,6 +66,7 @@ def _essence(output: str) -> str:
     """What a command printed, without addresses and gdb's value-history numbers."""
     text = re.sub(r"^Reading .* from remote target\.\.\.\n", "", output, flags=re.MULTILINE)
     text = re.sub(r"0x[0-9a-f]+", "ADDR", text)
+    text = re.sub(r"\(process \d+\)", "(process PID)", text)
     text = re.sub(r"^\$\d+ = ", "= ", text, flags=re.MULTILINE)
     return re.sub(r"@@ (\S+ \d+) \S+", r"@@ \1", text).strip()
 
@@ -401,3 +402,39 @@ def test_reverse_stepi_after_stepping_out_of_the_buffers_hook(tmp_path: Path) ->
         assert "E01" not in t[index] and "Program stopped" not in t[index], t.context(index)
     assert t.value(at_back) != t.value(at), t.context()
     assert t.value(again) == t.value(at), t.context()
+
+
+def test_reverse_execution_across_a_vfork_whose_child_gives_the_buffer_back(
+        tmp_path: Path) -> None:
+    """Stopped between a vfork's return and the parent's next syscall, where the buffer
+    comes back (the child has exited; replay switches it on at that syscall's arrival), a
+    checkpoint taken there must carry that pending switch: a reverse-continue to the stop,
+    and a restart from a checkpoint made there (`run c1`, which runs on to the end),
+    replay the buffered stats after it as recorded. Same stops and values with and
+    without the buffer. A reverse-continue from the end also skipped the stop where such
+    a checkpoint stands (its scan started on the breakpoint and stepped over it)."""
+    binary = tmp_path / "vfork_reverse"
+    compile_program(PROGRAMS_DIR / "vfork_reverse.c", binary, "O0", ())
+    sessions = []
+    for options in ([], ["--no-syscallbuf"]):
+        rec = _recording(binary, tmp_path / f"trace{''.join(options)}", options,
+                         name="vfork_reverse")
+        s = GdbScript()
+        s(f"break vfork_reverse.c:{rec.line('after-vfork')}")
+        shown = []
+        for _ in range(3):
+            shown += [s("continue"), s("where-line"), s("print round"), s("print total")]
+        s("monitor checkpoint")  # c1, in the window
+        shown += [s("continue")]
+        shown += [s("reverse-continue"), s("where-line"), s("print round"), s("print total")]
+        shown += [s("reverse-continue"), s("where-line"), s("print round")]
+        s("delete")
+        shown += [s("continue"), s("run c1")]  # run: from c1 on to the end
+        sessions.append(_shown(s, shown, rec, tmp_path / f"log{''.join(options)}"))
+    with_buffer, without = sessions
+    _assert_same(with_buffer, without)
+    joined = "\n".join(with_buffer)
+    assert with_buffer[10:12] == ["= 2", "= 2001"], joined  # the third stop
+    assert with_buffer[15:17] == ["= 2", "= 2001"], joined  # back at it from the end
+    assert with_buffer[19] == "= 1", joined
+    assert "SIGKILL" in with_buffer[20] and "SIGKILL" in with_buffer[21], joined

@@ -565,6 +565,13 @@ class ReplayTimeline:
                         self._reverse_stepi(keep_window=False)
                     return Outcome("watchpoint", watch=result.watch, tid=result.tid)
                 return _outcome(result)
+            if not cp.mark.at_end and cp.mark.pc in self.user_breakpoints:
+                # the scan started on this breakpoint and stepped over it, and a scan that
+                # ends here stops short of it: a hit where the checkpoint stands (one made
+                # at a breakpoint stop) is the latest before [cp, end)
+                self._resume_from(cp)
+                self._restore_user_breakpoints()
+                return Outcome("breakpoint", tid=cp.mark.tid)
             end = cp.mark
 
     def _back_to_call(self, site: int) -> None:
