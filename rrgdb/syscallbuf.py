@@ -10,6 +10,12 @@ from pathlib import Path
 from rrgdb import native
 from rrgdb.kernel.address_space import PROT_EXEC, SYSCALL_BUFFER_ADDR, read_maps
 from rrgdb.kernel.registers import Registers
+from rrgdb.kernel.remote_syscalls import (
+    RETURN_STUB,
+    TRAPPING_STUB,
+    UNTRACED_STUB,
+    replaying_stub,
+)
 from rrgdb.kernel.task import Task
 from rrgdb.syscall_numbers import NUMBERS
 
@@ -20,6 +26,7 @@ DISABLED = BUFFER_ADDR + 5
 SEQ = BUFFER_ADDR + 8  # u32: buffered calls so far
 TRAP_AT = BUFFER_ADDR + 12  # u32: calls from this ordinal on are traced
 LOCKED = BUFFER_ADDR + 6  # u8: a buffered call is between its start and its record
+RETURNS = BUFFER_ADDR + 7  # u8: the library calls RETURN_STUB as a replayed call returns
 SIGMASK = BUFFER_ADDR + 16  # u64: the mask buffered rt_sigprocmask calls left, or NO_MASK
 FIELDS = 24  # bytes of the header's fields above
 STDIO_FDS = BUFFER_ADDR + FIELDS  # bit n: fd n is rrgdb's stdout or stderr (stdio_fd())
@@ -28,7 +35,14 @@ RECORDS = STDIO_FDS + STDIO_FD_LIMIT // 8
 NO_MASK = 2**64 - 1
 _NO_MASK_BYTES = NO_MASK.to_bytes(8, "little")
 PREFIX = 8  # a FlushFrame's data: trap_at (u32), reserved (u32), then the records
-UNTRACED_STUB = 0x70000010  # `syscall; ret` in the scratch page; seccomp lets it through
+RECORD_HEADER = 16  # a record: result (i64), number (u32), size (u32), output; 8-aligned
+# where a buffered call stands at a trapping stub's syscall stop -> whether it is the return
+CATCH_STOPS = {UNTRACED_STUB + 2: False, RETURN_STUB + 2: True}
+STUBS = range(UNTRACED_STUB, RETURN_STUB + 0x10)  # the code trap_calls() rewrites
+# where no int3 may go: inside an instruction of one of the stubs' two forms (their first
+# bytes start an instruction in both)
+STUB_INSIDES = frozenset(range(UNTRACED_STUB + 1, UNTRACED_STUB + 0x10)) | frozenset(
+    range(RETURN_STUB + 1, RETURN_STUB + 0x10))
 PR_SET_SECCOMP = 22
 ABANDONED = -512  # ERESTARTSYS, which user space never sees: "retry this call traced"
 _RESTART_CODES = {-512, -513, -514, -516}  # ERESTARTSYS, -NOINTR, -NOHAND, _RESTARTBLOCK
@@ -270,3 +284,45 @@ def _enters_hook(read_code: Callable[[int, int], bytes], at: int, resume: int) -
     end = at + len(code)
     return (len(code) == len(HOOK_ENTRY) + 4 and code.startswith(HOOK_ENTRY)
             and end + int.from_bytes(code[-4:], "little", signed=True) == resume)
+
+
+def recorded_calls(data: bytes) -> list[tuple[int, int]]:
+    """(number, result) of each buffered call of a FlushFrame's data."""
+    calls, at = [], PREFIX
+    while at + RECORD_HEADER <= len(data):
+        result = int.from_bytes(data[at:at + 8], "little", signed=True)
+        number = int.from_bytes(data[at + 8:at + 12], "little")
+        size = int.from_bytes(data[at + 12:at + 16], "little")
+        calls.append((number, result))
+        at += max(size + 7 & ~7, RECORD_HEADER)
+    return calls
+
+
+def current_call(task: Task) -> tuple[int, int]:
+    """Replay side, inside a buffered call: (number, recorded result) of the record the
+    library is using (the one at pos)."""
+    pos = int.from_bytes(task.read_exact(POS, 4), "little")
+    record = task.read_exact(RECORDS + pos, RECORD_HEADER)
+    return (int.from_bytes(record[8:12], "little"),
+            int.from_bytes(record[:8], "little", signed=True))
+
+
+def reports_returns(task: Task) -> bool:
+    """Whether the process's library calls RETURN_STUB as each replayed call returns (one
+    built before it did not: its buffered calls cannot be caught)."""
+    return task.read(RETURNS, 1) == b"\x01"
+
+
+def calls_trap(task: Task) -> bool:
+    """Whether the stubs are in the form trap_calls(task, True) gave them."""
+    return task.read(UNTRACED_STUB, 2) == TRAPPING_STUB[:2]
+
+
+def trap_calls(task: Task, trap: bool) -> None:
+    """Replay side: makes the scratch page's two stubs make a syscall (trap), so that
+    under PTRACE_SYSEMU each buffered call stops at its entry (UNTRACED_STUB + 2: rax
+    -ENOSYS, orig_rax its number) and as it returns, its outputs written (RETURN_STUB + 2),
+    or gives them back the form that makes none. Either way they leave the same registers
+    once the replayer sets rax back to orig_rax at those stops (what the library passed)."""
+    for stub in (UNTRACED_STUB, RETURN_STUB):
+        task.write(stub, TRAPPING_STUB if trap else replaying_stub(stub))

@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #pragma GCC target("general-regs-only")
+#pragma GCC optimize("omit-frame-pointer") /* the stack pointer is the CFA's base: untraced() */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -62,7 +63,10 @@
 static struct rrgdb_syscallbuf *buffer;
 
 /* A syscall through the untraced stub in rrgdb's scratch page. The caller may be a leaf
- * function using the red zone, which the call would overwrite: skip it. */
+ * function using the red zone, which the call would overwrite: skip it (and say so in the
+ * unwind information, so that a debugger stopped in the stub, at a caught buffered call in
+ * replay, finds the callers: the function's own CFA is the stack pointer plus an offset,
+ * the library being built without a frame pointer). */
 static long untraced(long nr, long a, long b, long c, long d, long e, long f)
 {
     register long rax __asm__("rax") = nr;
@@ -73,8 +77,10 @@ static long untraced(long nr, long a, long b, long c, long d, long e, long f)
     register long r8 __asm__("r8") = e;
     register long r9 __asm__("r9") = f;
     __asm__ volatile("lea -128(%%rsp),%%rsp\n\t"
+                     ".cfi_adjust_cfa_offset 128\n\t"
                      "call *%[stub]\n\t"
-                     "lea 128(%%rsp),%%rsp"
+                     "lea 128(%%rsp),%%rsp\n\t"
+                     ".cfi_adjust_cfa_offset -128"
                      : "+r"(rax)
                      : [stub] "r"((long)RRGDB_UNTRACED_STUB), "r"(rdi), "r"(rsi), "r"(rdx),
                        "r"(r10), "r"(r8), "r"(r9)
@@ -149,6 +155,23 @@ static struct rrgdb_record *begin(size_t out_bytes)
     return (struct rrgdb_record *)(b->data + b->pos);
 }
 
+/* Replay only: the call whose record is at pos has returned, its outputs written. The
+ * return stub makes no syscall unless gdb catches syscalls: the replayer then stops there
+ * (rax = nr at the syscall) and shows the recorded result. Inside the locked stretch, where
+ * no event is ever placed, so record and replay may run different instructions. */
+static void returned(long nr)
+{
+    register long rax __asm__("rax") = nr;
+    __asm__ volatile("lea -128(%%rsp),%%rsp\n\t"
+                     ".cfi_adjust_cfa_offset 128\n\t"
+                     "call *%[stub]\n\t"
+                     "lea 128(%%rsp),%%rsp\n\t"
+                     ".cfi_adjust_cfa_offset -128"
+                     : "+r"(rax)
+                     : [stub] "r"((long)RRGDB_RETURN_STUB)
+                     : "rcx", "r11", "memory");
+}
+
 static long finish(struct rrgdb_record *r, long nr, long ret, size_t out_bytes)
 {
     struct rrgdb_syscallbuf *b = buffer;
@@ -156,6 +179,8 @@ static long finish(struct rrgdb_record *r, long nr, long ret, size_t out_bytes)
         r->ret = ret;
         r->syscallno = (uint32_t)nr;
         r->size = (uint32_t)(sizeof *r + out_bytes);
+    } else {
+        returned(nr);
     }
     b->pos += (r->size + 7) & ~7u;
     b->locked = 0;
@@ -785,6 +810,7 @@ __attribute__((constructor)) static void rrgdb_syscallbuf_init(void)
     buffer = at;
     buffer->trap_at = UINT32_MAX;
     buffer->sigmask = UINT64_MAX;
+    buffer->returns = 1;
     patch_syscall_sites();
 }
 

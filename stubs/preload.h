@@ -10,6 +10,12 @@
 /* In rrgdb's scratch page. Record: syscall; mov $0x246,%r11d; ret. Replay: the same
  * registers without the syscall: mov $0x70000012,%ecx; mov $0x246,%r11d; ret. */
 #define RRGDB_UNTRACED_STUB 0x70000010UL
+/* In the scratch page too, replay only: the library calls it as a buffered call returns,
+ * its outputs written (finish). Normally the same registers as the untraced stub's
+ * replay form (mov $0x70000022,%ecx; mov $0x246,%r11d; ret); while gdb catches syscalls
+ * the replayer makes both stubs `syscall; mov $0x246,%r11d; ret`, to stop at a buffered
+ * call's entry and return (rrgdb/syscallbuf.py). */
+#define RRGDB_RETURN_STUB 0x70000020UL
 /* rrgdb's injection site at the start of the scratch page: syscall; int3. */
 #define RRGDB_INJECTION_SITE 0x70000000UL
 /* The result the recorder gives a buffered call it stopped while blocked (ERESTARTSYS,
@@ -24,7 +30,7 @@ struct rrgdb_syscallbuf {
     uint8_t in_replay;  /* set by the replayer */
     uint8_t disabled;   /* set by rrgdb when buffering must stop (threads, vfork) */
     uint8_t locked;     /* a call is between begin and finish (signal handlers) */
-    uint8_t pad;
+    uint8_t returns;    /* set by the constructor: this library calls RRGDB_RETURN_STUB */
     uint32_t seq;       /* buffered calls made so far */
     uint32_t trap_at;   /* calls from this ordinal on are traced (set by the recorder when
                            it holds a signal back; replayed from the FlushFrame prefix) */

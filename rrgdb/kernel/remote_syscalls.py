@@ -23,11 +23,24 @@ SCRATCH_DATA = SCRATCH_ADDR + 0x100
 # offset 0: the injection site (syscall; int3); offset 0x10: the preload library's
 # untraced stub, the one site its seccomp filter lets through: when recording
 # `syscall; mov $0x246,%r11d; ret`; when replaying, the same registers without the syscall
-# (rcx = the address after `syscall`, as the instruction leaves it).
+# (rcx = the address after `syscall`, as the instruction leaves it). Offset 0x20, replay
+# only: the stub the library calls as a buffered call returns, in the same form. While gdb
+# catches syscalls, replay gives both stubs the recording's form (TRAPPING_STUB): their
+# syscall stops are a buffered call's entry and return (rrgdb/syscallbuf.py).
+UNTRACED_STUB, RETURN_STUB = SCRATCH_ADDR + 0x10, SCRATCH_ADDR + 0x20
 _INJECTION_SITE = b"\x0f\x05\xcc".ljust(0x10, b"\xcc")
 _R11_CONSTANT = b"\x41\xbb\x46\x02\x00\x00\xc3"
+TRAPPING_STUB = (b"\x0f\x05" + _R11_CONSTANT).ljust(12, b"\xcc")
+
+
+def replaying_stub(stub: int) -> bytes:
+    """`mov $stub+2,%ecx; mov $0x246,%r11d; ret`: a syscall's registers without it."""
+    return b"\xb9" + (stub + 2).to_bytes(4, "little") + _R11_CONSTANT
+
+
 SCRATCH_CODE_RECORD = _INJECTION_SITE + b"\x0f\x05" + _R11_CONSTANT
-SCRATCH_CODE_REPLAY = _INJECTION_SITE + b"\xb9\x12\x00\x00\x70" + _R11_CONSTANT
+SCRATCH_CODE_REPLAY = (_INJECTION_SITE + replaying_stub(UNTRACED_STUB).ljust(0x10, b"\xcc")
+                       + replaying_stub(RETURN_STUB))
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20

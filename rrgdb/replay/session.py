@@ -214,6 +214,10 @@ class ReplaySession:
         # which syscall numbers of the followed process report Trap.SYSCALL_ENTRY at their
         # entry and Trap.SYSCALL_RETURN once applied (gdb's catch syscall; None: none)
         self.stop_at_syscalls: Callable[[int], bool] | None = None
+        # the syscall numbers whose buffered calls the followed process's scratch stubs
+        # stop at (gdb's catch syscall, whatever the operation; see catch_buffered_calls)
+        self._buffered_catch: Callable[[int], bool] | None = None
+        self._stubs_trap = False  # those stubs are in their trapping form now
         self._signal_reported = -1  # frame index whose signal was reported already
         # the thread whose position is the last stop advance() reported (0: none since it
         # or an event moved on): resuming from there steps over a breakpoint at its pc;
@@ -248,6 +252,42 @@ class ReplaySession:
         if not self.frames or not isinstance(self.frames[0], ExecFrame):
             raise DivergenceError("the trace does not start with an exec event")
         self._patching = _patching_windows(self.frames)
+
+    def catch_buffered_calls(self, catch: Callable[[int], bool] | None) -> None:
+        """Makes the buffered calls whose numbers catch accepts stop at their entry and
+        return in the followed process (None: no stops, replay at full speed). Those stops
+        are reported as Trap.SYSCALL_ENTRY and Trap.SYSCALL_RETURN when stop_at_syscalls
+        accepts them too, and end a single step that reaches them; otherwise replay goes
+        on from them. The stubs trap only while records of such calls wait to be used."""
+        self._buffered_catch = catch
+        self._trap_buffered_calls()
+
+    def _trap_buffered_calls(self) -> None:
+        """Gives the followed process's stubs the form the pending records need: trapping
+        while one of them is a call _buffered_catch accepts (and the library reports
+        returns), else making no syscall. Left as they are while a thread stands in them."""
+        task, catch = self.task, self._buffered_catch
+        if task is None or (catch is None and not self._stubs_trap):
+            return
+        trap = catch is not None and any(
+            result != syscallbuf.ABANDONED and catch(number)
+            for tid in self._buffered if tid in self.tasks and self._followed(self.tasks[tid])
+            for number, result in syscallbuf.recorded_calls(self._pending_flush(tid).data))
+        if trap == self._stubs_trap or (trap and not syscallbuf.reports_returns(task)):
+            return
+        if any(t.regs().rip in syscallbuf.STUBS for _, t in self.followed_tasks()):
+            return
+        self.breakpoints.lift(task)  # (one at a stub's start, where both forms begin)
+        syscallbuf.trap_calls(task, trap)
+        self.breakpoints.reinsert(task)
+        self._stubs_trap = trap
+
+    def _pending_flush(self, tid: int) -> FlushFrame:
+        """The FlushFrame whose records thread tid is using (its latest event)."""
+        frame = next(self.frames[i] for i in range(self.applied - 1, -1, -1)
+                     if self.frames[i].tid == tid)
+        assert isinstance(frame, FlushFrame)
+        return frame
 
     def follow(self, pid: int, at_fork: bool = False) -> None:
         """Makes the debugger follow recorded process pid instead of the first one: from
@@ -394,6 +434,9 @@ class ReplaySession:
         if followed:
             self.breakpoints.reinsert(task)
             self.breakpoints.apply_debug_registers(task)
+        # (its stubs trap if they did in the snapshot: a thread may stand in them)
+        self._stubs_trap = followed and syscallbuf.calls_trap(task)
+        self._trap_buffered_calls()
 
     # -- running ----------------------------------------------------------------------
     def advance(self, step: bool = False) -> Interruption | None:
@@ -449,6 +492,8 @@ class ReplaySession:
             if not self._needs_running(frame):
                 self._arrived.add(tid)
                 break
+            if followed and self._stubs_trap:
+                self._leave_stub(task)
             rip = task.regs().rip if followed else 0
             over_breakpoint = followed and rip in self.breakpoints.software
             if over_breakpoint and self._seen != tid:
@@ -469,6 +514,13 @@ class ReplaySession:
             self._seen = 0  # it moved
             if over_breakpoint:
                 self.breakpoints.reinsert(task)
+            if followed and self._stubs_trap and stop.kind is StopKind.SYSCALL:
+                regs = task.regs()
+                if regs.rip in syscallbuf.CATCH_STOPS:
+                    trap = self._at_buffered_call(task, regs, tid, step)
+                    if trap is not None:
+                        return trap
+                    continue
             trap = self._classify(task, stop, frame, step)
             if trap is not None and trap.trap is Trap.WATCHPOINT and not step:
                 out = self._out_of_buffered_call(task, frame)
@@ -507,6 +559,8 @@ class ReplaySession:
         self._arrived.discard(tid)  # (an application may leave it at the next arrival)
         self._apply(task, frame)
         self.applied += 1
+        if isinstance(frame, FlushFrame):
+            self._trap_buffered_calls()
         self._maybe_begin_following()
         if isinstance(frame, ExecFrame) and followed and self.stop_at_exec:
             return Interruption(Trap.EXEC, tid=tid)
@@ -561,6 +615,34 @@ class ReplaySession:
         bps.apply_debug_registers(task)
         return site, regs.rip in bps.software
 
+    @staticmethod
+    def _leave_stub(task: Task) -> None:
+        """Before a thread that stands at a trapping stub's syscall stop runs on: rax as
+        the stub leaves it when it makes no syscall (the number the library passed), so
+        that what follows is the same whether the stubs trapped or not."""
+        regs = task.regs()
+        if regs.rip in syscallbuf.CATCH_STOPS and regs.rax != regs.orig_rax:
+            regs.rax = regs.orig_rax
+            task.set_regs(regs)
+
+    def _at_buffered_call(self, task: Task, regs: Registers, tid: int, step: bool
+                          ) -> Interruption | None:
+        """A thread stopped at a trapping stub: the entry of a buffered call (rax -ENOSYS,
+        orig_rax its number, its outputs not written yet) or its return (rax set to the
+        recorded result now, its outputs written). Reported when stop_at_syscalls catches
+        the call (one the recorder abandoned, made again traced, is caught there), as a
+        step's end when stepping; None: replay goes on."""
+        returning = syscallbuf.CATCH_STOPS[regs.rip]
+        number, result = syscallbuf.current_call(task)
+        if returning:
+            regs.rax = result
+            task.set_regs(regs)
+        catch = self.stop_at_syscalls
+        if catch is not None and result != syscallbuf.ABANDONED and catch(number):
+            return Interruption(Trap.SYSCALL_RETURN if returning else Trap.SYSCALL_ENTRY,
+                                tid=tid)
+        return Interruption(Trap.STEP, tid=tid) if step else None
+
     def _catches(self, frame: Frame) -> bool:
         """Whether frame is a syscall (or its entry) that stop_at_syscalls catches."""
         return (self.stop_at_syscalls is not None
@@ -591,6 +673,7 @@ class ReplaySession:
                                  f"records, not the {expected} recorded")
         if mask is not None:
             native.set_sigmask(task.tid, mask)
+        self._trap_buffered_calls()  # before the event: a fork's child copies the stubs
 
     def _at_preemption(self, task: Task, frame: PreemptFrame) -> bool:
         """Whether the task is at the moment frame recorded (registers, then memory)."""
@@ -1140,6 +1223,8 @@ class ReplaySession:
         if stop.kind is not StopKind.SYSCALL:
             raise self._diverged(frame, f"expected the execve exit, got {_describe(stop)}")
         map_scratch_page(task, replay=True)
+        if task is self.task:
+            self._stubs_trap = False
         if self.reader.version >= ALTSTACK_OFF_SINCE:
             disable_alternate_stack(task)  # as the recorder did
         if self._cpuid_faulting:

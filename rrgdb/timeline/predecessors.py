@@ -12,6 +12,7 @@ can be read off the code and the stack:
 - a return address just returned to (the slot the return popped still holds it): one of
   the called function's ret instructions led there (found by disassembling it);
 - where a syscall left its thread: the two-byte syscall instruction just before;
+- inside one of the syscall buffer's stubs: the `call *%reg` that entered it;
 - any point of a function the file's symbols describe: the instruction before it in the
   code and the jumps and calls to it (found by disassembling the function).
 
@@ -25,7 +26,9 @@ import bisect
 import functools
 from collections.abc import Callable
 
+from rrgdb import syscallbuf
 from rrgdb.kernel.address_space import PROT_EXEC, MapsEntry
+from rrgdb.kernel.registers import Registers
 from rrgdb.kernel.task import Task
 
 _MASK = (1 << 64) - 1
@@ -73,6 +76,20 @@ def call_site(task: Task, pc: int, rsp: int) -> int | None:
     ret = _u64(task, rsp)
     call = None if ret is None else _call_before(task, ret)
     return call[0] if call is not None and call[1] == pc else None
+
+
+def stub_call_site(task: Task, regs: Registers) -> int | None:
+    """The `call *%reg` that entered one of the syscall buffer's stubs in rrgdb's scratch
+    page (a thread inside one, at a caught buffered call): the return address on top of
+    the stack follows it."""
+    if regs.rip not in syscallbuf.STUBS or (ret := _u64(task, regs.rsp)) is None:
+        return None
+    code = task.read(ret - 3, 3)
+    if len(code) != 3 or code[2] & 0xF8 != 0xD0:
+        return None
+    if code[:2] == b"\x41\xff":  # (r8-r15)
+        return ret - 3
+    return ret - 2 if code[1] == 0xFF else None
 
 
 STACK_SLOTS_SEARCHED = 32  # for the return address of the function the present is in

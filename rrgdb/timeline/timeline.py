@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rrgdb import syscallbuf
 from rrgdb.kernel.address_space import MapsEntry, read_maps
 from rrgdb.kernel.breakpoints import Watchpoint
 from rrgdb.kernel.registers import Registers
@@ -37,6 +38,7 @@ from rrgdb.timeline.predecessors import (
     preceding_instructions,
     returned_from,
     returns_in,
+    stub_call_site,
     syscall_site,
 )
 from rrgdb.trace import FlushFrame, SyscallEntryFrame, SyscallFrame
@@ -125,7 +127,7 @@ class ReplayTimeline:
         self._progress_at = 0.0
         self._op_started = 0.0  # when the running reverse operation began
         # syscall numbers that stop continues both ways (gdb's catch syscall; None: none)
-        self.catch_syscalls: Callable[[int], bool] | None = None
+        self._catch_syscalls: Callable[[int], bool] | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self, follow: int = 0, at_fork: bool = False) -> None:
@@ -177,6 +179,17 @@ class ReplayTimeline:
     @property
     def finished(self) -> bool:
         return self.session.finished
+
+    @property
+    def catch_syscalls(self) -> Callable[[int], bool] | None:
+        return self._catch_syscalls
+
+    @catch_syscalls.setter
+    def catch_syscalls(self, catch: Callable[[int], bool] | None) -> None:
+        """The buffered calls of those numbers stop too, whatever the operation (their
+        stops are part of the path single steps and seeks follow)."""
+        self._catch_syscalls = catch
+        self.session.catch_buffered_calls(catch)
 
     # -- positions --------------------------------------------------------------------
     def mark(self) -> Mark:
@@ -252,6 +265,9 @@ class ReplayTimeline:
         """Arms exactly `addrs` (plus the user's breakpoints if `user`) as int3s."""
         bps = self.session.breakpoints
         wanted = set(addrs) | (self.user_breakpoints if user else set())
+        # none inside the syscall buffer's stubs, which catches rewrite: a moment there is
+        # reached from a stop (_in_stub)
+        wanted -= syscallbuf.STUB_INSIDES
         for addr in [*bps.software, *bps.pending]:
             if addr not in wanted:
                 bps.remove(self.task, addr)
@@ -488,17 +504,20 @@ class ReplayTimeline:
         self._set_internal(set(anchors or {mark.pc}), user=False)
         hits = 0
         at = self._at(mark)
-        while not at:  # mark is met at a stop (or where the run starts)
-            result = session.advance()
-            if result is None or session.applied > mark.applied:
-                raise RuntimeError(f"lost position at event {mark.applied} (pc {mark.pc:#x})")
-            at = self._at(mark)
-            if result.trap is Trap.BREAKPOINT and not at:
-                hits += 1
-                if copies is not None and hits % COPY_EVERY_HITS == 0 and session.can_snapshot:
-                    copies.append((hits, self._snapshot_here()))
-                    if len(copies) > 2:
-                        copies.pop(0)[1].task.kill()
+        with self._catching(every_syscall if _in_stub(mark) else session.stop_at_syscalls):
+            while not at:  # mark is met at a stop (or where the run starts)
+                result = self._advance_toward(mark)
+                if result is None or session.applied > mark.applied:
+                    raise RuntimeError(f"lost position at event {mark.applied} "
+                                       f"(pc {mark.pc:#x})")
+                at = self._at(mark)
+                if result.trap is Trap.BREAKPOINT and not at:
+                    hits += 1
+                    if (copies is not None and hits % COPY_EVERY_HITS == 0
+                            and session.can_snapshot):
+                        copies.append((hits, self._snapshot_here()))
+                        if len(copies) > 2:
+                            copies.pop(0)[1].task.kill()
         self._set_internal(set(), user=False)
         return hits
 
@@ -546,8 +565,9 @@ class ReplayTimeline:
             if cp is None:
                 self._resume_from(self.checkpoints[0])
                 return Outcome("begin")
-            # a syscall entry is reached as a stop there: then every syscall stops the scan
-            catch = every_syscall if end.entry else self.catch_syscalls
+            # a syscall entry is reached as a stop there (so is a moment in a buffered call's
+            # stub): then every syscall stops the scan
+            catch = every_syscall if end.entry or _in_stub(end) else self.catch_syscalls
             with self._catching(catch):
                 found = self._scan(cp, end)
             if found == "interrupted":
@@ -635,7 +655,7 @@ class ReplayTimeline:
             if self.interrupt_requested.is_set():
                 self.interrupt_requested.clear()
                 return "interrupted"
-            result = session.advance()
+            result = self._advance_toward(end)
             if result is None:
                 if session.finished:
                     break
@@ -657,6 +677,13 @@ class ReplayTimeline:
         self._at_end = False
         return last
 
+    def _advance_toward(self, end: Mark) -> Interruption | None:
+        """session.advance() on the way to end; to a moment in the syscall buffer's stubs
+        (which no breakpoint can mark: _set_internal) by single steps once its thread is
+        in them, from the stop of the buffered call there (catches make those stops)."""
+        step = _in_stub(end) and self._thread(end.tid).regs().rip in syscallbuf.STUB_INSIDES
+        return self.session.advance(step)
+
     def _caught(self, result: Interruption) -> bool:
         """Whether result is a stop at a syscall the user catches."""
         catch = self.catch_syscalls
@@ -671,7 +698,7 @@ class ReplayTimeline:
         session.stop_at_end = end.at_end
         count = 0
         while count < stops:
-            result = session.advance()
+            result = self._advance_toward(end)
             if result is not None:
                 count += 1
         self._restore_user_breakpoints()
@@ -721,7 +748,7 @@ class ReplayTimeline:
         task = self._thread(tid)
         regs = task.regs()
         maps = read_maps(task.tid)
-        entered_by = call_site(task, regs.rip, regs.rsp)
+        entered_by = call_site(task, regs.rip, regs.rsp) or stub_call_site(task, regs)
         callee = returned_from(task, regs.rip, regs.rsp)
         inside = function_entry(task, regs.rip, regs.rsp, regs.rbp, maps)
         after_syscall = syscall_site(task, regs.rip)
@@ -767,7 +794,8 @@ class ReplayTimeline:
             # is inside, of the entry or a ret of the function that returned to end, or
             # of an instruction that can precede end's pc, whichever came last
             anchors = frozenset({end.pc, *self._code_anchors(tid, end.pc, callee, maps)}
-                                | {a for a in (entered_by, inside, callee) if a})
+                                | {a for a in (entered_by, inside, callee) if a}
+                                | _stub_start(end))
             total = self._run_to(end, anchors=anchors, copies=copies)
         window = None
         if total > WINDOW_BACK_HITS:
@@ -930,6 +958,22 @@ class ReplayTimeline:
 def every_syscall(_: int) -> bool:
     """A catch of every syscall (gdb's `catch syscall` with no argument)."""
     return True
+
+
+def _in_stub(mark: Mark) -> bool:
+    """Whether mark is inside one of the syscall buffer's stubs (a caught buffered call's
+    entry or return, or a step from there), where no breakpoint can mark it: it is found
+    from the stop of the call (every syscall caught), and by single steps from there."""
+    return mark.pc in syscallbuf.STUB_INSIDES
+
+
+def _stub_start(mark: Mark) -> set[int]:
+    """The start of the syscall buffer's stub mark is inside (nothing if none), which
+    leads to it by single steps."""
+    if not _in_stub(mark):
+        return set()
+    return {syscallbuf.UNTRACED_STUB if mark.pc < syscallbuf.RETURN_STUB
+            else syscallbuf.RETURN_STUB}
 
 
 def _outcome(result: Interruption) -> Outcome:
