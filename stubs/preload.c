@@ -158,21 +158,31 @@ static struct rrgdb_record *begin(size_t out_bytes)
 /* Replay only: the call whose record is at pos has returned, its outputs written. The
  * return stub makes no syscall unless gdb catches syscalls: the replayer then stops there
  * (rax = nr at the syscall) and shows the recorded result. Inside the locked stretch, where
- * no event is ever placed, so record and replay may run different instructions. */
-static void returned(long nr)
+ * no event is ever placed, so record and replay may run different instructions; but the
+ * stack word the call's return address takes goes back to what it held (the untraced
+ * stub's return address, pushed there too): preemption points hash every thread's stack,
+ * also below a thread that stands in a traced call the library makes before the hook
+ * scrubs (an open's dup2, a sleep made again). */
+static inline __attribute__((always_inline)) void returned(long nr)
 {
     register long rax __asm__("rax") = nr;
+    long word;
     __asm__ volatile("lea -128(%%rsp),%%rsp\n\t"
                      ".cfi_adjust_cfa_offset 128\n\t"
+                     "mov -8(%%rsp),%[word]\n\t"
                      "call *%[stub]\n\t"
+                     "mov %[word],-8(%%rsp)\n\t"
                      "lea 128(%%rsp),%%rsp\n\t"
                      ".cfi_adjust_cfa_offset -128"
-                     : "+r"(rax)
+                     : "+r"(rax), [word] "=&r"(word)
                      : [stub] "r"((long)RRGDB_RETURN_STUB)
                      : "rcx", "r11", "memory");
 }
 
-static long finish(struct rrgdb_record *r, long nr, long ret, size_t out_bytes)
+/* Inline, as call() is: the stack the dispatcher uses stays within what the hook scrubs
+ * (SCRUB), the replay-only stub call at the same depth as the untraced stub's. */
+static inline __attribute__((always_inline)) long finish(struct rrgdb_record *r, long nr,
+                                                         long ret, size_t out_bytes)
 {
     struct rrgdb_syscallbuf *b = buffer;
     if (!b->in_replay) {
@@ -190,7 +200,8 @@ static long finish(struct rrgdb_record *r, long nr, long ret, size_t out_bytes)
 /* The result: from the kernel when recording, from the record when replaying. The stub
  * is called either way (in replay rrgdb's scratch page holds a stub that makes no syscall
  * but leaves the same registers), so the two runs execute the same instructions. */
-static long call(struct rrgdb_record *r, long nr, const long *a)
+static inline __attribute__((always_inline)) long call(struct rrgdb_record *r, long nr,
+                                                       const long *a)
 {
     long ret = untraced(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
     return buffer->in_replay ? r->ret : ret;

@@ -159,7 +159,7 @@ def test_stepping_through_a_caught_call(recordings: dict[str, Recording],
     t = _remote(s, recordings["buffered"], tmp_path)
     t.expect(entry, "Catchpoint 2 (call to syscall getuid), 0x0000000070000012 in ?? ()")
     assert t.value(back[1]) == "(void (*)()) 0x70000010"
-    assert _frames(t[back[3]]) == ["call"], t.context(back[3])  # the library's call()
+    t.expect(back[3], "librrgdb_preload.so")  # the library's call to the stub
     assert t.value(forward[2]) == "(void (*)()) 0x70000012"
     assert t.value(forward[3]) == "-38"
     t.expect(done[0], "Catchpoint 2 (returned from syscall getuid)")

@@ -267,7 +267,7 @@ class ReplaySession:
         while one of them is a call _buffered_catch accepts (and the library reports
         returns), else making no syscall. Left as they are while a thread stands in them."""
         task, catch = self.task, self._buffered_catch
-        if task is None or (catch is None and not self._stubs_trap):
+        if task is None or not task.alive or (catch is None and not self._stubs_trap):
             return
         trap = catch is not None and any(
             result != syscallbuf.ABANDONED and catch(number)
@@ -343,6 +343,7 @@ class ReplaySession:
         self.task = task
         self.breakpoints.reinsert(task)
         self.breakpoints.apply_debug_registers(task)
+        self._trap_buffered_calls()
 
     def close(self) -> None:
         """Ends every tracee (by pid)."""
