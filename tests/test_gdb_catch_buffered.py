@@ -164,3 +164,25 @@ def test_stepping_through_a_caught_call(recordings: dict[str, Recording],
     assert t.value(forward[3]) == "-38"
     t.expect(done[0], "Catchpoint 2 (returned from syscall getuid)")
     assert t.value(done[1]) == str(os.getuid())
+
+
+def test_watchpoint_on_what_a_caught_call_writes(recordings: dict[str, Recording],
+                                                 tmp_path: Path) -> None:
+    """A watchpoint on `got` with read caught: the read's entry, then the watchpoint where
+    read() returned (in the buffered recording the library's copy fires it, and replay
+    runs on past the return stub, trapping for the catch, to the caller), as without the
+    buffer, where the watchpoint stop takes the place of the return's."""
+    s = GdbScript()
+    s("break main")
+    s("continue")
+    s("catch syscall read")
+    s("watch got")
+    shown = []
+    for _ in range(2):
+        shown += [s("continue"), s("print $orig_rax"), s("continue"), s("print got")]
+    essence, t = _both(recordings, s, shown, tmp_path)
+    assert essence[:4] == ["Catchpoint 2 (call to syscall read)", "= 0", "",
+                           r'= "msg-0\000\000"'], "\n".join(essence)
+    for index, got in ((shown[2], "msg-0"), (shown[6], "msg-1")):
+        t.expect(index, "Hardware watchpoint 3: got", f'New value = "{got}')
+        assert "E01" not in t[index], t.context(index)

@@ -602,6 +602,9 @@ class ReplaySession:
                 stop = resume_keeping_sigtrap(task, native.PTRACE_SYSEMU)
                 if stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGCHLD:
                     continue  # a replayed child really exited
+                if stop.kind is StopKind.SYSCALL and task.regs().rip in syscallbuf.CATCH_STOPS:
+                    self._leave_stub(task)  # the return stub, trapping for a catch: the
+                    continue  # watchpoint is the stop (without the buffer too)
                 regs = task.regs()
                 if not (stop.kind is StopKind.SIGNAL and stop.signo == signal.SIGTRAP
                         and regs.rip - 1 in (resume, *bps.software)):
