@@ -186,3 +186,32 @@ def test_watchpoint_on_what_a_caught_call_writes(recordings: dict[str, Recording
     for index, got in ((shown[2], "msg-0"), (shown[6], "msg-1")):
         t.expect(index, "Hardware watchpoint 3: got", f'New value = "{got}')
         assert "E01" not in t[index], t.context(index)
+
+
+def test_deleting_the_catchpoint_at_a_buffered_stop(recordings: dict[str, Recording],
+                                                    tmp_path: Path) -> None:
+    """Stopped at a buffered call's catch, the user deletes the catchpoint and steps back:
+    the moments inside the call are reached through its stub's stops, which the stubs no
+    longer made once nothing was caught. reverse-stepi then failed (E01) and left the
+    replay elsewhere (in __brk); now the stubs keep trapping for that call (unreported),
+    and reverse-stepi, stepi, reverse-continue and continue go where they should."""
+    s = GdbScript()
+    s("break main")
+    s("continue")
+    s("catch syscall getuid")
+    s("continue")
+    s("continue")
+    at_entry = s("continue")  # the second call's entry
+    s("delete 2")
+    back = [s("reverse-stepi"), s("print $pc"), s("reverse-stepi"), s("print $pc")]
+    forward = [s("stepi"), s("print $pc")]
+    ends = [s("reverse-continue"), s("continue")]
+    t = _remote(s, recordings["buffered"], tmp_path)
+    t.expect(at_entry, "Catchpoint 2 (call to syscall getuid), 0x0000000070000012")
+    for index in (*back, *forward, *ends):
+        assert "E01" not in t[index] and "Remote failure" not in t[index], t.context(index)
+    assert t.value(back[1]) == "(void (*)()) 0x70000010"  # the stub's start
+    t.expect(back[2], "in plain () from")  # the library's call of the stub
+    assert t.value(forward[1]) == "(void (*)()) 0x70000010"
+    t.expect(ends[0], "Breakpoint 1, main ()")
+    t.expect(ends[1], "SIGKILL")

@@ -128,6 +128,8 @@ class ReplayTimeline:
         self._op_started = 0.0  # when the running reverse operation began
         # syscall numbers that stop continues both ways (gdb's catch syscall; None: none)
         self._catch_syscalls: Callable[[int], bool] | None = None
+        # buffered calls whose stubs trap whatever is caught (see catch_syscalls)
+        self._stub_calls: set[int] = set()
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self, follow: int = 0, at_fork: bool = False) -> None:
@@ -187,9 +189,18 @@ class ReplayTimeline:
     @catch_syscalls.setter
     def catch_syscalls(self, catch: Callable[[int], bool] | None) -> None:
         """The buffered calls of those numbers stop too, whatever the operation (their
-        stops are part of the path single steps and seeks follow)."""
+        stops are part of the path single steps and seeks follow). So do, from then on,
+        those of the buffered call the present stands in, if it does (stopped at its
+        catch, which is being deleted): the searches that find the present again, and
+        moments inside the call, need its stops (they are not reported)."""
         self._catch_syscalls = catch
-        self.session.catch_buffered_calls(catch)
+        task = self.session.task
+        if task is not None and task.alive and _in_stub(self.mark()):
+            self._stub_calls.add(syscallbuf.current_call(self._thread(self._moment_tid))[0])
+        kept = frozenset(self._stub_calls)
+        self.session.catch_buffered_calls(
+            catch if not kept else lambda number: number in kept or (
+                catch is not None and catch(number)))
 
     # -- positions --------------------------------------------------------------------
     def mark(self) -> Mark:
