@@ -4,6 +4,7 @@ refills it."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,7 +36,7 @@ RECORDS = STDIO_FDS + STDIO_FD_LIMIT // 8
 NO_MASK = 2**64 - 1
 _NO_MASK_BYTES = NO_MASK.to_bytes(8, "little")
 PREFIX = 8  # a FlushFrame's data: trap_at (u32), reserved (u32), then the records
-RECORD_HEADER = 16  # a record: result (i64), number (u32), size (u32), output; 8-aligned
+RECORD_HEADER = struct.Struct("<qII")  # a record: result, number, size; output, 8-aligned
 # where a buffered call stands at a trapping stub's syscall stop -> whether it is the return
 CATCH_STOPS = {UNTRACED_STUB + 2: False, RETURN_STUB + 2: True}
 STUBS = range(UNTRACED_STUB, RETURN_STUB + 0x10)  # the code trap_calls() rewrites
@@ -286,25 +287,24 @@ def _enters_hook(read_code: Callable[[int, int], bytes], at: int, resume: int) -
             and end + int.from_bytes(code[-4:], "little", signed=True) == resume)
 
 
-def recorded_calls(data: bytes) -> list[tuple[int, int]]:
-    """(number, result) of each buffered call of a FlushFrame's data."""
-    calls, at = [], PREFIX
-    while at + RECORD_HEADER <= len(data):
-        result = int.from_bytes(data[at:at + 8], "little", signed=True)
-        number = int.from_bytes(data[at + 8:at + 12], "little")
-        size = int.from_bytes(data[at + 12:at + 16], "little")
-        calls.append((number, result))
-        at += max(size + 7 & ~7, RECORD_HEADER)
-    return calls
+def answered_calls(data: bytes) -> list[int]:
+    """The syscall numbers of the calls the buffer answered, by the records of a
+    FlushFrame's data (an abandoned record is not one: its call was made again, traced)."""
+    numbers, at = [], PREFIX
+    while at + RECORD_HEADER.size <= len(data):
+        result, number, size = RECORD_HEADER.unpack_from(data, at)
+        if result != ABANDONED:
+            numbers.append(number)
+        at += max(size + 7 & ~7, RECORD_HEADER.size)
+    return numbers
 
 
 def current_call(task: Task) -> tuple[int, int]:
     """Replay side, inside a buffered call: (number, recorded result) of the record the
     library is using (the one at pos)."""
     pos = int.from_bytes(task.read_exact(POS, 4), "little")
-    record = task.read_exact(RECORDS + pos, RECORD_HEADER)
-    return (int.from_bytes(record[8:12], "little"),
-            int.from_bytes(record[:8], "little", signed=True))
+    result, number, _ = RECORD_HEADER.unpack(task.read_exact(RECORDS + pos, RECORD_HEADER.size))
+    return number, result
 
 
 def reports_returns(task: Task) -> bool:

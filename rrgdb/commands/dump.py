@@ -4,7 +4,6 @@ a summary: events by kind, syscalls by name, ptrace stops, bytes recorded."""
 from __future__ import annotations
 
 import argparse
-import struct
 from collections import Counter
 
 from rrgdb import syscallbuf
@@ -39,19 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 _RECORD_TRAPS = {SyscallFrame: 2, SyscallEntryFrame: 0, ExecFrame: 2, SignalFrame: 1,
                  InstructionTrapFrame: 1, CpuidFrame: 1, ExitFrame: 1, PreemptFrame: 1,
                  FlushFrame: 0}
-_RECORD_HEAD = struct.Struct("<qII")  # a buffered record: result, syscall number, size
-
-
-def buffered_syscalls(data: bytes) -> list[int]:
-    """The syscall numbers of the calls the buffer answered, by the records in a FlushFrame
-    (an abandoned record is not one: its call was made again, traced)."""
-    numbers, pos = [], syscallbuf.PREFIX
-    while pos + _RECORD_HEAD.size <= len(data):
-        result, nr, size = _RECORD_HEAD.unpack_from(data, pos)
-        if result != syscallbuf.ABANDONED:
-            numbers.append(nr)
-        pos += max((size + 7) & ~7, _RECORD_HEAD.size)
-    return numbers
 
 
 def print_stats(frames: list[Frame], header: TraceHeader) -> None:
@@ -65,7 +51,7 @@ def print_stats(frames: list[Frame], header: TraceHeader) -> None:
         for f in frames if isinstance(f, SyscallFrame))
     buffered: Counter[str] = Counter(
         syscall_name(nr) for f in frames if isinstance(f, FlushFrame)
-        for nr in buffered_syscalls(f.data))
+        for nr in syscallbuf.answered_calls(f.data))
     written = sum(len(w.data) for f in frames if isinstance(f, SyscallFrame) for w in f.writes)
     traps = sum(_RECORD_TRAPS.get(type(f), 1) for f in frames)
     traced = sum(syscalls.values())
@@ -106,7 +92,7 @@ def describe(frame: Frame) -> str:
     if isinstance(frame, ExitFrame):
         return f"exit status={frame.status:#x}"
     if isinstance(frame, FlushFrame):
-        names = Counter(syscall_name(nr) for nr in buffered_syscalls(frame.data))
+        names = Counter(syscall_name(nr) for nr in syscallbuf.answered_calls(frame.data))
         return "buffered " + ", ".join(f"{n}x{c}" for n, c in names.most_common())
     if isinstance(frame, PreemptFrame):
         return f"preempted at pc={Registers.from_bytes(frame.regs).rip:#x}"

@@ -112,6 +112,7 @@ class _PendingSyscall:
     spec: SyscallSpec
     state: dict[int, int] = field(default_factory=dict)
     written: bool = False  # already in the trace (fork-like syscalls are written early)
+    clone_flags: int = 0  # of a fork/vfork/clone/clone3 (clone_flags, read at its entry)
     # a clone that stopped its process's buffering at its entry (clone_disables_buffer),
     # and whether its child gives the buffer back (vfork_returns_buffer)
     stops_buffer: bool = False
@@ -530,7 +531,7 @@ class RecordSession:
             self._stdio_writer = rt.task.tid
         pending = rt.pending
         if pending is not None and (pending.regs.syscallno in ADDRESS_SPACE_SYSCALLS
-                                    or _copies_memory(rt.task, pending)):
+                                    or _copies_memory(pending)):
             # Its siblings wait for its exit: the kernel's choice of where their mappings
             # go depends on this one's, and replay makes it at its frame. (A munmap that a
             # sibling's mmap overtook in replay took that mmap's pages away.) A fork copies
@@ -768,9 +769,7 @@ class RecordSession:
         """Orders a syscall entry against what else may run before the syscall returns
         (the other threads of its process, the processes it shares memory with): the frame
         is written when one of their frames comes before the syscall's own (see _emit)."""
-        assert self.writer is not None
-        for previous in self._take_held(frame.tid):  # a sibling's, still held
-            self.writer.write(previous)
+        self._emit_held(frame.tid)  # a sibling's, still held
         if self.syscallbuf:
             self._flush(frame.tid)
         self._held_entries[rt.task.tgid] = frame
@@ -817,7 +816,7 @@ class RecordSession:
         pending = parent.pending
         if pending is None:
             raise RecordError(f"task {parent.task.tid} created {child_tid} outside a syscall")
-        flags = clone_flags(parent.task, pending.regs)
+        flags = pending.clone_flags
         # clone3 takes its flags from memory: kept with the frame (as the bytes the call
         # read), so that tools reading the trace tell threads from processes
         args = ([MemWrite(pending.regs.arg(0), flags.to_bytes(8, "little"))]
@@ -932,24 +931,22 @@ class RecordSession:
         returning = [t for t in self._threads(tgid) if t.buffer_returning]
         for thread in returning:
             thread.buffer_returning = False  # (this child gives it back instead)
-        taken_over = bool(returning) or any(
-            c.returns_buffer for c in self._vfork_children(tgid)) or any(
-            t.pending.returns_buffer for t in self._clones_under_way(tgid))
+        taken_over = bool(returning) or any(self._buffer_sharers(tgid))
         pending.stops_buffer = True
-        pending.returns_buffer = vfork_returns_buffer(
-            clone_flags(rt.task, pending.regs), rt.task, taken_over)
+        pending.returns_buffer = vfork_returns_buffer(pending.clone_flags, rt.task, taken_over)
         syscallbuf.disable(rt.task)
 
-    def _vfork_children(self, tgid: int) -> list[_RecordTask]:
-        """The vfork children still sharing the memory of process tgid."""
-        return [t for t in self.tasks.values() if t.vfork_parent
-                and t.vfork_parent in self.tasks and self.tasks[t.vfork_parent].task.tgid == tgid]
-
-    def _clones_under_way(self, tgid: int) -> list[_RecordTask]:
-        """The threads of process tgid inside a clone that stopped buffering at its entry,
-        whose child the kernel has not reported yet."""
-        return [t for t in self._threads(tgid) if t.pending is not None
-                and t.pending.stops_buffer and not t.pending.written]
+    def _buffer_sharers(self, tgid: int) -> list[bool]:
+        """Whether each of what shares process tgid's memory and buffer gives the buffer
+        back (vfork_returns_buffer): its vfork children that have not exec'd or exited,
+        and its threads' clones that stopped buffering at their entry and whose child the
+        kernel has not reported yet."""
+        children = [t.returns_buffer for t in self.tasks.values() if t.vfork_parent
+                    and t.vfork_parent in self.tasks
+                    and self.tasks[t.vfork_parent].task.tgid == tgid]
+        return children + [t.pending.returns_buffer for t in self._threads(tgid)
+                           if t.pending is not None and t.pending.stops_buffer
+                           and not t.pending.written]
 
     def _return_buffer(self, parent: _RecordTask) -> None:
         """A clone that stopped buffering in parent's process no longer shares its memory
@@ -957,8 +954,7 @@ class RecordSession:
         syscall entry, unless another vfork child, or a clone under way, still shares it
         (that one gives it back; replay sees the same, as the entries of such clones are
         in the trace before this frame)."""
-        tgid = parent.task.tgid
-        if not self._vfork_children(tgid) and not self._clones_under_way(tgid):
+        if not self._buffer_sharers(parent.task.tgid):
             parent.buffer_returning = True
 
     def _release_vfork_parent(self, child: _RecordTask) -> None:
@@ -1014,14 +1010,15 @@ class RecordSession:
             skipped.orig_rax = 2**64 - 1
             task.set_regs(skipped)
         rt.pending = _PendingSyscall(regs, spec, entry_state(task, spec, regs))
-        if spec.special == "clone" and clone_flags(task, regs) & CLONE_UNTRACED:
+        if spec.special == "clone":
+            rt.pending.clone_flags = clone_flags(task, regs)
+        if rt.pending.clone_flags & CLONE_UNTRACED:
             self._trace_the_clone(task, regs)
         if spec.special in ("execve", "clone") and self.syscallbuf:
             # the buffer goes with the old program; a new process must start with an empty
             # copy, as it does in replay, where the fork follows the parent's flush
             self._flush(task.tid)
-        stops_buffer = (self.syscallbuf and spec.special == "clone"
-                        and clone_disables_buffer(clone_flags(task, regs)))
+        stops_buffer = self.syscallbuf and clone_disables_buffer(rt.pending.clone_flags)
         if stops_buffer:
             self._stop_buffering_for_clone(rt, rt.pending)
         if self.scheduler.sharing(task.tgid) or any(
@@ -1536,12 +1533,12 @@ CLONE_VM, CLONE_VFORK, CLONE_THREAD, CLONE_UNTRACED = 0x100, 0x4000, 0x10000, 0x
 CLONE_PARENT_SETTID, CLONE_CHILD_SETTID = 0x100000, 0x1000000
 
 
-def _copies_memory(task: Task, pending: _PendingSyscall) -> bool:
+def _copies_memory(pending: _PendingSyscall) -> bool:
     """Whether the pending syscall is a fork: a clone whose child gets a copy of the
     memory (no CLONE_VM) and that returns at once (no CLONE_VFORK: a vfork parent waits
     for its child's exec, which may wait for a sibling)."""
     return (pending.spec.special == "clone"
-            and not clone_flags(task, pending.regs) & (CLONE_VM | CLONE_VFORK))
+            and not pending.clone_flags & (CLONE_VM | CLONE_VFORK))
 
 
 def clone_disables_buffer(flags: int) -> bool:

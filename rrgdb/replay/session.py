@@ -270,9 +270,9 @@ class ReplaySession:
         if task is None or not task.alive or (catch is None and not self._stubs_trap):
             return
         trap = catch is not None and any(
-            result != syscallbuf.ABANDONED and catch(number)
+            catch(number)
             for tid in self._buffered if tid in self.tasks and self._followed(self.tasks[tid])
-            for number, result in syscallbuf.recorded_calls(self._pending_flush(tid).data))
+            for number in syscallbuf.answered_calls(self._pending_flush(tid).data))
         if trap == self._stubs_trap or (trap and not syscallbuf.reports_returns(task)):
             return
         if any(t.regs().rip in syscallbuf.STUBS for _, t in self.followed_tasks()):
@@ -980,12 +980,17 @@ class ReplaySession:
         if clone_disables_buffer(flags):
             returning = {t for t in self._buffer_returning if self._in_process(t, task.tgid)}
             self._buffer_returning -= returning  # (this child gives it back instead)
-            taken_over = bool(returning) or any(
-                self._in_process(p, task.tgid) for p in self._buffer_returns.values()) or any(
-                returns and self._in_process(t, task.tgid)
-                for t, returns in self._clone_returns.items())
+            taken_over = bool(returning) or any(self._buffer_sharers(task.tgid))
             self._clone_returns[frame.tid] = vfork_returns_buffer(flags, task, taken_over)
             syscallbuf.disable(task)
+
+    def _buffer_sharers(self, tgid: int) -> list[bool]:
+        """Whether each of what shares process tgid's memory and buffer gives the buffer
+        back, as the recorder saw them (RecordSession._buffer_sharers): its vfork children
+        that return it, not yet exec'd or exited, and its clones arrived at, not applied."""
+        return ([True for p in self._buffer_returns.values() if self._in_process(p, tgid)]
+                + [returns for t, returns in self._clone_returns.items()
+                   if self._in_process(t, tgid)])
 
     def _in_process(self, tid: int, tgid: int) -> bool:
         """Whether recorded thread tid is alive in process tgid."""
@@ -997,9 +1002,7 @@ class ReplaySession:
         recorder did, the last one to share the memory gives it back, at the parent's next
         syscall event (or, in traces from before that, at once)."""
         parent = self.tasks.get(parent_tid)
-        if parent is None or any(
-                self._in_process(t, parent.tgid)
-                for t in (*self._buffer_returns.values(), *self._clone_returns)):
+        if parent is None or self._buffer_sharers(parent.tgid):
             return  # another vfork child, or a clone under way, shares the memory still
         if self._vfork_buffer_return == VFORK_BUFFER_AT_CHILD_EXEC:
             syscallbuf.enable(parent)
